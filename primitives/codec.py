@@ -1,0 +1,399 @@
+"""Canonical msgpack: the one wire and storage encoding of gridchain.
+
+Everything that is hashed or signed must have exactly one encoding, or two honest nodes could
+disagree on a hash. So: structs are msgpack arrays in a fixed field order, bytes are `bin`, text is
+`str`, integers only (no floats anywhere), maps only with keys in sorted order. Decoding is strict:
+it rejects trailing bytes, oversize input, wrong types, out-of-range integers, and any encoding that
+would not re-encode to the same bytes (for example an integer in a wider format than needed).
+
+Types are small objects (`U64`, `H256`, `ListOf(...)`) used as annotations on `@struct` classes; the
+same objects describe call arguments and storage values, which is also what the runtime metadata
+publishes, so a client can build any call from the metadata alone.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import sys
+from typing import Any, ClassVar, Iterable
+
+import msgpack
+
+#: Upper bound on any single decoded object unless a caller asks for less. Blocks are bounded by
+#: their own limit (see runtime config); this is only the outer safety net.
+MAX_DECODE_BYTES = 16 * 1024 * 1024
+
+
+class CodecError(ValueError):
+    """The input is not a valid canonical encoding of the expected type."""
+
+
+# --------------------------------------------------------------------------------------------
+# raw canonical encode / decode
+# --------------------------------------------------------------------------------------------
+
+def pack(obj: Any) -> bytes:
+    """Encode plain data (ints, bytes, str, bool, None, lists, str/int-keyed dicts) canonically."""
+    return msgpack.packb(_canonical(obj), use_bin_type=True)
+
+
+def _canonical(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, float):
+        raise CodecError("floats are not allowed in canonical encoding")
+    return obj
+
+
+def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
+    """Decode canonical msgpack; reject trailing bytes, oversize input and non-canonical forms."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_size:
+        raise CodecError(f"input of {len(data)} bytes exceeds the limit of {max_size}")
+    try:
+        obj = msgpack.unpackb(
+            data, raw=False, use_list=True, strict_map_key=False,
+            max_bin_len=max_size, max_str_len=max_size, max_array_len=max_size,
+            max_map_len=max_size, max_ext_len=0,
+        )
+    except msgpack.ExtraData:
+        raise CodecError("trailing bytes after the encoded value") from None
+    except (ValueError, msgpack.UnpackException, TypeError, UnicodeDecodeError) as e:
+        raise CodecError(f"malformed msgpack: {e}") from None
+    _reject_floats_and_unsorted(obj)
+    if msgpack.packb(obj, use_bin_type=True) != bytes(data):
+        raise CodecError("non-canonical encoding")
+    return obj
+
+
+def _reject_floats_and_unsorted(obj: Any) -> None:
+    if isinstance(obj, float):
+        raise CodecError("floats are not allowed")
+    if isinstance(obj, list):
+        for v in obj:
+            _reject_floats_and_unsorted(v)
+    elif isinstance(obj, dict):
+        keys = list(obj)
+        try:
+            ordered = keys == sorted(keys)
+        except TypeError:
+            raise CodecError("map keys of mixed types") from None
+        if not ordered:
+            raise CodecError("map keys are not in sorted order")
+        for v in obj.values():
+            _reject_floats_and_unsorted(v)
+
+
+# --------------------------------------------------------------------------------------------
+# types
+# --------------------------------------------------------------------------------------------
+
+class Type(abc.ABC):
+    """A codec type: turns a Python value into plain msgpack data and back, checking as it goes."""
+
+    name: str = "?"
+
+    @abc.abstractmethod
+    def to_plain(self, value: Any) -> Any:
+        """Check `value` and return its plain msgpack form."""
+
+    @abc.abstractmethod
+    def from_plain(self, plain: Any) -> Any:
+        """Check decoded msgpack data and return the Python value."""
+
+    def describe(self) -> Any:
+        """JSON-friendly description for runtime metadata."""
+        return self.name
+
+    def encode(self, value: Any) -> bytes:
+        return msgpack.packb(self.to_plain(value), use_bin_type=True)
+
+    def decode(self, data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
+        return self.from_plain(unpack(data, max_size))
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class UInt(Type):
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self.max = (1 << bits) - 1
+        self.name = f"u{bits}"
+
+    def to_plain(self, value: Any) -> int:
+        return self.from_plain(value)
+
+    def from_plain(self, plain: Any) -> int:
+        if type(plain) is not int:
+            raise CodecError(f"expected {self.name}, got {type(plain).__name__}")
+        if plain < 0 or plain > self.max:
+            raise CodecError(f"{plain} is out of range for {self.name}")
+        return plain
+
+
+class BigUInt(Type):
+    """An unsigned integer wider than 64 bits, carried as big-endian bytes (msgpack stops at 64)."""
+
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self.max = (1 << bits) - 1
+        self.nbytes = bits // 8
+        self.name = f"u{bits}"
+
+    def to_plain(self, value: Any) -> bytes:
+        if type(value) is not int or value < 0 or value > self.max:
+            raise CodecError(f"{value!r} is not a valid {self.name}")
+        return value.to_bytes(self.nbytes, "big")
+
+    def from_plain(self, plain: Any) -> int:
+        if type(plain) is not bytes or len(plain) != self.nbytes:
+            raise CodecError(f"expected {self.name} as {self.nbytes} big-endian bytes")
+        return int.from_bytes(plain, "big")
+
+
+class Bool(Type):
+    name = "bool"
+
+    def to_plain(self, value: Any) -> bool:
+        return self.from_plain(value)
+
+    def from_plain(self, plain: Any) -> bool:
+        if type(plain) is not bool:
+            raise CodecError(f"expected bool, got {type(plain).__name__}")
+        return plain
+
+
+class Bytes(Type):
+    """Byte string, of a fixed length or bounded by max_len."""
+
+    def __init__(self, length: int | None = None, max_len: int = MAX_DECODE_BYTES) -> None:
+        self.length = length
+        self.max_len = max_len
+        self.name = f"[u8; {length}]" if length is not None else "bytes"
+
+    def to_plain(self, value: Any) -> bytes:
+        if isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        return self.from_plain(value)
+
+    def from_plain(self, plain: Any) -> bytes:
+        if type(plain) is not bytes:
+            raise CodecError(f"expected {self.name}, got {type(plain).__name__}")
+        if self.length is not None and len(plain) != self.length:
+            raise CodecError(f"expected {self.length} bytes, got {len(plain)}")
+        if len(plain) > self.max_len:
+            raise CodecError(f"{len(plain)} bytes exceeds the limit of {self.max_len}")
+        return plain
+
+    def describe(self) -> Any:
+        if self.length is not None:
+            return self.name
+        return {"bytes": {"maxLen": self.max_len}}
+
+
+class Text(Type):
+    def __init__(self, max_len: int = 256) -> None:
+        self.max_len = max_len
+        self.name = "str"
+
+    def to_plain(self, value: Any) -> str:
+        return self.from_plain(value)
+
+    def from_plain(self, plain: Any) -> str:
+        if type(plain) is not str:
+            raise CodecError(f"expected str, got {type(plain).__name__}")
+        if len(plain.encode()) > self.max_len:
+            raise CodecError(f"text longer than {self.max_len} bytes")
+        return plain
+
+    def describe(self) -> Any:
+        return {"str": {"maxLen": self.max_len}}
+
+
+class ListOf(Type):
+    def __init__(self, item: Any, max_len: int = 65536) -> None:
+        self.item = item = as_type(item)
+        self.max_len = max_len
+        self.name = f"Vec<{item.name}>"
+
+    def to_plain(self, value: Any) -> list:
+        if not isinstance(value, (list, tuple)):
+            raise CodecError(f"expected a list, got {type(value).__name__}")
+        if len(value) > self.max_len:
+            raise CodecError(f"list longer than {self.max_len}")
+        return [self.item.to_plain(v) for v in value]
+
+    def from_plain(self, plain: Any) -> tuple:
+        if type(plain) is not list:
+            raise CodecError(f"expected a list, got {type(plain).__name__}")
+        if len(plain) > self.max_len:
+            raise CodecError(f"list longer than {self.max_len}")
+        return tuple(self.item.from_plain(v) for v in plain)
+
+    def describe(self) -> Any:
+        return {"vec": describe(self.item), "maxLen": self.max_len}
+
+
+class Optional(Type):
+    """None or a value; encoded as nil or the value itself."""
+
+    def __init__(self, item: Any) -> None:
+        self.item = item = as_type(item)
+        self.name = f"Option<{item.name}>"
+
+    def to_plain(self, value: Any) -> Any:
+        return None if value is None else self.item.to_plain(value)
+
+    def from_plain(self, plain: Any) -> Any:
+        return None if plain is None else self.item.from_plain(plain)
+
+    def describe(self) -> Any:
+        return {"option": describe(self.item)}
+
+
+class Tuple(Type):
+    def __init__(self, *items: Any) -> None:
+        self.items = items = tuple(as_type(i) for i in items)
+        self.name = "(" + ", ".join(i.name for i in items) + ")"
+
+    def to_plain(self, value: Any) -> list:
+        if not isinstance(value, (list, tuple)) or len(value) != len(self.items):
+            raise CodecError(f"expected a {len(self.items)}-tuple")
+        return [t.to_plain(v) for t, v in zip(self.items, value)]
+
+    def from_plain(self, plain: Any) -> tuple:
+        if type(plain) is not list or len(plain) != len(self.items):
+            raise CodecError(f"expected a {len(self.items)}-element array")
+        return tuple(t.from_plain(v) for t, v in zip(self.items, plain))
+
+    def describe(self) -> Any:
+        return {"tuple": [describe(i) for i in self.items]}
+
+
+class Raw(Type):
+    """Already-plain msgpack data, checked only for canonical form (used for nested calls)."""
+
+    name = "raw"
+
+    def to_plain(self, value: Any) -> Any:
+        return value
+
+    def from_plain(self, plain: Any) -> Any:
+        return plain
+
+
+def describe(t: Any) -> Any:
+    if isinstance(t, StructType):
+        return t.name
+    if isinstance(t, Type):
+        return t.describe()
+    if isinstance(t, type) and issubclass(t, Struct):
+        return t.__name__
+    raise TypeError(f"not a codec type: {t!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# structs
+# --------------------------------------------------------------------------------------------
+
+class Struct:
+    """Base of `@struct` classes: frozen dataclasses encoded as arrays in field order."""
+
+    FIELDS: ClassVar[tuple[tuple[str, Any], ...]] = ()
+
+    def to_plain(self) -> list:
+        out = []
+        for name, t in self.FIELDS:
+            v = getattr(self, name)
+            out.append(v.to_plain() if isinstance(v, Struct) else t.to_plain(v))
+        return out
+
+    @classmethod
+    def from_plain(cls, plain: Any) -> "Struct":
+        if type(plain) is not list or len(plain) != len(cls.FIELDS):
+            raise CodecError(f"{cls.__name__}: expected an array of {len(cls.FIELDS)} fields")
+        values = []
+        for (name, t), p in zip(cls.FIELDS, plain):
+            try:
+                values.append(t.from_plain(p))
+            except CodecError as e:
+                raise CodecError(f"{cls.__name__}.{name}: {e}") from None
+        return cls(*values)
+
+    def encode(self) -> bytes:
+        return msgpack.packb(self.to_plain(), use_bin_type=True)
+
+    @classmethod
+    def decode(cls, data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
+        return cls.from_plain(unpack(data, max_size))
+
+    @classmethod
+    def describe_fields(cls) -> list[dict]:
+        return [{"name": n, "type": describe(t)} for n, t in cls.FIELDS]
+
+
+class StructType(Type):
+    """Adapter so a Struct class can sit wherever a Type is expected."""
+
+    def __init__(self, cls: type[Struct]) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+
+    def to_plain(self, value: Any) -> Any:
+        if not isinstance(value, self.cls):
+            raise CodecError(f"expected {self.name}, got {type(value).__name__}")
+        return value.to_plain()
+
+    def from_plain(self, plain: Any) -> Any:
+        return self.cls.from_plain(plain)
+
+
+def as_type(t: Any) -> Type:
+    """Accept a Type or a Struct class."""
+    if isinstance(t, Type):
+        return t
+    if isinstance(t, type) and issubclass(t, Struct):
+        return StructType(t)
+    raise TypeError(f"not a codec type: {t!r}")
+
+
+def struct(cls: type) -> type:
+    """Turn an annotated class into a frozen, slotted dataclass with a canonical array encoding.
+
+    Annotations must be codec types (instances of `Type`) or other struct classes, in wire order.
+    """
+    module_globals = vars(sys.modules[cls.__module__])
+    fields = tuple(
+        (name, as_type(eval(t, module_globals) if isinstance(t, str) else t))  # noqa: S307 - annotations only
+        for name, t in cls.__dict__.get("__annotations__", {}).items()
+    )
+    ns = dict(cls.__dict__)
+    ns.pop("__dict__", None)
+    ns.pop("__weakref__", None)
+    bases = cls.__bases__ if Struct in cls.__mro__ else (Struct,) + tuple(b for b in cls.__bases__ if b is not object)
+    new_cls = type(cls.__name__, bases, ns)
+    new_cls.__qualname__ = cls.__qualname__
+    new_cls.__module__ = cls.__module__
+    new_cls.FIELDS = fields
+    return dataclasses.dataclass(frozen=True, slots=True)(new_cls)
+
+
+def field_names(cls: type[Struct]) -> Iterable[str]:
+    return (n for n, _ in cls.FIELDS)
+
+
+# Common types, named as in Substrate where one exists.
+U8 = UInt(8)
+U16 = UInt(16)
+U32 = UInt(32)
+U64 = UInt(64)
+U128 = BigUInt(128)
+BOOL = Bool()
+H256 = Bytes(32)
+H512 = Bytes(64)
+BYTES = Bytes()
+TEXT = Text()
