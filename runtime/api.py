@@ -1,0 +1,115 @@
+"""What the node sees of the runtime: transaction validity, and the state it reads and writes.
+
+The node never reaches into pallets. It hands the runtime a `StateReader` for a block's parent state
+and gets back validity verdicts, block execution results and storage changes to commit.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+from primitives.errors import ChainError
+
+
+class StateReader(Protocol):
+    """Read access to one committed state (a block's post-state)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def iter_keys(self, prefix: bytes, start_after: bytes | None = None) -> Iterator[bytes]:
+        """Keys with `prefix`, ascending, strictly after `start_after`."""
+        ...
+
+
+class TransactionSource(enum.Enum):
+    IN_BLOCK = "inBlock"
+    LOCAL = "local"
+    EXTERNAL = "external"
+
+
+@dataclass(frozen=True)
+class ValidTransaction:
+    """The runtime's verdict on a transaction that may go into a block.
+
+    `requires` and `provides` are opaque tags; a transaction is ready when every tag it requires is
+    provided by the chain state or by another ready transaction. For a signed extrinsic the runtime
+    provides (signer, nonce) and requires (signer, nonce - 1) when the nonce is ahead of the chain.
+    """
+
+    priority: int
+    requires: tuple[bytes, ...] = ()
+    provides: tuple[bytes, ...] = ()
+    longevity: int = 2**64 - 1
+    propagate: bool = True
+
+
+def nonce_tag(account: bytes, nonce: int) -> bytes:
+    """The tag a signed extrinsic provides: its signer and nonce."""
+    return account + nonce.to_bytes(4, "big")
+
+
+class InvalidKind(enum.Enum):
+    """Why a transaction is invalid (names as in Substrate's InvalidTransaction)."""
+
+    CALL = "Call"                      # the call cannot be decoded or is not allowed to be dispatched
+    PAYMENT = "Payment"                # the signer cannot pay the fee
+    FUTURE = "Future"                  # nonce far ahead (the pool may keep it waiting)
+    STALE = "Stale"                    # nonce already used
+    BAD_PROOF = "BadProof"             # bad signature, or signed for another chain or runtime
+    ANCIENT_BIRTH_BLOCK = "AncientBirthBlock"
+    EXHAUSTS_RESOURCES = "ExhaustsResources"  # larger than a block's weight or length
+    BAD_MANDATORY = "BadMandatory"     # an inherent failed
+    MANDATORY_VALIDATION = "MandatoryValidation"  # an inherent submitted as a transaction
+    BAD_SIGNER = "BadSigner"
+    CUSTOM = "Custom"
+
+
+class TransactionValidityError(ChainError):
+    """Base of the two verdicts that keep a transaction out of the pool and out of blocks."""
+
+    kind: enum.Enum
+
+
+class InvalidTransaction(TransactionValidityError):
+    """The transaction can never be valid as it is (RPC 1010, reason in `data`)."""
+
+    rpc_code = 1010
+
+    def __init__(self, kind: InvalidKind, message: str) -> None:
+        super().__init__(f"Invalid Transaction: {message}", data=f"{kind.value}: {message}")
+        self.kind = kind
+        self.reason = message
+
+
+class UnknownKind(enum.Enum):
+    CANNOT_LOOKUP = "CannotLookup"
+    NO_UNSIGNED_VALIDATOR = "NoUnsignedValidator"
+    CUSTOM = "Custom"
+
+
+class UnknownTransaction(TransactionValidityError):
+    """Validity cannot be decided now (RPC 1011)."""
+
+    rpc_code = 1011
+
+    def __init__(self, kind: UnknownKind, message: str) -> None:
+        super().__init__(f"Unknown Transaction Validity: {message}", data=f"{kind.value}: {message}")
+        self.kind = kind
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """One ed25519 check, split out of validation so the node can batch it in worker processes."""
+
+    public_key: bytes
+    signature: bytes
+    message: bytes
+
+
+@dataclass
+class StorageChanges:
+    """The net effect of a block on state: key -> new value, or None for a deletion."""
+
+    changes: dict[bytes, bytes | None] = field(default_factory=dict)

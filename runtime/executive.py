@@ -1,0 +1,425 @@
+"""The executive: validate transactions, build and execute blocks, build genesis.
+
+The runtime is a pure function of (parent state, block): everything here reads the parent state
+through an `Overlay` and returns the block's storage changes; the node computes the state root,
+commits, and does all I/O. The same `BlockBuilder` serves authoring (skip what does not fit) and
+import (anything invalid rejects the block), so both follow one rule book.
+
+Order of a block: initialize (system context, author, on_initialize hooks) -> inherents (the
+timestamp, first) -> extrinsics -> finalize (on_finalize hooks, events and counters stored).
+
+A signed extrinsic is checked (format, signature over genesis hash and spec version, mortality,
+nonce, weight and length limits, fee payable), then its fee is withdrawn and its nonce bumped
+*outside* the call's transactional layer, so a failed call still pays and still uses its nonce. The
+call runs in its own layer; on failure its writes and events roll back and an ExtrinsicFailed event
+records why. Unused declared weight is refunded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from primitives.codec import CodecError
+from primitives.errors import BadFormat
+from primitives.extrinsic import (EXTRINSIC_DOMAIN, Extrinsic, extrinsic_hash, signing_payload)
+from primitives.keys import signing_message, verify
+from primitives.types import DIGEST_PRE_RUNTIME, ENGINE_GRID, DigestItem, MAX_EXTRINSIC_BYTES
+from runtime import dispatch as dispatch_mod
+from runtime.api import (InvalidKind, InvalidTransaction, SignatureCheck, StateReader,
+                         TransactionSource, UnknownKind, UnknownTransaction, ValidTransaction,
+                         nonce_tag)
+from runtime.pallet import CallDef, DispatchError, Origin, Pallet, PostInfo
+from runtime.storage import EmptyState, Overlay, externalities
+
+
+@dataclass(frozen=True)
+class RuntimeVersion:
+    spec_name: str = "gridchain"
+    impl_name: str = "gridchain-node"
+    spec_version: int = 1
+    impl_version: int = 1
+    transaction_version: int = 1
+    state_version: int = 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Block limits, read from the system pallet's config when the runtime is composed."""
+
+    max_block_weight: int
+    max_block_length: int
+    normal_ratio_percent: int
+    block_hash_count: int
+
+    @property
+    def max_normal_weight(self) -> int:
+        return self.max_block_weight * self.normal_ratio_percent // 100
+
+    @property
+    def max_normal_length(self) -> int:
+        return self.max_block_length * self.normal_ratio_percent // 100
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """An extrinsic decoded against the call table: what every later check needs."""
+
+    data: bytes
+    hash: bytes
+    xt: Extrinsic
+    call: CallDef
+    args: tuple
+    weight: int
+
+    @property
+    def signer(self) -> bytes | None:
+        return self.xt.signature.signer if self.xt.signature else None
+
+
+@dataclass
+class ApplyOutcome:
+    """The result of including one extrinsic: it is in the block either way; error says if its call failed."""
+
+    hash: bytes
+    error: DispatchError | None
+    weight: int
+    fee: int
+
+
+@dataclass
+class BlockResult:
+    changes: dict[bytes, bytes | None]
+    events: list
+    weight: int
+    outcomes: list[ApplyOutcome] = field(default_factory=list)
+
+
+class BlockError(Exception):
+    """A block that must not be imported: the reason names the first rule it broke."""
+
+
+class Runtime:
+    """The composed runtime: an ordered set of pallets plus the executive's rules."""
+
+    def __init__(self, pallets: list[Pallet], *, system: Any, timestamp: Any, authorship: Any,
+                 payment: Any, genesis_hash: bytes | None = None,
+                 version: RuntimeVersion = RuntimeVersion()) -> None:
+        """`system`, `timestamp`, `authorship` and `payment` are the pallet modules the executive
+        works with (passed in, so that runtime/ never imports pallets/): see pallets/__init__.py."""
+        self.pallets = sorted(pallets, key=lambda p: p.index)
+        self.by_name = {p.name: p for p in self.pallets}
+        if len({p.index for p in self.pallets}) != len(self.pallets):
+            raise ValueError("two pallets share an index")
+        self.version = version
+        self.genesis_hash = genesis_hash
+        self.calls = dispatch_mod.CallTable(self.pallets)
+        dispatch_mod.install(self.calls)
+        self._system, self._timestamp = system, timestamp
+        self._authorship, self._payment = authorship, payment
+        c = system.Config
+        self.limits = Limits(c.max_block_weight, c.max_block_length, c.normal_ratio_percent,
+                             c.block_hash_count)
+
+    # ------------------------------------------------------------------------------------
+    # genesis and metadata
+    # ------------------------------------------------------------------------------------
+    def build_genesis_storage(self, config: dict) -> dict[bytes, bytes]:
+        """Raw genesis storage from the chain spec's per-pallet genesis config."""
+        ov = Overlay(EmptyState())
+        with externalities(ov):
+            for p in self.pallets:
+                if p.genesis_builder is not None:
+                    p.genesis_builder(config.get(p.name, {}))
+        return {k: v for k, v in sorted(ov.changes().items()) if v is not None}
+
+    def metadata(self) -> dict:
+        return {
+            "version": 1,
+            "runtime": {"specName": self.version.spec_name, "specVersion": self.version.spec_version,
+                        "transactionVersion": self.version.transaction_version},
+            "extrinsic": {
+                "version": 1,
+                "format": "msgpack [version, signature | nil, [pallet index, call index, [args]]]",
+                "signature": "[signer, signature, [birth, period], nonce, tip]",
+                "signedPayload": "msgpack [call, [birth, period], nonce, tip, specVersion, "
+                                 "transactionVersion, birthHash]",
+                "domain": EXTRINSIC_DOMAIN.decode(),
+            },
+            "storageKeyScheme": "keccak256(pallet)[:16] ++ keccak256(item)[:16] "
+                                "++ (keccak256(key)[:16] ++ key) per map key",
+            "limits": {"maxBlockWeight": self.limits.max_block_weight,
+                       "maxBlockLength": self.limits.max_block_length,
+                       "maxExtrinsicLength": MAX_EXTRINSIC_BYTES},
+            "pallets": [p.describe() for p in self.pallets],
+        }
+
+    # ------------------------------------------------------------------------------------
+    # decoding and checks shared by validation and block execution
+    # ------------------------------------------------------------------------------------
+    def decode(self, data: bytes) -> Decoded:
+        """Decode an extrinsic and its call arguments. Raises BadFormat (RPC 1001) or InvalidTransaction."""
+        if len(data) > MAX_EXTRINSIC_BYTES:
+            raise InvalidTransaction(InvalidKind.EXHAUSTS_RESOURCES,
+                                     f"extrinsic of {len(data)} bytes exceeds {MAX_EXTRINSIC_BYTES}")
+        try:
+            xt = Extrinsic.decode(data)
+        except CodecError as e:
+            raise BadFormat(f"Extrinsic has invalid format: {e}") from None
+        try:
+            cd = self.calls.lookup(xt.call)
+            args = cd.decode_args(xt.call.args)
+            weight = cd.weight_of(args)
+        except CodecError as e:
+            raise InvalidTransaction(InvalidKind.CALL, str(e)) from None
+        return Decoded(bytes(data), extrinsic_hash(data), xt, cd, args, weight)
+
+    def _birth_hash(self, d: Decoded, number: int) -> bytes:
+        """The hash the signature must cover; checks the mortality window (number = block being built)."""
+        m = d.xt.signature.mortality
+        if m.immortal:
+            return self.genesis_hash
+        if m.period > self.limits.block_hash_count:
+            raise InvalidTransaction(InvalidKind.BAD_PROOF,
+                                     f"mortality period {m.period} exceeds {self.limits.block_hash_count}")
+        if m.birth >= number:
+            raise InvalidTransaction(InvalidKind.BAD_PROOF, "birth block is not yet on chain")
+        if number >= m.birth + m.period:
+            raise InvalidTransaction(InvalidKind.ANCIENT_BIRTH_BLOCK,
+                                     f"transaction expired at block {m.birth + m.period}")
+        h = self._system.block_hash.get(m.birth)
+        if h is None:
+            raise InvalidTransaction(InvalidKind.ANCIENT_BIRTH_BLOCK, "birth block hash no longer known")
+        return h
+
+    def signature_check(self, d: Decoded, number: int) -> SignatureCheck | None:
+        """The ed25519 check a signed extrinsic needs (None if unsigned); must run under externalities."""
+        s = d.xt.signature
+        if s is None:
+            return None
+        birth = self._birth_hash(d, number)
+        payload = signing_payload(d.xt.call, s.mortality, s.nonce, s.tip, self.version.spec_version,
+                                  self.version.transaction_version, birth)
+        return SignatureCheck(s.signer, s.signature,
+                              signing_message(EXTRINSIC_DOMAIN, self.genesis_hash, payload))
+
+    def _check_signed(self, d: Decoded, number: int, signature_ok: bool | None,
+                      for_block: bool) -> tuple[int, int]:
+        """Checks common to pool and block; returns (chain nonce, fee)."""
+        s = d.xt.signature
+        if signature_ok is None:
+            chk = self.signature_check(d, number)
+            signature_ok = verify(chk.public_key, chk.signature, chk.message)
+        else:
+            self._birth_hash(d, number)  # mortality still applies
+        if not signature_ok:
+            raise InvalidTransaction(InvalidKind.BAD_PROOF,
+                                     "bad signature (wrong key, or signed for another chain or runtime version)")
+        if d.weight > self.limits.max_normal_weight or len(d.data) > self.limits.max_normal_length:
+            raise InvalidTransaction(InvalidKind.EXHAUSTS_RESOURCES, "larger than a block allows")
+        chain_nonce = self._system.account.get(s.signer).nonce
+        if s.nonce < chain_nonce:
+            raise InvalidTransaction(InvalidKind.STALE, f"nonce {s.nonce} already used (account nonce is {chain_nonce})")
+        if for_block and s.nonce > chain_nonce:
+            raise InvalidTransaction(InvalidKind.FUTURE, f"nonce {s.nonce} is ahead of the account nonce {chain_nonce}")
+        fee = self._payment.compute_fee(len(d.data), d.weight, s.tip)
+        if not self._payment.can_pay(s.signer, fee):
+            raise InvalidTransaction(InvalidKind.PAYMENT, f"the fee of {fee} exceeds the account's free balance")
+        return chain_nonce, fee
+
+    # ------------------------------------------------------------------------------------
+    # transaction pool validation
+    # ------------------------------------------------------------------------------------
+    def validation_context(self, state: StateReader, best_hash: bytes, best_number: int) -> "ValidationContext":
+        return ValidationContext(self, state, best_hash, best_number)
+
+    # ------------------------------------------------------------------------------------
+    # blocks
+    # ------------------------------------------------------------------------------------
+    def begin_block(self, state: StateReader, parent_hash: bytes, number: int,
+                    digest: tuple[DigestItem, ...]) -> "BlockBuilder":
+        return BlockBuilder(self, state, parent_hash, number, digest)
+
+
+class ValidationContext:
+    """Validates transactions against one state, as if for the next block (best + 1)."""
+
+    def __init__(self, rt: Runtime, state: StateReader, best_hash: bytes, best_number: int) -> None:
+        self.rt = rt
+        self.number = best_number + 1
+        self.overlay = Overlay(state)
+        # make the best block's hash visible, as initialize_block would
+        with externalities(self.overlay):
+            rt._system.block_hash.insert(best_number, best_hash)
+
+    def decode(self, data: bytes) -> Decoded:
+        return self.rt.decode(data)
+
+    def signature_check(self, d: Decoded) -> SignatureCheck | None:
+        with externalities(self.overlay):
+            return self.rt.signature_check(d, self.number)
+
+    def validate(self, d: Decoded, source: TransactionSource,
+                 signature_ok: bool | None = None) -> ValidTransaction:
+        rt = self.rt
+        with externalities(self.overlay):
+            if d.xt.signature is None:
+                if d.call.inherent:
+                    raise InvalidTransaction(InvalidKind.MANDATORY_VALIDATION,
+                                             "inherents are added by the block author, not submitted")
+                validator = d.call.pallet.unsigned_validator
+                if validator is None:
+                    raise UnknownTransaction(UnknownKind.NO_UNSIGNED_VALIDATOR,
+                                             f"{d.call.pallet.name}.{d.call.name} cannot be submitted unsigned")
+                return validator(d.call, d.args, source)
+            s = d.xt.signature
+            chain_nonce, _fee = rt._check_signed(d, self.number, signature_ok, for_block=False)
+            requires = (nonce_tag(s.signer, s.nonce - 1),) if s.nonce > chain_nonce else ()
+            m = s.mortality
+            longevity = (m.birth + m.period - self.number) if not m.immortal else 2**64 - 1
+            return ValidTransaction(priority=s.tip, requires=requires,
+                                    provides=(nonce_tag(s.signer, s.nonce),), longevity=longevity)
+
+
+class BlockBuilder:
+    """One block in progress over its parent's state (authoring and import alike)."""
+
+    def __init__(self, rt: Runtime, state: StateReader, parent_hash: bytes, number: int,
+                 digest: tuple[DigestItem, ...]) -> None:
+        self.rt = rt
+        self.number = number
+        self.overlay = Overlay(state)
+        self.extrinsics: list[bytes] = []
+        self.outcomes: list[ApplyOutcome] = []
+        self.normal_weight = 0
+        self.normal_length = 0
+        self.total_weight = 0
+        self._past_inherents = False
+        self._decoded: dict[bytes, Decoded] = {}
+        author = next((i.data for i in digest if i.kind == DIGEST_PRE_RUNTIME and i.engine == ENGINE_GRID), None)
+        with externalities(self.overlay):
+            rt._system.initialize(number, parent_hash)
+            if author is not None:
+                if len(author) != 32:
+                    raise BlockError("author digest must carry a 32-byte account")
+                rt._authorship.author.put(author)
+            self.overlay.phase = [0]
+            for p in rt.pallets:
+                for hook in p.hooks_initialize:
+                    self.total_weight += hook(number) or 0
+
+    def _decode(self, data: bytes) -> Decoded:
+        d = self._decoded.get(data)
+        if d is None:
+            d = self._decoded[data] = self.rt.decode(data)
+        return d
+
+    def signature_check(self, data: bytes) -> SignatureCheck | None:
+        """For batch verification before `apply`: the check this extrinsic needs, if signed."""
+        d = self._decode(data)
+        with externalities(self.overlay):
+            return self.rt.signature_check(d, self.number)
+
+    def apply(self, data: bytes, signature_ok: bool | None = None) -> ApplyOutcome:
+        """Include one extrinsic. Raises InvalidTransaction (or BadFormat) if it cannot be in this
+        block at all; then nothing changed. A failed call is included with its error."""
+        rt = self.rt
+        d = self._decode(data)
+        index = len(self.extrinsics)
+        ov = self.overlay
+        with externalities(ov):
+            s = d.xt.signature
+            if s is None:
+                if d.call.inherent:
+                    if self._past_inherents:
+                        raise InvalidTransaction(InvalidKind.BAD_MANDATORY, "inherents must come first")
+                else:
+                    validator = d.call.pallet.unsigned_validator
+                    if validator is None:
+                        raise UnknownTransaction(UnknownKind.NO_UNSIGNED_VALIDATOR,
+                                                 f"{d.call.pallet.name}.{d.call.name} cannot be unsigned")
+                    validator(d.call, d.args, TransactionSource.IN_BLOCK)
+                    self._check_room(d)
+                origin = Origin.none()
+                fee = 0
+            else:
+                self._check_room(d)
+                _nonce, fee = rt._check_signed(d, self.number, signature_ok, for_block=True)
+                rt._payment.withdraw_fee(s.signer, fee)
+                rt._system.inc_nonce(s.signer)
+                origin = Origin.signed(s.signer)
+            ov.phase = [1, index]
+            error: DispatchError | None = None
+            actual = d.weight
+            try:
+                post = dispatch_mod.dispatch(d.call, origin, d.args)
+                if isinstance(post, PostInfo) and post.actual_weight is not None:
+                    actual = min(actual, post.actual_weight)
+            except DispatchError as e:
+                error = e
+            if d.call.inherent and error is not None:
+                raise InvalidTransaction(InvalidKind.BAD_MANDATORY, f"inherent failed: {error}")
+            if s is not None:
+                actual_fee = rt._payment.compute_fee(len(data), actual, s.tip)
+                rt._payment.settle_fee(s.signer, fee, actual_fee, s.tip)
+                fee = actual_fee
+            sysmod = rt._system
+            if error is None:
+                _deposit(ov, sysmod.ExtrinsicSuccess(actual))
+            else:
+                _deposit(ov, sysmod.ExtrinsicFailed(error.to_plain(), actual))
+        self.total_weight += actual
+        if not d.call.inherent:
+            self._past_inherents = True
+            self.normal_weight += actual
+            self.normal_length += len(data)
+        self.extrinsics.append(d.data)
+        out = ApplyOutcome(d.hash, error, actual, fee)
+        self.outcomes.append(out)
+        self._decoded.pop(data, None)
+        return out
+
+    def _check_room(self, d: Decoded) -> None:
+        lim = self.rt.limits
+        if self.normal_weight + d.weight > lim.max_normal_weight:
+            raise InvalidTransaction(InvalidKind.EXHAUSTS_RESOURCES, "the block's weight is used up")
+        if self.normal_length + len(d.data) > lim.max_normal_length:
+            raise InvalidTransaction(InvalidKind.EXHAUSTS_RESOURCES, "the block's length is used up")
+
+    def finish(self) -> BlockResult:
+        """Run on_finalize hooks, store the block's events and counters, return its changes."""
+        rt = self.rt
+        ov = self.overlay
+        with externalities(ov):
+            ov.phase = [2]
+            for p in rt.pallets:
+                for hook in p.hooks_finalize:
+                    try:
+                        hook(self.number)
+                    except DispatchError as e:
+                        raise BlockError(f"{p.name}.on_finalize failed: {e}") from None
+                    except RuntimeError as e:
+                        raise BlockError(str(e)) from None
+            sysmod = rt._system
+            sysmod.events.put(tuple(ov.events))
+            sysmod.extrinsic_count.put(len(self.extrinsics))
+            sysmod.block_weight.put(self.total_weight)
+        return BlockResult(ov.changes(), list(ov.events), self.total_weight, self.outcomes)
+
+
+def _deposit(ov: Overlay, event: Any) -> None:
+    cls = type(event)
+    ov.events.append([ov.phase, cls._pallet_index, cls._event_index, event.to_plain()])
+
+
+def execute_block(rt: Runtime, state: StateReader, parent_hash: bytes, number: int,
+                  digest: tuple[DigestItem, ...], extrinsics: list[bytes],
+                  signatures_ok: list[bool | None] | None = None) -> BlockResult:
+    """Import-side execution: every extrinsic must apply (the timestamp inherent is enforced by its
+    pallet's on_finalize; inherents must precede everything else)."""
+    b = rt.begin_block(state, parent_hash, number, digest)
+    for i, data in enumerate(extrinsics):
+        try:
+            b.apply(data, None if signatures_ok is None else signatures_ok[i])
+        except (InvalidTransaction, UnknownTransaction, BadFormat) as e:
+            raise BlockError(f"extrinsic {i} is invalid: {e.message}") from None
+    return b.finish()
