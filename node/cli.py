@@ -1,0 +1,436 @@
+"""The `gridchain` command, in Substrate's conventions (`--dev`, `run`, `key`, `build-spec`, ...).
+
+Every command fails with one clear line on stderr and a non-zero exit on bad input.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import signal
+import struct as _struct
+import sys
+from pathlib import Path
+
+import click
+
+from genesis.chain_spec import ChainSpecError, load_spec, to_raw
+from primitives import ss58
+from primitives.keys import InvalidSecret, Keypair, secret_seed_from_uri
+from primitives.ss58 import AddressError
+
+DEFAULT_RPC_PORT = 9944
+DEFAULT_P2P_PORT = 30333
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _spec(chain: str) -> dict:
+    try:
+        return load_spec(chain)
+    except ChainSpecError as e:
+        _fail(str(e))
+
+
+def _default_base(spec: dict) -> Path:
+    return Path.home() / ".local" / "share" / "gridchain"
+
+
+# ---------------------------------------------------------------------------------------------
+# node
+# ---------------------------------------------------------------------------------------------
+
+async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate_limit: int | None) -> None:
+    from node.service import NodeService  # noqa: PLC0415 - keeps `key`/`build-spec` start-up light
+    from rpc.server import RpcServer  # noqa: PLC0415
+    node = NodeService(config)
+    server = RpcServer(node, host=rpc_host, port=rpc_port, rpc_methods_unsafe=rpc_methods,
+                       rate_limit_per_second=rate_limit)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+        await server.start()
+        c = node.chain
+        logging.getLogger("gridchain").info(
+            "gridchain %s: chain %r, genesis 0x%s, best #%d, base path %s, RPC on %s:%d",
+            "0.1.0", config.spec["name"], c.genesis_hash.hex(), c.best_number, node.base_path, rpc_host,
+            server.port)
+        print(f"RPC listening on ws://{rpc_host}:{server.port} and http://{rpc_host}:{server.port}", flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+        await node.stop()
+
+
+def _start(spec: dict, base_path: Path | None, author: str | None, block_time_ms: int, rpc_port: int,
+           rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, dev: bool) -> None:
+    from node.service import NodeConfig  # noqa: PLC0415
+    if pruning == "archive":
+        keep = None
+    else:
+        try:
+            keep = int(pruning)
+        except ValueError:
+            _fail("--pruning takes 'archive' or a number of recent states to keep")
+        if keep < 2:
+            _fail("--pruning must keep at least 2 states")
+    if author:
+        try:
+            secret_seed_from_uri(author)
+        except InvalidSecret as e:
+            _fail(f"bad authoring key: {e}")
+    config = NodeConfig(spec=spec, base_path=base_path, author_uri=author, block_time_ms=block_time_ms,
+                        dev_finality=True, keep_states=keep)
+    host = "0.0.0.0" if rpc_external else "127.0.0.1"
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit))
+    except OSError as e:
+        _fail(f"cannot start the node: {e}")
+    except ValueError as e:
+        _fail(str(e))
+
+
+_node_options = [
+    click.option("--base-path", type=click.Path(path_type=Path), help="Where the chain database lives."),
+    click.option("--rpc-port", type=click.IntRange(0, 65535), default=DEFAULT_RPC_PORT, show_default=True),
+    click.option("--rpc-external", is_flag=True, help="Listen for RPC on all interfaces (default: loopback)."),
+    click.option("--rpc-methods", type=click.Choice(["auto", "safe", "unsafe"]), default="auto", show_default=True,
+                 help="auto: unsafe methods only when RPC listens on loopback."),
+    click.option("--rpc-rate-limit", type=click.IntRange(1, None), default=None,
+                 help="Requests per second per client address."),
+    click.option("--block-time-ms", type=click.IntRange(0, None), default=1000, show_default=True,
+                 help="Block interval; 0 = instant seal (a block whenever transactions arrive)."),
+    click.option("--pruning", default="256", show_default=True,
+                 help="Recent states to keep, or 'archive' to keep all."),
+]
+
+
+def node_options(fn):
+    for opt in reversed(_node_options):
+        fn = opt(fn)
+    return fn
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dev", is_flag=True, help="Run a single-node development chain (temporary, pre-funded dev accounts).")
+@node_options
+@click.pass_context
+def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, rpc_external: bool,
+         rpc_methods: str, rpc_rate_limit: int | None, block_time_ms: int, pruning: str) -> None:
+    """gridchain: a blockchain node for peer-to-peer energy trading."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not dev:
+        click.echo(ctx.get_help())
+        return
+    _start(_spec("dev"), base_path, "//Alice", block_time_ms, rpc_port, rpc_external, rpc_methods, pruning,
+           rpc_rate_limit, dev=True)
+
+
+@main.command()
+@click.option("--chain", default="dev", show_default=True, help="Preset (dev, local) or chain spec file.")
+@click.option("--validator", is_flag=True, help="Author blocks (needs --key).")
+@click.option("--key", "key_uri", help="Secret URI of the authoring key, e.g. '//Alice' or a mnemonic.")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_P2P_PORT, show_default=True,
+              help="p2p port (reserved: networking arrives with BFT consensus).")
+@click.option("--bootnodes", multiple=True, help="Peer addresses (reserved, see --port).")
+@node_options
+def run(chain: str, validator: bool, key_uri: str | None, port: int, bootnodes: tuple, base_path: Path | None,
+        rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_rate_limit: int | None, block_time_ms: int,
+        pruning: str) -> None:
+    """Run a node on a chain."""
+    spec = _spec(chain)
+    if validator and not key_uri:
+        _fail("--validator needs --key (the authoring key's secret URI)")
+    if base_path is None:
+        base_path = _default_base(spec)
+    _start(spec, base_path, key_uri if validator else None, block_time_ms, rpc_port, rpc_external, rpc_methods,
+           pruning, rpc_rate_limit, dev=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# keys
+# ---------------------------------------------------------------------------------------------
+
+@main.group()
+def key() -> None:
+    """Generate and inspect ed25519 keys (Substrate-compatible)."""
+
+
+def _key_fields(kp: Keypair, phrase: str | None, seed: bytes) -> dict:
+    out = {}
+    if phrase is not None:
+        out["secretPhrase"] = phrase
+    out.update({
+        "networkId": "gridchain",
+        "secretSeed": "0x" + seed.hex(),
+        "publicKey": "0x" + kp.public_key.hex(),
+        "ss58PublicKey": kp.address(),
+        "accountId": "0x" + kp.public_key.hex(),
+        "ss58Address": kp.address(),
+    })
+    return out
+
+
+def _print_key(fields: dict, output_type: str) -> None:
+    if output_type == "json":
+        click.echo(json.dumps(fields, indent=2))
+        return
+    labels = [("secretPhrase", "Secret phrase"), ("networkId", "Network ID"), ("secretSeed", "Secret seed"),
+              ("publicKey", "Public key (hex)"), ("accountId", "Account ID"), ("ss58Address", "SS58 Address")]
+    for k, label in labels:
+        if k in fields:
+            click.echo(f"{label + ':':<19}{fields[k]}")
+
+
+@key.command()
+@click.option("--output-type", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--words", type=click.Choice(["12", "24"]), default="12", show_default=True)
+def generate(output_type: str, words: str) -> None:
+    """Generate a new key from a fresh BIP39 mnemonic."""
+    from mnemonic import Mnemonic  # noqa: PLC0415
+    phrase = Mnemonic("english").generate(strength=128 if words == "12" else 256)
+    seed = secret_seed_from_uri(phrase)
+    _print_key(_key_fields(Keypair.from_seed(seed), phrase, seed), output_type)
+
+
+@key.command()
+@click.argument("uri")
+@click.option("--output-type", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--public", is_flag=True, help="URI is an SS58 address or hex public key.")
+def inspect(uri: str, output_type: str, public: bool) -> None:
+    """Show the keys of a secret URI (mnemonic, 0x seed, //Dev path) or of a public address."""
+    if public or (not uri.startswith("//") and " " not in uri.strip() and not uri.startswith("0x")):
+        try:
+            pk = bytes.fromhex(uri[2:]) if uri.startswith("0x") else ss58.decode_with_prefix(uri)[0]
+        except (AddressError, ValueError) as e:
+            _fail(f"not an address or public key: {e}")
+        if len(pk) != 32:
+            _fail("a public key is 32 bytes")
+        fields = {"networkId": "gridchain", "publicKey": "0x" + pk.hex(), "accountId": "0x" + pk.hex(),
+                  "ss58Address": ss58.encode(pk)}
+        _print_key(fields, output_type)
+        return
+    try:
+        seed = secret_seed_from_uri(uri)
+    except InvalidSecret as e:
+        _fail(str(e))
+    phrase = uri if " " in uri.strip() else None
+    _print_key(_key_fields(Keypair.from_seed(seed), phrase, seed), output_type)
+
+
+# ---------------------------------------------------------------------------------------------
+# chain specs and the database
+# ---------------------------------------------------------------------------------------------
+
+@main.command("build-spec")
+@click.option("--chain", default="dev", show_default=True)
+@click.option("--raw", is_flag=True, help="Genesis as raw storage (what nodes hash).")
+def build_spec(chain: str, raw: bool) -> None:
+    """Print a chain spec as JSON."""
+    spec = _spec(chain)
+    if raw:
+        from pallets import build_runtime  # noqa: PLC0415
+        try:
+            spec = to_raw(spec, build_runtime())
+        except ChainSpecError as e:
+            _fail(str(e))
+    click.echo(json.dumps(spec, indent=2))
+
+
+def _db_path(spec: dict, base_path: Path) -> Path:
+    return base_path / "chains" / spec["id"] / "db"
+
+
+@main.command("purge-chain")
+@click.option("--chain", default="dev", show_default=True)
+@click.option("--base-path", type=click.Path(path_type=Path), required=True)
+@click.option("-y", "yes", is_flag=True, help="Do not ask for confirmation.")
+def purge_chain(chain: str, base_path: Path, yes: bool) -> None:
+    """Delete a chain's database."""
+    path = _db_path(_spec(chain), base_path)
+    if not path.exists():
+        _fail(f"{path} does not exist")
+    if not yes and not click.confirm(f"Delete {path}?"):
+        _fail("aborted")
+    shutil.rmtree(path)
+    click.echo(f"{path} removed")
+
+
+def _open_chain(spec: dict, base_path: Path):
+    from node.chain import Chain  # noqa: PLC0415
+    from node.db import Database  # noqa: PLC0415
+    from genesis.chain_spec import genesis_storage  # noqa: PLC0415
+    db = Database.open(_db_path(spec, base_path))
+    try:
+        return Chain(db, lambda rt: genesis_storage(spec, rt), keep_states=None)
+    except ValueError as e:
+        db.close()
+        _fail(str(e))
+
+
+@main.command("export-blocks")
+@click.option("--chain", default="dev", show_default=True)
+@click.option("--base-path", type=click.Path(path_type=Path), required=True)
+@click.option("--from", "start", type=click.IntRange(1, None), default=1, show_default=True)
+@click.option("--to", "end", type=click.IntRange(1, None), default=None)
+@click.argument("output", type=click.File("wb"))
+def export_blocks(chain: str, base_path: Path, start: int, end: int | None, output) -> None:
+    """Write blocks to a file: each a 4-byte big-endian length and an encoded SignedBlock."""
+    c = _open_chain(_spec(chain), base_path)
+    try:
+        last = c.best_number if end is None else min(end, c.best_number)
+        n = 0
+        for number in range(start, last + 1):
+            data = c.blocks.block(c.blocks.hash_at(number)).encode()
+            output.write(_struct.pack(">I", len(data)) + data)
+            n += 1
+        click.echo(f"exported {n} blocks ({start}..{last})", err=True)
+    finally:
+        c.db.close()
+
+
+@main.command("import-blocks")
+@click.option("--chain", default="dev", show_default=True)
+@click.option("--base-path", type=click.Path(path_type=Path), required=True)
+@click.argument("input_file", type=click.File("rb"))
+def import_blocks(chain: str, base_path: Path, input_file) -> None:
+    """Verify and import blocks written by export-blocks (blocks already present are skipped)."""
+    from node.chain import ImportError_  # noqa: PLC0415
+    from primitives.codec import CodecError  # noqa: PLC0415
+    from primitives.types import SignedBlock  # noqa: PLC0415
+    c = _open_chain(_spec(chain), base_path)
+    imported = skipped = 0
+    try:
+        while True:
+            head = input_file.read(4)
+            if not head:
+                break
+            if len(head) < 4:
+                _fail("truncated file: incomplete length prefix")
+            (length,) = _struct.unpack(">I", head)
+            data = input_file.read(length)
+            if len(data) != length:
+                _fail("truncated file: incomplete block")
+            try:
+                signed = SignedBlock.decode(data)
+            except CodecError as e:
+                _fail(f"block {imported + skipped + 1} in the file is malformed: {e}")
+            number = signed.block.header.number
+            if number <= c.best_number:
+                if c.blocks.hash_at(number) != signed.block.header.hash():
+                    _fail(f"block #{number} in the file conflicts with the chain in the database")
+                skipped += 1
+                continue
+            try:
+                c.import_block(signed, finalize=True, check_drift=False)
+            except ImportError_ as e:
+                _fail(f"block #{number} refused: {e}")
+            imported += 1
+        click.echo(f"imported {imported} blocks, skipped {skipped} already present; best is #{c.best_number}")
+    finally:
+        c.db.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# wallet basics
+# ---------------------------------------------------------------------------------------------
+
+def _client(url: str):
+    from rpc.client import Client  # noqa: PLC0415
+    return Client(url)
+
+
+def _account(text: str) -> bytes:
+    try:
+        if text.startswith("0x"):
+            pk = bytes.fromhex(text[2:])
+            if len(pk) != 32:
+                raise ValueError("a public key is 32 bytes")
+            return pk
+        if text.startswith("//"):
+            return Keypair.from_uri(text).public_key
+        return ss58.decode_with_prefix(text)[0]
+    except (AddressError, ValueError, InvalidSecret) as e:
+        _fail(f"not an account: {text!r} ({e})")
+
+
+@main.group()
+def tx() -> None:
+    """Sign and submit transactions."""
+
+
+@tx.command()
+@click.option("--from", "sender", required=True, help="Secret URI of the sender, e.g. //Alice or a mnemonic.")
+@click.option("--to", "dest", required=True, help="SS58 address (or 0x public key, or //Dev name).")
+@click.option("--amount", type=click.IntRange(1, None), required=True, help="In the smallest unit.")
+@click.option("--asset", type=click.IntRange(0, None), default=None, help="Asset id (e.g. 1 = stablecoin); default native.")
+@click.option("--tip", type=click.IntRange(0, None), default=0)
+@click.option("--rpc", "url", default=f"ws://127.0.0.1:{DEFAULT_RPC_PORT}", show_default=True)
+@click.option("--wait", type=click.Choice(["none", "inBlock", "finalized"]), default="finalized", show_default=True)
+def transfer(sender: str, dest: str, amount: int, asset: int | None, tip: int, url: str, wait: str) -> None:
+    """Transfer native tokens or an asset."""
+    try:
+        kp = Keypair.from_uri(sender)
+    except InvalidSecret as e:
+        _fail(f"bad sender key: {e}")
+    to = _account(dest)
+    from rpc.client import RpcError  # noqa: PLC0415
+    try:
+        with _client(url) as c:
+            if asset is None:
+                xt = c.build_extrinsic(kp, "balances", "transfer", [to, amount], tip=tip)
+            else:
+                xt = c.build_extrinsic(kp, "balances", "transfer_asset", [asset, to, amount], tip=tip)
+            if wait == "none":
+                click.echo("0x" + c.submit(xt).hex())
+                return
+            r = c.submit_and_watch(xt, until=wait)
+            click.echo(f"{r.status} in block 0x{r.block_hash.hex()} (extrinsic 0x{r.hash.hex()})")
+    except RpcError as e:
+        _fail(f"rejected: {e}")
+    except OSError as e:
+        _fail(f"cannot reach the node at {url}: {e}")
+
+
+@main.group()
+def query() -> None:
+    """Read chain state."""
+
+
+@query.command()
+@click.argument("account")
+@click.option("--asset", type=click.IntRange(0, None), default=None)
+@click.option("--rpc", "url", default=f"ws://127.0.0.1:{DEFAULT_RPC_PORT}", show_default=True)
+def balance(account: str, asset: int | None, url: str) -> None:
+    """Show an account's balance (native, or of an asset)."""
+    from primitives.codec import U64  # noqa: PLC0415
+    from rpc.client import RpcError  # noqa: PLC0415
+    from pallets import balances, system  # noqa: PLC0415 - storage key derivation only
+    who = _account(account)
+    try:
+        with _client(url) as c:
+            if asset is None:
+                raw = c.get_storage(system.account.key_of(who))
+                info = system.AccountInfo.decode(raw) if raw else system.EMPTY_ACCOUNT
+                click.echo(json.dumps({"account": ss58.encode(who), "free": info.free, "reserved": info.reserved,
+                                       "nonce": info.nonce}))
+            else:
+                raw = c.get_storage(balances.asset_balance.key_of(asset, who))
+                click.echo(json.dumps({"account": ss58.encode(who), "asset": asset,
+                                       "balance": U64.decode(raw) if raw else 0}))
+    except RpcError as e:
+        _fail(f"query failed: {e}")
+    except OSError as e:
+        _fail(f"cannot reach the node at {url}: {e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

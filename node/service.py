@@ -1,0 +1,364 @@
+"""The running node: one asyncio loop owns the chain, the pool, block authoring and RPC.
+
+This is the object the RPC server talks to (it implements `rpc.api.NodeApi`). The runtime runs
+synchronously on the loop, never concurrently with itself; signature checks of incoming
+transactions run in batches in worker processes (`node.verifier`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+from genesis.chain_spec import genesis_storage
+from node.chain import Chain, ImportError_
+from node.db import Database
+from node.pool import TransactionPool, TxStatus
+from node.verifier import SignatureVerifier
+from primitives.errors import BadFormat, ChainError
+from primitives.hashing import keccak256
+from primitives.keys import Keypair
+from primitives.types import Header, SignedBlock
+from rpc.api import Health, NodeInfo, RuntimeVersionInfo, TxStatusUpdate
+from runtime.api import TransactionSource, TransactionValidityError, ValidTransaction
+
+log = logging.getLogger("gridchain.node")
+
+NODE_NAME = "gridchain"
+NODE_VERSION = "0.1.0"
+
+
+class UnknownBlock(ChainError):
+    rpc_code = 4003
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"Unknown block: {what}")
+
+
+@dataclass
+class NodeConfig:
+    spec: dict
+    base_path: Path | None = None          # None: a temporary directory removed on stop
+    author_uri: str | None = None          # secret URI of the authoring key (dev: //Alice)
+    block_time_ms: int = 1000              # 0: instant seal (a block as soon as transactions arrive)
+    dev_finality: bool = True              # dev chains: a block is final when authored
+    keep_states: int | None = 256          # None: archive mode
+    verifier_workers: int = 2
+    pool_max_count: int = 8192
+    max_block_extrinsics: int = 20_000
+    extra: dict = field(default_factory=dict)
+
+
+class _Broadcast:
+    """Fan-out of values to async subscribers; a subscriber that falls far behind loses old items."""
+
+    def __init__(self, maxsize: int = 256) -> None:
+        self.queues: set[asyncio.Queue] = set()
+        self.maxsize = maxsize
+
+    def publish(self, value: Any) -> None:
+        for q in list(self.queues):
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(value)
+
+    async def subscribe(self) -> AsyncIterator[Any]:
+        q: asyncio.Queue = asyncio.Queue(self.maxsize)
+        self.queues.add(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self.queues.discard(q)
+
+
+class NodeService:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self._tmpdir: str | None = None
+        if config.base_path is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="gridchain-")
+            base = Path(self._tmpdir)
+        else:
+            base = config.base_path
+        base.mkdir(parents=True, exist_ok=True)
+        self.base_path = base
+        self.db = Database.open(base / "chains" / config.spec["id"] / "db")
+        self.verifier = SignatureVerifier(workers=config.verifier_workers)
+        self.chain = Chain(self.db, lambda rt: genesis_storage(config.spec, rt),
+                           keep_states=config.keep_states, verify_batch=self.verifier.verify_batch)
+        self.author = Keypair.from_uri(config.author_uri) if config.author_uri else None
+        self.pool = TransactionPool(self._validate_batch, max_count=config.pool_max_count)
+        self.pool.add_listener(self._on_tx_status)
+        self._sig_ok: OrderedDict[bytes, None] = OrderedDict()   # hashes whose signature verified
+        self._watchers: dict[bytes, set[asyncio.Queue]] = {}
+        self.new_heads = _Broadcast()
+        self.finalized_heads = _Broadcast()
+        self._tasks: list[asyncio.Task] = []
+        self._seal_wanted: asyncio.Event | None = None  # created on the loop in start()
+        self._lock: asyncio.Lock | None = None
+        self.extra_rpc: dict[str, Any] = {}
+
+    # lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._lock = asyncio.Lock()
+        self._seal_wanted = asyncio.Event()
+        if self.author is not None:
+            self._tasks.append(asyncio.create_task(self._authoring_loop(), name="authoring"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        self._tasks.clear()
+        self.verifier.close()
+        self.db.close()
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    # authoring --------------------------------------------------------------------------
+    async def _authoring_loop(self) -> None:
+        interval = self.config.block_time_ms / 1000
+        next_at = time.monotonic()
+        while True:
+            if interval > 0:
+                next_at += interval
+                delay = next_at - time.monotonic()
+                if delay < 0:
+                    next_at = time.monotonic()
+                    delay = 0
+                try:
+                    await asyncio.wait_for(self._seal_wanted.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await self._seal_wanted.wait()
+            self._seal_wanted.clear()
+            try:
+                await self.seal_block()
+            except Exception:  # noqa: BLE001 - a failed block must not stop the node
+                log.exception("authoring a block failed")
+
+    async def seal_block(self) -> bytes:
+        """Author one block now from the ready pool (dev chains; `engine_createBlock`)."""
+        if self.author is None:
+            raise ChainError("this node has no authoring key")
+        async with self._lock:
+            limit = self.config.max_block_extrinsics
+            candidates = []
+            for tx in self.pool.ready():
+                candidates.append((tx.hash, tx.data))
+                if len(candidates) >= limit:
+                    break
+            built = self.chain.build_block(self.author, candidates, finalize=self.config.dev_finality)
+            self._after_block(built.signed, built.hash, [o.hash for o in built.result.outcomes])
+            if built.skipped_invalid:
+                for h, reason in built.skipped_invalid:
+                    self.pool.remove_invalid([h], reason)
+            log.info("authored block #%d %s with %d extrinsics", built.signed.block.header.number,
+                     "0x" + built.hash.hex()[:12], len(built.signed.block.extrinsics))
+            return built.hash
+
+    def import_block(self, signed: SignedBlock, finalize: bool = True) -> bytes:
+        result = self.chain.import_block(signed, finalize=finalize)
+        h = signed.block.header.hash()
+        self._after_block(signed, h, [o.hash for o in result.outcomes])
+        return h
+
+    def _after_block(self, signed: SignedBlock, block_hash: bytes, included: list[bytes]) -> None:
+        header = signed.block.header
+        self.pool.block_imported(block_hash, included)
+        self.new_heads.publish(header)
+        if self.config.dev_finality:
+            self.pool.block_finalized(block_hash, included)
+            self.finalized_heads.publish(header)
+
+    # transaction validation (pool callback) ---------------------------------------------
+    def _validate_batch(self, datas: Sequence[bytes], source: TransactionSource
+                        ) -> list[ValidTransaction | TransactionValidityError]:
+        ctx = self.chain.runtime.validation_context(self.chain.state.reader(None), self.chain.best_hash,
+                                                    self.chain.best_number)
+        decoded: list[Any] = []
+        checks, check_at = [], []
+        for i, data in enumerate(datas):
+            try:
+                d = ctx.decode(data)
+                decoded.append(d)
+                if d.hash not in self._sig_ok:
+                    chk = ctx.signature_check(d)
+                    if chk is not None:
+                        checks.append(chk)
+                        check_at.append(i)
+            except (TransactionValidityError, BadFormat) as e:
+                decoded.append(e)
+        oks: dict[int, bool] = {}
+        if checks:
+            for i, ok in zip(check_at, self.verifier.verify_batch(checks)):
+                oks[i] = ok
+        out: list[ValidTransaction | TransactionValidityError] = []
+        for i, d in enumerate(decoded):
+            if isinstance(d, Exception):
+                out.append(d)
+                continue
+            ok = oks.get(i, True)
+            try:
+                out.append(ctx.validate(d, source, signature_ok=ok))
+                if ok and i in oks:
+                    self._remember_sig(d.hash)
+            except TransactionValidityError as e:
+                out.append(e)
+        return out
+
+    def _remember_sig(self, h: bytes) -> None:
+        self._sig_ok[h] = None
+        if len(self._sig_ok) > 200_000:
+            self._sig_ok.popitem(last=False)
+
+    # tx status fan-out ------------------------------------------------------------------
+    def _on_tx_status(self, tx_hash: bytes, status: TxStatus, extra: object) -> None:
+        queues = self._watchers.get(tx_hash)
+        if not queues:
+            return
+        block = extra if status in (TxStatus.IN_BLOCK, TxStatus.FINALIZED) else None
+        reason = extra if status in (TxStatus.DROPPED, TxStatus.INVALID) else None
+        if status is TxStatus.USURPED:
+            block = extra
+        update = TxStatusUpdate(status.value, block, reason if isinstance(reason, str) else None)
+        for q in queues:
+            q.put_nowait(update)
+
+    def _wake_instant_seal(self) -> None:
+        if self.config.block_time_ms == 0 and self._seal_wanted is not None:
+            self._seal_wanted.set()
+
+    # ---------------------------------------------------------------------------------
+    # NodeApi
+    # ---------------------------------------------------------------------------------
+    def info(self) -> NodeInfo:
+        s = self.config.spec
+        return NodeInfo(NODE_NAME, NODE_VERSION, s["name"], s.get("chainType", "Live"), s.get("properties", {}))
+
+    def health(self) -> Health:
+        return Health(peers=0, is_syncing=False, should_have_peers=self.config.spec.get("chainType") != "Development")
+
+    def account_next_index(self, account: bytes) -> int:
+        return self.pool.next_nonce(account, self.chain.account_nonce(account))
+
+    def peers(self) -> list[dict]:
+        return []
+
+    def local_peer_id(self) -> str:
+        # the libp2p host arrives with BFT consensus; until then the node's identity is its author key
+        return "" if self.author is None else self.author.address()
+
+    def _resolve(self, block_hash: bytes | None) -> bytes:
+        if block_hash is None:
+            return self.chain.best_hash
+        if self.chain.blocks.header(block_hash) is None:
+            raise UnknownBlock("0x" + block_hash.hex())
+        return block_hash
+
+    def get_block(self, block_hash: bytes | None) -> SignedBlock | None:
+        return self.chain.blocks.block(block_hash or self.chain.best_hash)
+
+    def get_block_hash(self, number: int | None) -> bytes | None:
+        return self.chain.best_hash if number is None else self.chain.blocks.hash_at(number)
+
+    def get_header(self, block_hash: bytes | None) -> Header | None:
+        return self.chain.blocks.header(block_hash or self.chain.best_hash)
+
+    def finalized_head(self) -> bytes:
+        return self.chain.blocks.finalized_hash()
+
+    def subscribe_new_heads(self) -> AsyncIterator[Header]:
+        return self.new_heads.subscribe()
+
+    def subscribe_finalized_heads(self) -> AsyncIterator[Header]:
+        return self.finalized_heads.subscribe()
+
+    def _state(self, at: bytes | None):
+        h = self._resolve(at)
+        try:
+            return self.chain.state_at(None if h == self.chain.best_hash else h)
+        except (KeyError, LookupError) as e:
+            raise ChainError(f"state at 0x{h.hex()} is not available (pruned?): {e}") from None
+
+    def get_storage(self, key: bytes, at: bytes | None) -> bytes | None:
+        return self._state(at).get(key)
+
+    def get_keys_paged(self, prefix: bytes, count: int, start_key: bytes | None, at: bytes | None) -> list[bytes]:
+        out = []
+        for k in self._state(at).iter_keys(prefix, start_key):
+            out.append(k)
+            if len(out) >= count:
+                break
+        return out
+
+    def get_read_proof(self, keys: list[bytes], at: bytes | None) -> tuple[bytes, list[bytes]]:
+        h = self._resolve(at)
+        root = self.chain.blocks.header(h).state_root
+        try:
+            return h, self.chain.state.prove(root, keys)
+        except (KeyError, LookupError) as e:
+            raise ChainError(f"state at 0x{h.hex()} is not available (pruned?): {e}") from None
+
+    def runtime_version(self, at: bytes | None) -> RuntimeVersionInfo:
+        v = self.chain.runtime.version
+        return RuntimeVersionInfo(v.spec_name, v.impl_name, v.spec_version, v.impl_version,
+                                  v.transaction_version, v.state_version)
+
+    def metadata(self, at: bytes | None) -> dict:
+        return self.chain.runtime.metadata()
+
+    async def submit_extrinsic(self, extrinsic: bytes) -> bytes:
+        h = self.pool.submit(extrinsic, TransactionSource.EXTERNAL)
+        self._wake_instant_seal()
+        return h
+
+    async def submit_and_watch(self, extrinsic: bytes) -> AsyncIterator[TxStatusUpdate]:
+        h = keccak256(extrinsic)
+        q: asyncio.Queue = asyncio.Queue()
+        self._watchers.setdefault(h, set()).add(q)
+        try:
+            self.pool.submit(extrinsic, TransactionSource.EXTERNAL)
+        except Exception:
+            self._drop_watch(h, q)
+            raise
+        self._wake_instant_seal()
+        return self._watch(h, q)
+
+    async def _watch(self, h: bytes, q: asyncio.Queue) -> AsyncIterator[TxStatusUpdate]:
+        try:
+            while True:
+                update = await q.get()
+                yield update
+                if update.terminal:
+                    return
+        finally:
+            self._drop_watch(h, q)
+
+    def _drop_watch(self, h: bytes, q: asyncio.Queue) -> None:
+        qs = self._watchers.get(h)
+        if qs is not None:
+            qs.discard(q)
+            if not qs:
+                del self._watchers[h]
+
+    def pending_extrinsics(self) -> list[bytes]:
+        return self.pool.pending()
+
+    def extra_methods(self) -> dict[str, Any]:
+        return dict(self.extra_rpc)
+
+
+__all__ = ["NodeService", "NodeConfig", "ImportError_"]
