@@ -195,12 +195,10 @@ class Chain:
             raise ImportError_("extrinsics root does not match the block's extrinsics")
         prepared = self.state.prepare(result.changes)
         if prepared.root != header.state_root:
-            self.state.discard(prepared)
             raise ImportError_("state root does not match the result of executing the block")
         if check_drift:
             reason = timestamp.check_inherent(_block_timestamp(result), self.clock_ms())
             if reason:
-                self.state.discard(prepared)
                 raise ImportError_(reason)
         self._commit(signed, prepared, finalize)
         return result

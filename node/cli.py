@@ -245,8 +245,9 @@ def build_spec(chain: str, raw: bool) -> None:
     click.echo(json.dumps(spec, indent=2))
 
 
-def _db_path(spec: dict, base_path: Path) -> Path:
-    return base_path / "chains" / spec["id"] / "db"
+def _chain_dir(spec: dict, base_path: Path) -> Path:
+    """A chain's folder under a base path; its LevelDB sits in `db/` inside."""
+    return base_path / "chains" / spec["id"]
 
 
 @main.command("purge-chain")
@@ -255,7 +256,7 @@ def _db_path(spec: dict, base_path: Path) -> Path:
 @click.option("-y", "yes", is_flag=True, help="Do not ask for confirmation.")
 def purge_chain(chain: str, base_path: Path, yes: bool) -> None:
     """Delete a chain's database."""
-    path = _db_path(_spec(chain), base_path)
+    path = _chain_dir(_spec(chain), base_path) / "db"
     if not path.exists():
         _fail(f"{path} does not exist")
     if not yes and not click.confirm(f"Delete {path}?"):
@@ -268,7 +269,7 @@ def _open_chain(spec: dict, base_path: Path):
     from node.chain import Chain  # noqa: PLC0415
     from node.db import Database  # noqa: PLC0415
     from genesis.chain_spec import genesis_storage  # noqa: PLC0415
-    db = Database.open(_db_path(spec, base_path))
+    db = Database.open(_chain_dir(spec, base_path))
     try:
         return Chain(db, lambda rt: genesis_storage(spec, rt), keep_states=None)
     except ValueError as e:

@@ -89,7 +89,7 @@ class NodeService:
             base = config.base_path
         base.mkdir(parents=True, exist_ok=True)
         self.base_path = base
-        self.db = Database.open(base / "chains" / config.spec["id"] / "db")
+        self.db = Database.open(base / "chains" / config.spec["id"])
         self.verifier = SignatureVerifier(workers=config.verifier_workers)
         self.chain = Chain(self.db, lambda rt: genesis_storage(config.spec, rt),
                            keep_states=config.keep_states, verify_batch=self.verifier.verify_batch)
