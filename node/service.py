@@ -68,14 +68,27 @@ class _Broadcast:
                 q.get_nowait()
             q.put_nowait(value)
 
-    async def subscribe(self) -> AsyncIterator[Any]:
+    def subscribe(self) -> "_Subscription":
+        """Registers at once (not on first iteration), so no value published after this call is missed."""
         q: asyncio.Queue = asyncio.Queue(self.maxsize)
         self.queues.add(q)
-        try:
-            while True:
-                yield await q.get()
-        finally:
-            self.queues.discard(q)
+        return _Subscription(self, q)
+
+
+class _Subscription:
+    def __init__(self, owner: _Broadcast, q: asyncio.Queue) -> None:
+        self.owner, self.q = owner, q
+
+    def __aiter__(self) -> "_Subscription":
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.q not in self.owner.queues:
+            raise StopAsyncIteration
+        return await self.q.get()
+
+    async def aclose(self) -> None:
+        self.owner.queues.discard(self.q)
 
 
 class NodeService:
