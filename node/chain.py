@@ -22,7 +22,7 @@ from node.state_db import StateDB
 from pallets import authorship, build_runtime, system, timestamp
 from primitives.errors import BadFormat
 from primitives.extrinsic import Call, Extrinsic
-from primitives.keys import Keypair, verify_domain
+from primitives.keys import Keypair, verify, verify_domain
 from primitives.trie import ordered_trie_root
 from primitives.types import (DIGEST_PRE_RUNTIME, DIGEST_SEAL, ENGINE_GRID, SEAL_DOMAIN, Block, DigestItem,
                               Header, Justification, SignedBlock)
@@ -66,12 +66,12 @@ class Chain:
 
     def __init__(self, db: Database, genesis_storage_fn: Callable[[Runtime], dict[bytes, bytes]], *,
                  keep_states: int | None = None, clock_ms: Callable[[], int] | None = None,
-                 verify_batch: Callable[[list], list[bool]] | None = None) -> None:
+                 verify_deferred: Callable[[list], Callable[[], list[bool]]] | None = None) -> None:
         self.db = db
         self.blocks = BlockStore(db)
         self.state = StateDB(db, keep_states=keep_states)
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        self.verify_batch = verify_batch
+        self.verify_deferred = verify_deferred
         self.runtime = build_runtime()
         if self.blocks.genesis_hash() is None:
             self._init_genesis(genesis_storage_fn(self.runtime))
@@ -183,14 +183,15 @@ class Chain:
             checks = [builder.signature_check(x) for x in xts]
         except (TransactionValidityError, BadFormat, BlockError) as e:
             raise ImportError_(f"block has an invalid extrinsic: {getattr(e, 'message', e)}") from None
-        oks = self._verify([c for c in checks if c is not None])
-        it = iter(oks)
-        sig_ok = [None if c is None else next(it) for c in checks]
+        # signatures are checked in the workers while the block executes here
+        collect = self._verify_deferred([c for c in checks if c is not None])
         try:
-            result = execute_block(self.runtime, self.state.reader(None), header.parent_hash, header.number,
-                                   digest, xts, sig_ok)
+            result = execute_block(builder, xts, [None if c is None else True for c in checks])
         except BlockError as e:
+            collect()
             raise ImportError_(str(e)) from None
+        if not all(collect()):
+            raise ImportError_("block contains an extrinsic with a bad signature")
         if ordered_trie_root(xts) != header.extrinsics_root:
             raise ImportError_("extrinsics root does not match the block's extrinsics")
         prepared = self.state.prepare(result.changes)
@@ -203,11 +204,11 @@ class Chain:
         self._commit(signed, prepared, finalize)
         return result
 
-    def _verify(self, checks: list) -> list[bool]:
-        if self.verify_batch is not None:
-            return self.verify_batch(checks)
-        from primitives.keys import verify  # noqa: PLC0415
-        return [verify(c.public_key, c.signature, c.message) for c in checks]
+    def _verify_deferred(self, checks: list) -> Callable[[], list[bool]]:
+        if self.verify_deferred is not None:
+            return self.verify_deferred(checks)
+        oks = [verify(c.public_key, c.signature, c.message) for c in checks]
+        return lambda: oks
 
     def _commit(self, signed: SignedBlock, prepared, finalize: bool) -> None:
         batch = self.db.batch()

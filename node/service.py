@@ -105,7 +105,7 @@ class NodeService:
         self.db = Database.open(base / "chains" / config.spec["id"])
         self.verifier = SignatureVerifier(workers=config.verifier_workers)
         self.chain = Chain(self.db, lambda rt: genesis_storage(config.spec, rt),
-                           keep_states=config.keep_states, verify_batch=self.verifier.verify_batch)
+                           keep_states=config.keep_states, verify_deferred=self.verifier.verify_batch_deferred)
         self.author = Keypair.from_uri(config.author_uri) if config.author_uri else None
         self.pool = TransactionPool(self._validate_batch, max_count=config.pool_max_count)
         self.pool.add_listener(self._on_tx_status)

@@ -25,7 +25,7 @@ import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
@@ -185,6 +185,30 @@ class SignatureVerifier:
         for future, chunk in zip(futures, remote):
             results.append(self._result(pool, future, chunk))
         return [flag == 1 for part in results for flag in part]
+
+    def verify_batch_deferred(self, checks: Sequence[SignatureCheck | CheckTuple]) -> Callable[[], list[bool]]:
+        """Start verifying in the workers and return at once; call the result to collect the answers.
+
+        Block import uses this to execute a block while its signatures are checked: the block's
+        changes are thrown away anyway if any signature turns out bad.
+        """
+        items = [_as_tuple(c) for c in checks]
+        if len(items) < self.inline_below or self.workers == 0:
+            flags = self.verify_batch(items)
+            return lambda: flags
+        pool = self._pool()
+        chunks = self._chunks(items, caller_helps=False)
+        try:
+            futures = [pool.submit(verify_chunk, chunk) for chunk in chunks]
+        except BrokenProcessPool:
+            self._discard_broken(pool)
+            flags = [flag == 1 for flag in verify_chunk(items)]
+            return lambda: flags
+
+        def collect() -> list[bool]:
+            parts = [self._result(pool, f, c) for f, c in zip(futures, chunks)]
+            return [flag == 1 for part in parts for flag in part]
+        return collect
 
     def _result(self, pool: ProcessPoolExecutor, future: Future, chunk: list[CheckTuple]) -> bytes:
         try:

@@ -47,8 +47,12 @@ def _canonical(obj: Any) -> Any:
     return obj
 
 
-def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
-    """Decode canonical msgpack; reject trailing bytes, oversize input and non-canonical forms."""
+def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES, *, typed: bool = False) -> Any:
+    """Decode canonical msgpack; reject trailing bytes, oversize input and non-canonical forms.
+
+    `typed=True` is for callers that check every field's type afterwards (extrinsics, structs):
+    their type checks already refuse floats and maps, so the generic scan for them is skipped.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_size:
@@ -63,7 +67,8 @@ def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
         raise CodecError("trailing bytes after the encoded value") from None
     except (ValueError, msgpack.UnpackException, TypeError, UnicodeDecodeError) as e:
         raise CodecError(f"malformed msgpack: {e}") from None
-    _reject_floats_and_unsorted(obj)
+    if not typed:
+        _reject_floats_and_unsorted(obj)
     if msgpack.packb(obj, use_bin_type=True) != bytes(data):
         raise CodecError("non-canonical encoding")
     return obj
@@ -112,7 +117,7 @@ class Type(abc.ABC):
         return msgpack.packb(self.to_plain(value), use_bin_type=True)
 
     def decode(self, data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
-        return self.from_plain(unpack(data, max_size))
+        return self.from_plain(unpack(data, max_size, typed=not isinstance(self, Raw)))
 
     def __repr__(self) -> str:
         return self.name
@@ -304,13 +309,11 @@ class Struct:
     """Base of `@struct` classes: frozen dataclasses encoded as arrays in field order."""
 
     FIELDS: ClassVar[tuple[tuple[str, Any], ...]] = ()
+    #: (field name, its type's to_plain) pairs, precomputed: structs are encoded on hot paths
+    _CONVERTERS: ClassVar[tuple[tuple[str, Any], ...]] = ()
 
     def to_plain(self) -> list:
-        out = []
-        for name, t in self.FIELDS:
-            v = getattr(self, name)
-            out.append(v.to_plain() if isinstance(v, Struct) else t.to_plain(v))
-        return out
+        return [conv(getattr(self, name)) for name, conv in self._CONVERTERS]
 
     @classmethod
     def from_plain(cls, plain: Any) -> "Struct":
@@ -329,7 +332,7 @@ class Struct:
 
     @classmethod
     def decode(cls, data: bytes, max_size: int = MAX_DECODE_BYTES) -> Any:
-        return cls.from_plain(unpack(data, max_size))
+        return cls.from_plain(unpack(data, max_size, typed=True))
 
     @classmethod
     def describe_fields(cls) -> list[dict]:
@@ -379,6 +382,7 @@ def struct(cls: type) -> type:
     new_cls.__qualname__ = cls.__qualname__
     new_cls.__module__ = cls.__module__
     new_cls.FIELDS = fields
+    new_cls._CONVERTERS = tuple((name, t.to_plain) for name, t in fields)
     return dataclasses.dataclass(frozen=True, slots=True)(new_cls)
 
 

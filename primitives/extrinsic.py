@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from primitives import codec
 from primitives.codec import CodecError
 from primitives.hashing import keccak256
@@ -94,7 +96,8 @@ class Extrinsic:
 
     @classmethod
     def decode(cls, data: bytes) -> "Extrinsic":
-        plain = codec.unpack(data, MAX_EXTRINSIC_BYTES)
+        # typed: every field is checked below and call arguments by the runtime's declared types
+        plain = codec.unpack(data, MAX_EXTRINSIC_BYTES, typed=True)
         if type(plain) is not list or len(plain) != 3:
             raise CodecError("extrinsic: expected [version, signature, call]")
         version, sig, call = plain
@@ -133,8 +136,10 @@ def extrinsic_hash(data: bytes) -> bytes:
 
 def signing_payload(call: Call, mortality: Mortality, nonce: int, tip: int, spec_version: int,
                     transaction_version: int, birth_hash: bytes) -> bytes:
-    return codec.pack([call.to_plain(), mortality.to_plain(), nonce, tip, spec_version,
-                       transaction_version, birth_hash])
+    # msgpack directly: every element is an int, bytes or a call whose args are plain values; a
+    # float smuggled into args would only make an extrinsic the node refuses to decode
+    return msgpack.packb([call.to_plain(), mortality.to_plain(), nonce, tip, spec_version,
+                          transaction_version, birth_hash], use_bin_type=True)
 
 
 def sign_extrinsic(keypair: Keypair, call: Call, *, nonce: int, genesis_hash: bytes, spec_version: int,

@@ -411,15 +411,17 @@ def _deposit(ov: Overlay, event: Any) -> None:
     ov.events.append([ov.phase, cls._pallet_index, cls._event_index, event.to_plain()])
 
 
-def execute_block(rt: Runtime, state: StateReader, parent_hash: bytes, number: int,
-                  digest: tuple[DigestItem, ...], extrinsics: list[bytes],
+def execute_block(builder: BlockBuilder, extrinsics: list[bytes],
                   signatures_ok: list[bool | None] | None = None) -> BlockResult:
-    """Import-side execution: every extrinsic must apply (the timestamp inherent is enforced by its
-    pallet's on_finalize; inherents must precede everything else)."""
-    b = rt.begin_block(state, parent_hash, number, digest)
+    """Import-side execution on a fresh builder: every extrinsic must apply (the timestamp inherent
+    is enforced by its pallet's on_finalize; inherents must precede everything else).
+
+    `signatures_ok[i]` True means the caller verifies extrinsic i's signature itself (in parallel);
+    None means check it here.
+    """
     for i, data in enumerate(extrinsics):
         try:
-            b.apply(data, None if signatures_ok is None else signatures_ok[i])
+            builder.apply(data, None if signatures_ok is None else signatures_ok[i])
         except (InvalidTransaction, UnknownTransaction, BadFormat) as e:
             raise BlockError(f"extrinsic {i} is invalid: {e.message}") from None
-    return b.finish()
+    return builder.finish()

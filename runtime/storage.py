@@ -29,6 +29,27 @@ from runtime.api import StateReader
 _DELETED = object()
 
 
+class _Typed:
+    """A value written by runtime code, kept decoded until the block's changes are taken.
+
+    A transfer reads and writes the same account records several times (fee, nonce, amount); keeping
+    the Python value avoids an encode per write and a decode per read. Values are immutable (frozen
+    structs, ints, bytes, tuples), so sharing them is safe.
+    """
+
+    __slots__ = ("value", "plain", "_raw")
+
+    def __init__(self, value: Any, plain: Any) -> None:
+        self.value = value
+        self.plain = plain          # checked plain form, computed once when written
+        self._raw: bytes | None = None
+
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = msgpack.packb(self.plain, use_bin_type=True)
+        return self._raw
+
+
 class StorageError(RuntimeError):
     """Misuse of the storage layer by runtime code (a bug, never user input)."""
 
@@ -53,6 +74,8 @@ class Overlay:
     def __init__(self, backend: StateReader) -> None:
         self.backend = backend
         self.layers: list[dict[bytes, Any]] = [{}]
+        #: decoded values read from the committed state (immutable during the block)
+        self._read_cache: dict[bytes, Any] = {}
         self.events: list[Any] = []
         self._event_marks: list[int] = []
         #: phase of the block events are recorded in: [0] init, [1, i] extrinsic i, [2] finalization
@@ -63,11 +86,36 @@ class Overlay:
         for layer in reversed(self.layers):
             v = layer.get(key, None)
             if v is not None:
-                return None if v is _DELETED else v
+                if v is _DELETED:
+                    return None
+                return v.raw() if type(v) is _Typed else v
         return self.backend.get(key)
 
     def set(self, key: bytes, value: bytes) -> None:
         self.layers[-1][key] = value
+
+    def get_value(self, key: bytes, type_: Type, default: Any) -> Any:
+        """Typed read: a value written in this block comes back without decoding."""
+        for layer in reversed(self.layers):
+            v = layer.get(key, None)
+            if v is not None:
+                if v is _DELETED:
+                    return default
+                if type(v) is _Typed:
+                    return v.value
+                return _fast_decode(type_, v)
+        try:
+            return self._read_cache[key]
+        except KeyError:
+            pass
+        raw = self.backend.get(key)
+        value = default if raw is None else _fast_decode(type_, raw)
+        self._read_cache[key] = value
+        return value
+
+    def set_value(self, key: bytes, type_: Type, value: Any) -> None:
+        """Typed write: checked now (so a bad value fails the call that wrote it), encoded later."""
+        self.layers[-1][key] = _Typed(value, type_.to_plain(value))
 
     def delete(self, key: bytes) -> None:
         self.layers[-1][key] = _DELETED
@@ -109,7 +157,8 @@ class Overlay:
         """The net changes (key -> value, None = delete); only valid outside transactions."""
         if len(self.layers) != 1:
             raise StorageError("changes() inside an open transaction")
-        return {k: (None if v is _DELETED else v) for k, v in self.layers[0].items()}
+        return {k: (None if v is _DELETED else v.raw() if type(v) is _Typed else v)
+                for k, v in self.layers[0].items()}
 
 
 _current: Overlay | None = None
@@ -174,11 +223,10 @@ class _Item:
         self.prefix = item_prefix(pallet, name)
 
     def _read(self, key: bytes) -> Any:
-        raw = current().get(key)
-        return self.default if raw is None else _fast_decode(self.value_type, raw)
+        return current().get_value(key, self.value_type, self.default)
 
     def _write(self, key: bytes, value: Any) -> None:
-        current().set(key, self.value_type.encode(value))
+        current().set_value(key, self.value_type, value)
 
     def describe(self) -> dict:
         raise StorageError("subclass responsibility")
@@ -210,9 +258,17 @@ class StorageMap(_Item):
     def __init__(self, pallet: str, name: str, key: Any, value: Any, default: Any, doc: str) -> None:
         super().__init__(pallet, name, value, default, doc)
         self.key_type = as_type(key)
+        self._key_cache: dict[Any, bytes] = {}
 
     def key_of(self, k: Any) -> bytes:
-        return self.prefix + hashed_key(self.key_type.encode(k))
+        # Storage keys of hot entries (accounts) are derived again and again; hashing is the cost.
+        key = self._key_cache.get(k)
+        if key is None:
+            key = self.prefix + hashed_key(self.key_type.encode(k))
+            if len(self._key_cache) >= 65536:
+                self._key_cache.clear()
+            self._key_cache[k] = key
+        return key
 
     def get(self, k: Any) -> Any:
         return self._read(self.key_of(k))

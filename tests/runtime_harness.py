@@ -76,8 +76,8 @@ class ChainHarness:
     def block(self, *xts: bytes) -> BlockResult:
         """Execute a block (import rules: every extrinsic must apply) and commit it."""
         n = self.number + 1
-        result = execute_block(self.runtime, self.state, self.hashes[-1], n, self.digest(),
-                               [self.timestamp(), *xts])
+        builder = self.runtime.begin_block(self.state, self.hashes[-1], n, self.digest())
+        result = execute_block(builder, [self.timestamp(), *xts])
         self.state.apply(result.changes)
         self.number = n
         self.hashes.append(bytes([n % 256]) * 32)

@@ -120,7 +120,7 @@ def test_inherent_cannot_be_submitted_and_must_come_first(chain):
 def test_block_without_timestamp_is_invalid(chain):
     from runtime.executive import execute_block
     with pytest.raises(BlockError, match="timestamp"):
-        execute_block(chain.runtime, chain.state, chain.hashes[-1], 1, chain.digest(), [])
+        execute_block(chain.runtime.begin_block(chain.state, chain.hashes[-1], 1, chain.digest()), [])
 
 
 def test_unsigned_call_without_validator_is_unknown(chain):
