@@ -16,6 +16,12 @@ EMPTY = b"\x80"
 
 _STR_HDR = [bytes((0x80 + n,)) for n in range(56)]
 _LIST_HDR = [bytes((0xC0 + n,)) for n in range(56)]
+# List headers for every payload size a branch node can have (17 * 33 bytes plus a value), so the
+# hot path never computes a long-form length.
+LIST_HDR = _LIST_HDR + [bytes((0xF8, n)) for n in range(56, 256)] + [
+    bytes((0xF9,)) + n.to_bytes(2, "big") for n in range(256, 2048)]
+# Likewise for strings up to 255 bytes (storage values are typically tens of bytes).
+_STR_HDR_ALL = _STR_HDR + [bytes((0xB8, n)) for n in range(56, 256)]
 
 
 class RLPError(ValueError):
@@ -33,16 +39,16 @@ def enc_str(data: bytes) -> bytes:
     n = len(data)
     if n == 1 and data[0] < 0x80:
         return bytes(data)
-    if n < 56:
-        return _STR_HDR[n] + data
+    if n < 256:
+        return _STR_HDR_ALL[n] + data
     return _long_header(0xB7, n) + data
 
 
 def enc_list(payload: bytes) -> bytes:
     """Wrap the concatenated encodings of a list's items in a list header."""
     n = len(payload)
-    if n < 56:
-        return _LIST_HDR[n] + payload
+    if n < 2048:
+        return LIST_HDR[n] + payload
     return _long_header(0xF7, n) + payload
 
 
@@ -112,23 +118,6 @@ def rlp_decode(data: bytes) -> RLPItem:
     if stop != len(data):
         raise RLPError("trailing bytes after RLP item")
     return item
-
-
-def split_list(data: bytes) -> list[bytes]:
-    """The raw encodings of the items of the RLP list `data` (one level, no recursion).
-
-    Trie nodes keep child references in this raw form (b"\\x80", b"\\xa0"+hash, or an inline node's
-    own RLP), so re-encoding a branch is a single join with no per-child work.
-    """
-    is_list, pos, stop = _header(data, 0, len(data))
-    if not is_list or stop != len(data):
-        raise RLPError("expected exactly one RLP list")
-    out = []
-    while pos < stop:
-        _, _, nxt = _header(data, pos, stop)
-        out.append(data[pos:nxt])
-        pos = nxt
-    return out
 
 
 def dec_str(item: bytes) -> bytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Union
 
-from primitives.trie.codec import EMPTY, RLPError, dec_str, enc_list, enc_str, split_list
+from primitives.trie.codec import EMPTY, LIST_HDR, RLPError, dec_str, enc_list, enc_str
 
 EXT = 0
 LEAF = 1
@@ -24,7 +24,6 @@ Branch = list  # list[bytes], 17 entries
 Short = tuple  # (kind, path, payload)
 Node = Union[Branch, Short]
 
-HASH_REF = 0xA0  # first byte of a reference to a hashed child: RLP header of a 32-byte string
 HEX = "0123456789abcdef"
 NIB = {c: i for i, c in enumerate(HEX)}
 
@@ -35,49 +34,74 @@ _HP = (("00", "1"), ("20", "3"))
 def encode_node(node: Node) -> bytes:
     """RLP of a node whose child slots are all references (bytes)."""
     if type(node) is list:
-        return enc_list(b"".join(node))
-    kind, path, x = node
-    hp = bytes.fromhex(_HP[kind][len(path) & 1] + path)
-    return enc_list(enc_str(hp) + (enc_str(x) if kind else x))
+        payload = b"".join(node)
+    else:
+        kind, path, x = node
+        payload = enc_str(bytes.fromhex(_HP[kind][len(path) & 1] + path)) + (enc_str(x) if kind else x)
+    n = len(payload)
+    return LIST_HDR[n] + payload if n < 2048 else enc_list(payload)
 
 
 def decode_node(rlp: bytes) -> Node:
-    """Parse a node's RLP into the in-memory form; raises RLPError on anything malformed."""
-    items = split_list(rlp)
+    """Parse a node's RLP into the in-memory form; raises RLPError on anything malformed.
+
+    One loop over the items with no call per item: opening a trie decodes every node once, and a
+    generic decoder spent most of that time in per-item header parsing.
+    """
+    items = _raw_items(rlp)
     if len(items) == 17:
         return items
     if len(items) != 2:
         raise RLPError(f"trie node with {len(items)} items")
     hp = dec_str(items[0]).hex()
-    if not hp:
-        raise RLPError("empty hex-prefix path")
-    flag = hp[0]
-    if flag in "02":
+    flag = hp[:1]
+    if flag == "0" or flag == "2":
         if hp[1:2] != "0":
             raise RLPError("bad hex-prefix padding")
         path = hp[2:]
-    elif flag in "13":
+    elif flag == "1" or flag == "3":
         path = hp[1:]
     else:
         raise RLPError("bad hex-prefix flag")
-    if flag in "23":
+    if flag >= "2":
         return (LEAF, path, dec_str(items[1]))
     if not path:
         raise RLPError("extension with empty path")
     return (EXT, path, items[1])
 
 
-def hashed_children(node: Node) -> list[bytes]:
-    """Hashes of the children this node references by hash.
-
-    Inline children cannot hold hash references themselves (a 33-byte reference does not fit in a
-    node shorter than 32 bytes), so one level is enough.
-    """
-    if type(node) is list:
-        return [r[1:] for r in node[:16] if len(r) == 33]
-    if node[0] == EXT and len(node[2]) == 33:
-        return [node[2][1:]]
-    return []
+def _raw_items(rlp: bytes) -> list[bytes]:
+    """The raw encodings of the items of the RLP list `rlp` (lengths checked, not canonicality:
+    nodes are looked up by the hash of these exact bytes)."""
+    end = len(rlp)
+    b = rlp[0] if end else 0
+    if b >= 0xF8:
+        pos = 1 + b - 0xF7
+        size = int.from_bytes(rlp[1:pos], "big")
+    elif b >= 0xC0:
+        pos, size = 1, b - 0xC0
+    else:
+        raise RLPError("trie node is not an RLP list")
+    if pos + size != end:
+        raise RLPError("trie node length mismatch")
+    items = []
+    append = items.append
+    while pos < end:
+        b = rlp[pos]
+        if b < 0x80:
+            n = 1
+        elif b < 0xB8:
+            n = b - 0x7F
+        elif b < 0xC0 or b >= 0xF8:
+            ll = b - (0xB7 if b < 0xC0 else 0xF7)
+            n = 1 + ll + int.from_bytes(rlp[pos + 1:pos + 1 + ll], "big")
+        else:
+            n = b - 0xBF
+        append(rlp[pos:pos + n])
+        pos += n
+    if pos != end:
+        raise RLPError("trie node item overruns the list")
+    return items
 
 
 def branch_value(node: Branch) -> bytes | None:
@@ -85,6 +109,3 @@ def branch_value(node: Branch) -> bytes | None:
     v = node[16]
     return None if v == EMPTY else dec_str(v)
 
-
-def is_hash_ref(ref: bytes) -> bool:
-    return len(ref) == 33 and ref[0] == HASH_REF

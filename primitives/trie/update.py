@@ -7,6 +7,11 @@ among a branch's 16 children with `bisect`.
 Nodes are built bottom-up in decoded form and committed (encoded, hashed when >= 32 bytes) only
 when their parent is final. That matters for exactness: a branch that loses children may collapse
 into its last child, and hashing that child first would report a node that never reaches the trie.
+
+Node accounting is by position: `added` lists every hashed node committed (one entry per position
+it takes), `removed` every hashed node whose occurrence the update replaced. Untouched subtrees
+keep their absolute positions through splits and collapses, so these two lists are the complete
+change in "number of positions holding hash h", and no untouched child is ever enumerated.
 """
 from __future__ import annotations
 
@@ -35,34 +40,46 @@ def _lcp_at(path: str, key: str, d: int) -> int:
 
 
 class Updater:
-    """Applies sorted changes to a subtree; collects every hashed node it commits in `created`."""
+    """Applies sorted changes to a subtree, recording every hashed node it commits (`created`,
+    `added`) and every hashed node occurrence it replaces (`removed`)."""
 
-    __slots__ = ("keys", "vals", "load", "created")
+    __slots__ = ("keys", "vals", "load", "cache", "created", "added", "removed")
 
     def __init__(self, keys: list[str], vals: list[bytes | None],
-                 load: Callable[[bytes], Node | None]) -> None:
+                 load: Callable[[bytes], Node | None], cache: dict[bytes, Node]) -> None:
         self.keys = keys          # sorted hex keys
         self.vals = vals          # new value, or None to delete
         self.load = load          # child reference -> decoded node (None for EMPTY)
-        self.created: dict[bytes, tuple[Node, bytes]] = {}  # hash -> (node, rlp)
+        self.cache = cache        # reference -> decoded node; committed nodes go straight in
+        self.created: dict[bytes, bytes] = {}  # reference (b"\xa0" + hash) -> rlp
+        self.added: list[bytes] = []           # references committed, one per position
+        self.removed: list[bytes] = []         # hashed references whose occurrence was replaced
 
     # -- committing ---------------------------------------------------------------------------
 
     def commit(self, node: Node) -> bytes:
-        """Encode a finished node and return the reference its parent stores."""
+        """Encode a finished node and return the reference its parent stores: the RLP itself when
+        under 32 bytes (inline), else b"\xa0" + hash."""
         rlp = encode_node(node)
         if len(rlp) < 32:
             return rlp
-        h = keccak256(rlp)
-        self.created[h] = (node, rlp)
-        return b"\xa0" + h
+        return self._hashed(node, rlp)
 
     def commit_root(self, node: Node) -> bytes:
         """The root is referenced by hash even when its RLP is shorter than 32 bytes."""
-        rlp = encode_node(node)
-        h = keccak256(rlp)
-        self.created[h] = (node, rlp)
-        return h
+        return self._hashed(node, encode_node(node))
+
+    def _hashed(self, node: Node, rlp: bytes) -> bytes:
+        ref = b"\xa0" + keccak256(rlp)
+        self.created[ref] = rlp
+        self.added.append(ref)
+        self.cache[ref] = node
+        return ref
+
+    def replaced(self, ref: bytes) -> None:
+        """The occurrence of `ref` at this position is gone (if it is a hashed node)."""
+        if len(ref) == 33:
+            self.removed.append(ref)
 
     def prefixed(self, path: str, node: Node | None) -> Node | None:
         """`node` moved `path` nibbles down: merged into a short node's path, or behind an extension."""
@@ -104,7 +121,10 @@ class Updater:
         elif key.startswith(path, d):
             child = self.load(x)
             new = self.update1(child, key, val, d + len(path))
-            return node if new is child else self.prefixed(path, new)
+            if new is child:
+                return node
+            self.replaced(x)
+            return self.prefixed(path, new)
         if val is None:
             return node
         return self._split1(node, key[d:], val)
@@ -119,10 +139,11 @@ class Updater:
             return self.finish_branch(new, (), enc == EMPTY)
         i = NIB[key[d]]
         ref = node[i]
-        child = self.load(ref)
+        child = self.cache.get(ref) or self.load(ref)   # cache hit without a call: hot path
         nc = self.update1(child, key, val, d + 1)
         if nc is child:
             return node
+        self.replaced(ref)
         new = list(node)
         if nc is None:
             new[i] = EMPTY
@@ -192,7 +213,10 @@ class Updater:
                     return node
                 child = self.load(x)
                 new = self.update(child, a, b, d + len(path))
-                return node if new is child else self.prefixed(path, new)
+                if new is child:
+                    return node
+                self.replaced(x)
+                return self.prefixed(path, new)
         else:
             i = bisect_left(keys, full, lo, hi)
             if i < hi and keys[i] == full:   # the leaf's own key is rewritten or deleted
@@ -232,6 +256,7 @@ class Updater:
         slots listed in `touched` may still hold decoded, uncommitted nodes.
         """
         keys, vals = self.keys, self.vals
+        cache_get, load = self.cache.get, self.load
         new = node if owned else None
         removed = False
         i = lo
@@ -252,9 +277,15 @@ class Updater:
                 j = bisect_left(keys, prefix + _NEXT[c], j + 1, hi)
             slot = NIB[c]
             s = node[slot] if new is None else new[slot]
-            child = self.load(s) if type(s) is bytes else s
+            if type(s) is bytes:
+                child = cache_get(s) or load(s)
+                hashed = len(s) == 33
+            else:
+                child, hashed = s, False
             nc = self.update(child, i, j, d + 1) if j - i > 1 else self.update1(child, keys[i], vals[i], d + 1)
             if nc is not child:
+                if hashed:
+                    self.removed.append(s)
                 if new is None:
                     new = list(node)
                 if nc is None:
@@ -278,7 +309,11 @@ class Updater:
                 if not live:
                     return (LEAF, "", dec_str(new[16])) if has_value else None
                 s = new[live[0]]
-                child = self.load(s) if type(s) is bytes else s
+                if type(s) is bytes:       # an untouched child is merged (or re-committed) here
+                    self.replaced(s)
+                    child = self.load(s)
+                else:
+                    child = s
                 return self.prefixed(HEX[live[0]], child)
         commit = self.commit
         for t in touched:
