@@ -16,11 +16,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+import msgpack
+
 from node.blockstore import BlockStore
-from node.db import Database
+from node.db import COL_META, Database
 from node.state_db import StateDB
 from pallets import authorship, build_runtime, system, timestamp
 from primitives.errors import BadFormat
+from primitives.hashing import keccak256
 from primitives.extrinsic import Call, Extrinsic
 from primitives.keys import Keypair, verify, verify_domain
 from primitives.trie import ordered_trie_root
@@ -29,6 +32,8 @@ from primitives.types import (DIGEST_PRE_RUNTIME, DIGEST_SEAL, ENGINE_GRID, SEAL
 from runtime.api import InvalidKind, InvalidTransaction, StateReader, TransactionValidityError
 from runtime.executive import BlockError, BlockResult, Runtime, execute_block
 from runtime.storage import Overlay, externalities
+
+META_GENESIS_DIGEST = b"genesis_storage_digest"
 
 #: how the timestamp inherent is called (pallet timestamp, call set)
 TIMESTAMP_CALL = (timestamp.pallet.index, timestamp.set.call_def.index)
@@ -66,33 +71,33 @@ class Chain:
 
     def __init__(self, db: Database, genesis_storage_fn: Callable[[Runtime], dict[bytes, bytes]], *,
                  keep_states: int | None = None, clock_ms: Callable[[], int] | None = None,
-                 verify_deferred: Callable[[list], Callable[[], list[bool]]] | None = None) -> None:
+                 verify_deferred: Callable[[list], Callable[[], list[bool]]] | None = None,
+                 check_genesis: bool = True) -> None:
+        """`check_genesis=False` trusts that the database was initialised (or checked) from this
+        chain spec already, e.g. by `prepare_genesis` in a child process."""
         self.db = db
         self.blocks = BlockStore(db)
         self.state = StateDB(db, keep_states=keep_states)
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.verify_deferred = verify_deferred
         self.runtime = build_runtime()
-        if self.blocks.genesis_hash() is None:
-            self._init_genesis(genesis_storage_fn(self.runtime))
-        else:
-            # the chain spec must still describe this database's chain
-            expected = self._genesis_hash_of(genesis_storage_fn(self.runtime))
-            if expected != self.blocks.genesis_hash():
+        if self.blocks.genesis_hash() is None or check_genesis:
+            storage = genesis_storage_fn(self.runtime)
+            if self.blocks.genesis_hash() is None:
+                self._init_genesis(storage)
+            elif db.get(COL_META, META_GENESIS_DIGEST) != _storage_digest(storage):
+                # the chain spec must still describe this database's chain
                 raise ValueError("the database holds a different chain than this chain spec "
-                                 "(genesis hash differs); use another --base-path or purge-chain")
+                                 "(genesis differs); use another --base-path or purge-chain")
+            del storage
         self.genesis_hash = self.blocks.genesis_hash()
         self.runtime.genesis_hash = self.genesis_hash
 
     # genesis ----------------------------------------------------------------------------
-    def _genesis_hash_of(self, storage: dict[bytes, bytes]) -> bytes:
-        from primitives.trie import Trie  # noqa: PLC0415 - only for this one-off root computation
-        t = Trie({})
-        return genesis_header(t.apply(storage).root).hash()
-
     def _init_genesis(self, storage: dict[bytes, bytes]) -> None:
         batch = self.db.batch()
         root = self.state.init_genesis(batch, storage)
+        batch.put(COL_META, META_GENESIS_DIGEST, _storage_digest(storage))
         header = genesis_header(root)
         self.blocks.put_block(batch, SignedBlock(Block(header, ()), ()), set_best=True, set_finalized=True)
         self.db.write(batch)
@@ -222,6 +227,27 @@ class Chain:
             self.blocks.add_justification(batch, block_hash, justification)
         self.blocks.set_finalized(batch, block_hash)
         self.db.write(batch)
+
+
+def prepare_genesis(chain_dir: str, spec: dict, keep_states: int | None) -> None:
+    """Initialise a chain database from a spec, or check that it matches; run in a child process.
+
+    Building genesis for a large spec (100,000s of accounts) peaks at a few hundred MB of Python
+    heap that the interpreter never returns to the OS; in a short-lived child the long-running node
+    never carries that peak. Raises ValueError (pickled to the parent) on a mismatch.
+    """
+    from genesis.chain_spec import genesis_storage  # noqa: PLC0415
+    db = Database.open(chain_dir)
+    try:
+        Chain(db, lambda rt: genesis_storage(spec, rt), keep_states=keep_states)
+    finally:
+        db.close()
+
+
+def _storage_digest(storage: dict[bytes, bytes]) -> bytes:
+    """A fingerprint of genesis storage, to tell on restart whether the spec still matches the
+    database, without building the genesis trie again."""
+    return keccak256(msgpack.packb(sorted(storage.items()), use_bin_type=True))
 
 
 def _block_timestamp(result: BlockResult) -> int:

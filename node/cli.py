@@ -35,7 +35,7 @@ def _spec(chain: str) -> dict:
         _fail(str(e))
 
 
-def _default_base(spec: dict) -> Path:
+def _default_base() -> Path:
     return Path.home() / ".local" / "share" / "gridchain"
 
 
@@ -68,7 +68,7 @@ async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate
         await node.stop()
 
 
-def _start(spec: dict, base_path: Path | None, author: str | None, block_time_ms: int, rpc_port: int,
+def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms: int, rpc_port: int,
            rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, dev: bool) -> None:
     from node.service import NodeConfig  # noqa: PLC0415
     if pruning == "archive":
@@ -85,15 +85,20 @@ def _start(spec: dict, base_path: Path | None, author: str | None, block_time_ms
             secret_seed_from_uri(author)
         except InvalidSecret as e:
             _fail(f"bad authoring key: {e}")
-    config = NodeConfig(spec=spec, base_path=base_path, author_uri=author, block_time_ms=block_time_ms,
+    if base_path is None and not dev:
+        base_path = _default_base()
+    # the spec is loaded here and owned by the config alone: the node drops its genesis section
+    config = NodeConfig(spec=_spec(chain), base_path=base_path, author_uri=author, block_time_ms=block_time_ms,
                         dev_finality=True, keep_states=keep)
     host = "0.0.0.0" if rpc_external else "127.0.0.1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from node.db import DatabaseError  # noqa: PLC0415
+    from node.state_db import StateDBError  # noqa: PLC0415
     try:
         asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit))
     except OSError as e:
         _fail(f"cannot start the node: {e}")
-    except ValueError as e:
+    except (ValueError, DatabaseError, StateDBError, ChainSpecError) as e:
         _fail(str(e))
 
 
@@ -130,7 +135,7 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
     if not dev:
         click.echo(ctx.get_help())
         return
-    _start(_spec("dev"), base_path, "//Alice", block_time_ms, rpc_port, rpc_external, rpc_methods, pruning,
+    _start("dev", base_path, "//Alice", block_time_ms, rpc_port, rpc_external, rpc_methods, pruning,
            rpc_rate_limit, dev=True)
 
 
@@ -146,12 +151,10 @@ def run(chain: str, validator: bool, key_uri: str | None, port: int, bootnodes: 
         rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_rate_limit: int | None, block_time_ms: int,
         pruning: str) -> None:
     """Run a node on a chain."""
-    spec = _spec(chain)
+    _spec(chain)  # fail early, with one line, on an unknown chain
     if validator and not key_uri:
         _fail("--validator needs --key (the authoring key's secret URI)")
-    if base_path is None:
-        base_path = _default_base(spec)
-    _start(spec, base_path, key_uri if validator else None, block_time_ms, rpc_port, rpc_external, rpc_methods,
+    _start(chain, base_path, key_uri if validator else None, block_time_ms, rpc_port, rpc_external, rpc_methods,
            pruning, rpc_rate_limit, dev=False)
 
 

@@ -7,7 +7,9 @@ transactions run in batches in worker processes (`node.verifier`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import multiprocessing
 import shutil
 import tempfile
 import time
@@ -16,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
-from genesis.chain_spec import genesis_storage
-from node.chain import Chain, ImportError_
+from node.chain import Chain, ImportError_, prepare_genesis
 from node.db import Database
 from node.pool import TransactionPool, TxStatus
 from node.verifier import SignatureVerifier
@@ -53,6 +54,17 @@ class NodeConfig:
     pool_max_count: int = 8192
     max_block_extrinsics: int = 20_000
     extra: dict = field(default_factory=dict)
+
+
+def _run_in_child(fn: Any, *args: Any) -> Any:
+    """Run fn(*args) in a short-lived spawned process and return its result (or raise its error)."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+        return ex.submit(fn, *args).result()
+
+
+def _no_genesis(runtime: Any) -> dict:
+    raise RuntimeError("genesis is prepared in a child process before the chain opens")
 
 
 class _Broadcast:
@@ -102,10 +114,15 @@ class NodeService:
             base = config.base_path
         base.mkdir(parents=True, exist_ok=True)
         self.base_path = base
-        self.db = Database.open(base / "chains" / config.spec["id"])
+        chain_dir = base / "chains" / config.spec["id"]
+        _run_in_child(prepare_genesis, str(chain_dir), config.spec, config.keep_states)
+        # The genesis section (possibly 100,000s of accounts) is in the database now; keep only the
+        # spec's identity and properties.
+        config.spec = {k: v for k, v in config.spec.items() if k != "genesis"}
+        self.db = Database.open(chain_dir)
         self.verifier = SignatureVerifier(workers=config.verifier_workers)
-        self.chain = Chain(self.db, lambda rt: genesis_storage(config.spec, rt),
-                           keep_states=config.keep_states, verify_deferred=self.verifier.verify_batch_deferred)
+        self.chain = Chain(self.db, _no_genesis, keep_states=config.keep_states,
+                           verify_deferred=self.verifier.verify_batch_deferred, check_genesis=False)
         self.author = Keypair.from_uri(config.author_uri) if config.author_uri else None
         self.pool = TransactionPool(self._validate_batch, max_count=config.pool_max_count)
         self.pool.add_listener(self._on_tx_status)
@@ -201,35 +218,12 @@ class NodeService:
                         ) -> list[ValidTransaction | TransactionValidityError]:
         ctx = self.chain.runtime.validation_context(self.chain.state.reader(None), self.chain.best_hash,
                                                     self.chain.best_number)
-        decoded: list[Any] = []
-        checks, check_at = [], []
-        for i, data in enumerate(datas):
-            try:
-                d = ctx.decode(data)
-                decoded.append(d)
-                if d.hash not in self._sig_ok:
-                    chk = ctx.signature_check(d)
-                    if chk is not None:
-                        checks.append(chk)
-                        check_at.append(i)
-            except (TransactionValidityError, BadFormat) as e:
-                decoded.append(e)
-        oks: dict[int, bool] = {}
-        if checks:
-            for i, ok in zip(check_at, self.verifier.verify_batch(checks)):
-                oks[i] = ok
         out: list[ValidTransaction | TransactionValidityError] = []
-        for i, d in enumerate(decoded):
-            if isinstance(d, Exception):
-                out.append(d)
-                continue
-            ok = oks.get(i, True)
-            try:
-                out.append(ctx.validate(d, source, signature_ok=ok))
-                if ok and i in oks:
-                    self._remember_sig(d.hash)
-            except TransactionValidityError as e:
-                out.append(e)
+        for h, verdict in ctx.validate_batch(datas, source, self.verifier.verify_batch_deferred,
+                                              self._sig_ok.__contains__):
+            if h is not None and isinstance(verdict, ValidTransaction):
+                self._remember_sig(h)
+            out.append(verdict)
         return out
 
     def _remember_sig(self, h: bytes) -> None:

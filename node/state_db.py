@@ -181,8 +181,8 @@ class StateReader:
 
 
 class StateDB:
-    def __init__(self, db: Database, keep_states: int | None = None, *, value_cache_size: int = 200_000,
-                 node_cache_size: int = 100_000, trie_cache_size: int = 200_000) -> None:
+    def __init__(self, db: Database, keep_states: int | None = None, *, value_cache_size: int = 50_000,
+                 node_cache_size: int = 50_000, trie_cache_size: int = 50_000) -> None:
         if keep_states is not None and keep_states < 1:
             raise ValueError("keep_states must be at least 1 (or None for archive mode)")
         self.db = db
@@ -204,7 +204,8 @@ class StateDB:
         num = db.get(COL_META, META_STATE_NUMBER)
         self._head_root: bytes = BLANK_ROOT if root is None else root
         self._head_number: int | None = None if num is None else from_u64(num)
-        self._trie = Trie(self._store, self._head_root, cache_size=trie_cache_size)
+        self._trie = Trie(self._store, self._head_root, cache_size=trie_cache_size,
+                          exact_obsolete=keep_states is not None)
         # pruning window: block number -> root, for the kept states; and how many kept blocks per root
         self._window: dict[int, bytes] = {}
         self._window_roots: Counter[bytes] = Counter()
@@ -259,7 +260,7 @@ class StateDB:
                                        include_value=False)
 
     def _trie_at(self, root: bytes) -> Trie:
-        return Trie(self._store, root, cache_size=20_000)
+        return Trie(self._store, root, cache_size=20_000, exact_obsolete=False)
 
     def _trie_iter(self, trie: Trie, root: bytes, prefix: bytes, start_after: bytes | None) -> Iterator[bytes]:
         try:
@@ -316,7 +317,8 @@ class StateDB:
         norm: dict[bytes, bytes | None] = {bytes(k): (v if v else None) for k, v in changes.items()}
         if self._trie.root != self._head_root:
             # an uncommitted preparation is on the trie: start over from the head
-            self._trie = Trie(self._store, self._head_root, cache_size=self._trie_cache_size)
+            self._trie = Trie(self._store, self._head_root, cache_size=self._trie_cache_size,
+                              exact_obsolete=self.keep_states is not None)
         parent = self._head_root
         update = self._trie.apply(norm)
         return PreparedState(parent, update.root, update, norm)
@@ -363,7 +365,8 @@ class StateDB:
             self._head_number = block_number
             if self._trie.root != root:
                 # another preparation was made after this one: drop it, restart from the new head
-                self._trie = Trie(self._store, root, cache_size=self._trie_cache_size)
+                self._trie = Trie(self._store, root, cache_size=self._trie_cache_size,
+                                  exact_obsolete=self.keep_states is not None)
             values = self._values
             for k, v in prepared.changes.items():
                 values.put(k, v)

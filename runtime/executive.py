@@ -17,17 +17,17 @@ records why. Unused declared weight is refunded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from primitives.codec import CodecError
-from primitives.errors import BadFormat
+from primitives.errors import BadFormat, ChainError
 from primitives.extrinsic import (EXTRINSIC_DOMAIN, Extrinsic, extrinsic_hash, signing_payload)
 from primitives.keys import signing_message, verify
 from primitives.types import DIGEST_PRE_RUNTIME, ENGINE_GRID, DigestItem, MAX_EXTRINSIC_BYTES
 from runtime import dispatch as dispatch_mod
 from runtime.api import (InvalidKind, InvalidTransaction, SignatureCheck, StateReader,
-                         TransactionSource, UnknownKind, UnknownTransaction, ValidTransaction,
-                         nonce_tag)
+                         TransactionSource, TransactionValidityError, UnknownKind, UnknownTransaction,
+                         ValidTransaction, nonce_tag)
 from runtime.pallet import CallDef, DispatchError, Origin, Pallet, PostInfo
 from runtime.storage import EmptyState, Overlay, externalities
 
@@ -258,26 +258,68 @@ class ValidationContext:
         with externalities(self.overlay):
             return self.rt.signature_check(d, self.number)
 
+    def validate_batch(self, datas: Sequence[bytes], source: TransactionSource,
+                       verify_deferred: Callable[[list[SignatureCheck]], Callable[[], list[bool]]],
+                       known_good: Callable[[bytes], bool] = lambda h: False
+                       ) -> list[tuple[bytes | None, ValidTransaction | ChainError]]:
+        """Validate many transactions at once: (hash, verdict) per input, in order.
+
+        Signatures go to `verify_deferred` (worker processes) first; the state checks run here
+        meanwhile, and a bad signature overrides their verdict at the end. `known_good(hash)` skips
+        the signature of a transaction verified before (pool revalidation after each block).
+        """
+        decoded: list[Decoded | ChainError] = []
+        checks: list[SignatureCheck] = []
+        check_at: list[int] = []
+        with externalities(self.overlay):
+            for i, data in enumerate(datas):
+                try:
+                    d = self.rt.decode(data)
+                    if d.xt.signature is not None and not known_good(d.hash):
+                        checks.append(self.rt.signature_check(d, self.number))
+                        check_at.append(i)
+                    decoded.append(d)
+                except (TransactionValidityError, BadFormat) as e:
+                    decoded.append(e)
+            collect = verify_deferred(checks) if checks else (lambda: [])
+            out: list[tuple[bytes | None, ValidTransaction | ChainError]] = []
+            for d in decoded:
+                if isinstance(d, ChainError):
+                    out.append((None, d))
+                    continue
+                try:
+                    out.append((d.hash, self._validate(d, source, True)))
+                except TransactionValidityError as e:
+                    out.append((d.hash, e))
+        for i, ok in zip(check_at, collect()):
+            if not ok:
+                out[i] = (out[i][0], InvalidTransaction(
+                    InvalidKind.BAD_PROOF, "bad signature (wrong key, or signed for another chain or runtime version)"))
+        return out
+
     def validate(self, d: Decoded, source: TransactionSource,
                  signature_ok: bool | None = None) -> ValidTransaction:
-        rt = self.rt
         with externalities(self.overlay):
-            if d.xt.signature is None:
-                if d.call.inherent:
-                    raise InvalidTransaction(InvalidKind.MANDATORY_VALIDATION,
-                                             "inherents are added by the block author, not submitted")
-                validator = d.call.pallet.unsigned_validator
-                if validator is None:
-                    raise UnknownTransaction(UnknownKind.NO_UNSIGNED_VALIDATOR,
-                                             f"{d.call.pallet.name}.{d.call.name} cannot be submitted unsigned")
-                return validator(d.call, d.args, source)
-            s = d.xt.signature
-            chain_nonce, _fee = rt._check_signed(d, self.number, signature_ok, for_block=False)
-            requires = (nonce_tag(s.signer, s.nonce - 1),) if s.nonce > chain_nonce else ()
-            m = s.mortality
-            longevity = (m.birth + m.period - self.number) if not m.immortal else 2**64 - 1
-            return ValidTransaction(priority=s.tip, requires=requires,
-                                    provides=(nonce_tag(s.signer, s.nonce),), longevity=longevity)
+            return self._validate(d, source, signature_ok)
+
+    def _validate(self, d: Decoded, source: TransactionSource, signature_ok: bool | None) -> ValidTransaction:
+        rt = self.rt
+        if d.xt.signature is None:
+            if d.call.inherent:
+                raise InvalidTransaction(InvalidKind.MANDATORY_VALIDATION,
+                                         "inherents are added by the block author, not submitted")
+            validator = d.call.pallet.unsigned_validator
+            if validator is None:
+                raise UnknownTransaction(UnknownKind.NO_UNSIGNED_VALIDATOR,
+                                         f"{d.call.pallet.name}.{d.call.name} cannot be submitted unsigned")
+            return validator(d.call, d.args, source)
+        s = d.xt.signature
+        chain_nonce, _fee = rt._check_signed(d, self.number, signature_ok, for_block=False)
+        requires = (nonce_tag(s.signer, s.nonce - 1),) if s.nonce > chain_nonce else ()
+        m = s.mortality
+        longevity = (m.birth + m.period - self.number) if not m.immortal else 2**64 - 1
+        return ValidTransaction(priority=s.tip, requires=requires,
+                                provides=(nonce_tag(s.signer, s.nonce),), longevity=longevity)
 
 
 class BlockBuilder:

@@ -45,7 +45,13 @@ class Trie:
     """A hexary Merkle-Patricia trie over a content-addressed node store, byte-compatible with
     py-trie's HexaryTrie. The store is only read; `apply` hands back what to write."""
 
-    def __init__(self, store: NodeStore, root: bytes = BLANK_ROOT, cache_size: int = 200_000) -> None:
+    def __init__(self, store: NodeStore, root: bytes = BLANK_ROOT, cache_size: int = 200_000,
+                 exact_obsolete: bool = True) -> None:
+        """`exact_obsolete=False` (archive nodes, one-off roots) skips the node-count index, which
+        costs one walk of the whole trie when first needed and memory per node: `new_nodes` then
+        holds every node the update wrote (some may exist already; rewriting is harmless) and
+        `obsolete` is empty."""
+        self.exact_obsolete = exact_obsolete
         self.store = store
         self.root = root
         self.cache_size = cache_size
@@ -207,7 +213,7 @@ class Trie:
         self._drop_persisted()
         if not changes:
             return TrieUpdate(self.root)
-        counts = self._position_counts()
+        counts = self._position_counts() if self.exact_obsolete else None
         # Tens of thousands of short-lived tuples and lists, none in a cycle: the cyclic GC would
         # only rescan the (large, long-lived) node cache. Measured: ~20% of apply time.
         gc_was_enabled = gc.isenabled()
@@ -222,11 +228,15 @@ class Trie:
         up, new_root = self._update(changes)
         if not up.added and not up.removed:
             return TrieUpdate(new_root)
-        try:
-            new_nodes, obsolete = _settle(counts, up)
-        except BaseException:
-            self._counts = None             # possibly half-updated: rebuild by walking next time
-            raise
+        if counts is None:
+            created = up.created
+            new_nodes, obsolete = {ref[1:]: created[ref] for ref in up.added}, set()
+        else:
+            try:
+                new_nodes, obsolete = _settle(counts, up)
+            except BaseException:
+                self._counts = None             # possibly half-updated: rebuild by walking next time
+                raise
         self.root = self._counts_root = new_root
         if new_nodes:
             self._pending.append((new_root, new_nodes))
@@ -325,7 +335,7 @@ def _may_hold(path: str, prefix: str, after: str | None) -> bool:
 def ordered_trie_root(items: Iterable[bytes]) -> bytes:
     """Root of the trie mapping rlp(index) -> item (Ethereum's transactions root)."""
     changes = {enc_str(_int_bytes(i)): item for i, item in enumerate(items)}
-    return Trie({}).apply(changes).root
+    return Trie({}, exact_obsolete=False).apply(changes).root
 
 
 def _int_bytes(i: int) -> bytes:
