@@ -582,7 +582,7 @@ class TransactionPool:
             self._leave_ready(tx)
         del self._txs[h]
         self._bytes -= len(tx.data)
-        provider, waiting, ready_tags = self._provider, self._waiting, self._ready_tags
+        provider, waiting = self._provider, self._waiting
         for tag in tx.provides:
             if provider.get(tag) == h:
                 del provider[tag]

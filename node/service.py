@@ -22,7 +22,7 @@ from node.chain import Chain, ImportError_, prepare_genesis
 from node.db import Database
 from node.pool import TransactionPool, TxStatus
 from node.verifier import SignatureVerifier
-from primitives.errors import BadFormat, ChainError
+from primitives.errors import ChainError
 from primitives.hashing import keccak256
 from primitives.keys import Keypair
 from primitives.types import Header, SignedBlock

@@ -12,7 +12,7 @@ asset's recorded supply by exactly the amount; `force_set_balance` adjusts the n
 from __future__ import annotations
 
 from primitives import ss58
-from primitives.codec import U8, U32, U64, Text, struct
+from primitives.codec import U8, U32, Text, struct
 from primitives.types import AccountId, Balance
 from pallets import system
 from runtime.pallet import (ROOT, SIGNED, Origin, Pallet, PalletError, deposit_event, ensure,
