@@ -141,6 +141,29 @@ def test_roots_and_node_accounting_match(batch_list, reopen, cache_size):
             assert t.get(k) == model.get(k)
 
 
+@settings(max_examples=100, **SETTINGS)
+@given(batches, st.booleans())
+def test_archive_mode_without_node_counts_gives_the_same_roots_and_a_complete_store(batch_list, reopen):
+    """exact_obsolete=False (archive nodes): no obsolete set, but every node the trie needs is in
+    the union of new_nodes, and roots stay py-trie's."""
+    store: dict[bytes, bytes] = {}
+    t = Trie(store, cache_size=4, exact_obsolete=False)
+    model: dict[bytes, bytes] = {}
+    for changes in batch_list:
+        if reopen:
+            t = Trie(store, t.root, cache_size=4, exact_obsolete=False)
+        upd = t.apply(changes)
+        apply_to_model(model, changes)
+        assert upd.root == reference_root(model)
+        assert upd.obsolete == set()
+        assert all(keccak256(v) == k for k, v in upd.new_nodes.items())
+        store.update(upd.new_nodes)
+        assert reachable(store, t.root) <= set(store)
+        fresh = Trie(store, t.root, exact_obsolete=False)   # reads only what was persisted
+        for k, v in model.items():
+            assert fresh.get(k) == v
+
+
 # The same suffix -> value template under several prefixes: hashed subtrees shared between positions.
 template_suffixes = st.lists(st.sampled_from([0x00, 0x01, 0x10, 0xFF]), min_size=1, max_size=3).map(
     lambda b: bytes(b) + b"\x00" * 30)
