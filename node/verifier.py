@@ -67,9 +67,8 @@ def verify_chunk(checks: Iterable[CheckTuple]) -> bytes:
 
 
 def _as_tuple(check: SignatureCheck | CheckTuple) -> CheckTuple:
-    if isinstance(check, tuple):
-        return check
-    return (check.public_key, check.signature, check.message)
+    # plain tuples pickle smaller than named ones (no class reference for the workers to import)
+    return check if type(check) is tuple else tuple(check)
 
 
 def _split(items: list[CheckTuple], parts: int) -> list[list[CheckTuple]]:

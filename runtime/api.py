@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Iterator, NamedTuple, Protocol
 
 from primitives.errors import ChainError
 
@@ -99,9 +99,11 @@ class UnknownTransaction(TransactionValidityError):
         self.reason = message
 
 
-@dataclass(frozen=True)
-class SignatureCheck:
-    """One ed25519 check, split out of validation so the node can batch it in worker processes."""
+class SignatureCheck(NamedTuple):
+    """One ed25519 check, split out of validation so the node can batch it in worker processes.
+
+    A named tuple: it is made once per transaction on the admission path and pickled to the
+    workers as it is."""
 
     public_key: bytes
     signature: bytes
