@@ -43,12 +43,16 @@ def _default_base() -> Path:
 # node
 # ---------------------------------------------------------------------------------------------
 
-async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate_limit: int | None) -> None:
+async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate_limit: int | None,
+                    cors: str | None) -> None:
     from node.service import NodeService  # noqa: PLC0415 - keeps `key`/`build-spec` start-up light
     from rpc.server import RpcServer  # noqa: PLC0415
     node = NodeService(config)
+    extra = {}
+    if cors is not None:
+        extra["cors"] = "all" if cors.strip() == "all" else [o.strip() for o in cors.split(",") if o.strip()]
     server = RpcServer(node, host=rpc_host, port=rpc_port, rpc_methods_unsafe=rpc_methods,
-                       rate_limit_per_second=rate_limit)
+                       rate_limit_per_second=rate_limit, **extra)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -69,7 +73,8 @@ async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate
 
 
 def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms: int, rpc_port: int,
-           rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, dev: bool) -> None:
+           rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, cors: str | None,
+           dev: bool) -> None:
     from node.service import NodeConfig  # noqa: PLC0415
     if pruning == "archive":
         keep = None
@@ -95,7 +100,7 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
     from node.db import DatabaseError  # noqa: PLC0415
     from node.state_db import StateDBError  # noqa: PLC0415
     try:
-        asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit))
+        asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit, cors))
     except OSError as e:
         _fail(f"cannot start the node: {e}")
     except (ValueError, DatabaseError, StateDBError, ChainSpecError) as e:
@@ -108,6 +113,8 @@ _node_options = [
     click.option("--rpc-external", is_flag=True, help="Listen for RPC on all interfaces (default: loopback)."),
     click.option("--rpc-methods", type=click.Choice(["auto", "safe", "unsafe"]), default="auto", show_default=True,
                  help="auto: unsafe methods only when RPC listens on loopback."),
+    click.option("--rpc-cors", default=None,
+                 help="Comma-separated browser origins allowed (default: localhost pages), or 'all'."),
     click.option("--rpc-rate-limit", type=click.IntRange(1, None), default=None,
                  help="Requests per second per client address."),
     click.option("--block-time-ms", type=click.IntRange(0, None), default=1000, show_default=True,
@@ -128,7 +135,8 @@ def node_options(fn):
 @node_options
 @click.pass_context
 def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, rpc_external: bool,
-         rpc_methods: str, rpc_rate_limit: int | None, block_time_ms: int, pruning: str) -> None:
+         rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None, block_time_ms: int,
+         pruning: str) -> None:
     """gridchain: a blockchain node for peer-to-peer energy trading."""
     if ctx.invoked_subcommand is not None:
         return
@@ -136,7 +144,7 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
         click.echo(ctx.get_help())
         return
     _start("dev", base_path, "//Alice", block_time_ms, rpc_port, rpc_external, rpc_methods, pruning,
-           rpc_rate_limit, dev=True)
+           rpc_rate_limit, rpc_cors, dev=True)
 
 
 @main.command()
@@ -148,14 +156,14 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
 @click.option("--bootnodes", multiple=True, help="Peer addresses (reserved, see --port).")
 @node_options
 def run(chain: str, validator: bool, key_uri: str | None, port: int, bootnodes: tuple, base_path: Path | None,
-        rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_rate_limit: int | None, block_time_ms: int,
-        pruning: str) -> None:
+        rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None,
+        block_time_ms: int, pruning: str) -> None:
     """Run a node on a chain."""
     _spec(chain)  # fail early, with one line, on an unknown chain
     if validator and not key_uri:
         _fail("--validator needs --key (the authoring key's secret URI)")
     _start(chain, base_path, key_uri if validator else None, block_time_ms, rpc_port, rpc_external, rpc_methods,
-           pruning, rpc_rate_limit, dev=False)
+           pruning, rpc_rate_limit, rpc_cors, dev=False)
 
 
 # ---------------------------------------------------------------------------------------------

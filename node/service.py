@@ -134,6 +134,7 @@ class NodeService:
         self._seal_wanted: asyncio.Event | None = None  # created on the loop in start()
         self._lock: asyncio.Lock | None = None
         self.extra_rpc: dict[str, Any] = {}
+        self._metadata: dict | None = None
 
     # lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -320,12 +321,16 @@ class NodeService:
             raise ChainError(f"state at 0x{h.hex()} is not available (pruned?): {e}") from None
 
     def runtime_version(self, at: bytes | None) -> RuntimeVersionInfo:
+        self._resolve(at)   # one runtime for every block so far; still refuse unknown blocks
         v = self.chain.runtime.version
         return RuntimeVersionInfo(v.spec_name, v.impl_name, v.spec_version, v.impl_version,
                                   v.transaction_version, v.state_version)
 
     def metadata(self, at: bytes | None) -> dict:
-        return self.chain.runtime.metadata()
+        self._resolve(at)
+        if self._metadata is None:
+            self._metadata = self.chain.runtime.metadata()
+        return self._metadata
 
     async def submit_extrinsic(self, extrinsic: bytes) -> bytes:
         h = self.pool.submit(extrinsic, TransactionSource.EXTERNAL)

@@ -291,6 +291,22 @@ class Raw(Type):
         return plain
 
 
+def collect_structs(t: Any, out: dict[str, list[dict]]) -> None:
+    """Add every struct reachable from type `t` to `out` (name -> fields), for runtime metadata."""
+    if isinstance(t, type) and issubclass(t, Struct):
+        t = StructType(t)
+    if isinstance(t, StructType):
+        if t.name not in out:
+            out[t.name] = t.cls.describe_fields()
+            for _n, ft in t.cls.FIELDS:
+                collect_structs(ft, out)
+    elif isinstance(t, (ListOf, Optional)):
+        collect_structs(t.item, out)
+    elif isinstance(t, Tuple):
+        for i in t.items:
+            collect_structs(i, out)
+
+
 def describe(t: Any) -> Any:
     if isinstance(t, StructType):
         return t.name

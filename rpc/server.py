@@ -43,8 +43,10 @@ from rpc.methods import SUBSCRIPTION_KINDS, Method, Param, SubscriptionSource, b
 log = logging.getLogger("gridchain.rpc")
 
 #: Substrate's default `--rpc-cors` for a non-dev node.
+#: browser origins allowed by default: pages served from this machine only (a web wallet elsewhere
+#: must be allowed explicitly, so no remote page can drive a local node's unsafe methods)
 DEFAULT_CORS = ("http://localhost:*", "http://127.0.0.1:*", "https://localhost:*",
-                "https://127.0.0.1:*", "https://polkadot.js.org")
+                "https://127.0.0.1:*")
 
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 

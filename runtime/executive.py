@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from primitives.codec import CodecError
+from primitives.codec import CodecError, collect_structs
 from primitives.errors import BadFormat, ChainError
 from primitives.extrinsic import (EXTRINSIC_DOMAIN, Extrinsic, extrinsic_hash, signing_payload)
 from primitives.keys import signing_message, verify
@@ -151,7 +151,22 @@ class Runtime:
                        "maxBlockLength": self.limits.max_block_length,
                        "maxExtrinsicLength": MAX_EXTRINSIC_BYTES},
             "pallets": [p.describe() for p in self.pallets],
+            "types": self._struct_types(),
         }
+
+    def _struct_types(self) -> dict[str, list[dict]]:
+        """Field lists of every struct used by a call argument, storage item or event."""
+        out: dict[str, list[dict]] = {}
+        for p in self.pallets:
+            for cd in p.calls.values():
+                for t in cd.arg_types:
+                    collect_structs(t, out)
+            for item in p.storage:
+                collect_structs(item.value_type, out)
+            for e in p.events:          # events list their own fields; collect what they nest
+                for _name, ft in e.FIELDS:
+                    collect_structs(ft, out)
+        return dict(sorted(out.items()))
 
     # ------------------------------------------------------------------------------------
     # decoding and checks shared by validation and block execution
