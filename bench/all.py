@@ -1,0 +1,34 @@
+"""Run every benchmark in turn (`make bench`); each prints its figures and the ratio to a limit
+measured in the same run. Results and their interpretation: docs/benchmarks.md.
+
+Benchmarks load both cores: run them on an otherwise idle machine, one at a time, as this does.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHES = [
+    ("trie", ["bench.trie_bench"]),
+    ("signature verifier", ["bench.verify_bench"]),
+    ("pool admission", ["bench.pool_admission"]),
+    ("block import", ["bench.block_import"]),
+    ("storage commit", ["bench.storage_bench"]),
+    ("RPC", ["bench.rpc_bench"]),
+    ("node memory", ["bench.node_memory"]),
+]
+
+
+def main() -> int:
+    failed = []
+    for name, module in BENCHES:
+        print(f"\n=== {name}: python -m {' '.join(module)}", flush=True)
+        if subprocess.call([sys.executable, "-m", *module]) != 0:
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
