@@ -327,6 +327,7 @@ class Struct:
     FIELDS: ClassVar[tuple[tuple[str, Any], ...]] = ()
     #: (field name, its type's to_plain) pairs, precomputed: structs are encoded on hot paths
     _CONVERTERS: ClassVar[tuple[tuple[str, Any], ...]] = ()
+    _DECODERS: ClassVar[tuple[Any, ...]] = ()
 
     def to_plain(self) -> list:
         return [conv(getattr(self, name)) for name, conv in self._CONVERTERS]
@@ -335,13 +336,16 @@ class Struct:
     def from_plain(cls, plain: Any) -> "Struct":
         if type(plain) is not list or len(plain) != len(cls.FIELDS):
             raise CodecError(f"{cls.__name__}: expected an array of {len(cls.FIELDS)} fields")
-        values = []
-        for (name, t), p in zip(cls.FIELDS, plain):
+        try:
+            return cls(*[conv(p) for conv, p in zip(cls._DECODERS, plain)])
+        except CodecError:
+            pass
+        for (name, t), p in zip(cls.FIELDS, plain):   # slow path: name the offending field
             try:
-                values.append(t.from_plain(p))
+                t.from_plain(p)
             except CodecError as e:
                 raise CodecError(f"{cls.__name__}.{name}: {e}") from None
-        return cls(*values)
+        raise CodecError(f"{cls.__name__}: invalid value")
 
     def encode(self) -> bytes:
         return msgpack.packb(self.to_plain(), use_bin_type=True)
@@ -399,6 +403,7 @@ def struct(cls: type) -> type:
     new_cls.__module__ = cls.__module__
     new_cls.FIELDS = fields
     new_cls._CONVERTERS = tuple((name, t.to_plain) for name, t in fields)
+    new_cls._DECODERS = tuple(t.from_plain for _name, t in fields)
     return dataclasses.dataclass(frozen=True, slots=True)(new_cls)
 
 
