@@ -72,19 +72,23 @@ async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate
         await node.stop()
 
 
+def _parse_pruning(pruning: str) -> int | None:
+    if pruning == "archive":
+        return None
+    try:
+        keep = int(pruning)
+    except ValueError:
+        _fail("--pruning takes 'archive' or a number of recent states to keep")
+    if keep < 2:
+        _fail("--pruning must keep at least 2 states")
+    return keep
+
+
 def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms: int, rpc_port: int,
            rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, cors: str | None,
            dev: bool) -> None:
     from node.service import NodeConfig  # noqa: PLC0415
-    if pruning == "archive":
-        keep = None
-    else:
-        try:
-            keep = int(pruning)
-        except ValueError:
-            _fail("--pruning takes 'archive' or a number of recent states to keep")
-        if keep < 2:
-            _fail("--pruning must keep at least 2 states")
+    keep = _parse_pruning(pruning)
     if author:
         try:
             secret_seed_from_uri(author)
@@ -276,14 +280,26 @@ def purge_chain(chain: str, base_path: Path, yes: bool) -> None:
     click.echo(f"{path} removed")
 
 
-def _open_chain(spec: dict, base_path: Path):
-    from node.chain import Chain  # noqa: PLC0415
-    from node.db import Database  # noqa: PLC0415
+def _open_chain(spec: dict, base_path: Path, *, create: bool, pruning: str = "256"):
+    """Open a chain database offline, in the pruning mode it was created with (a new one gets
+    `pruning`)."""
     from genesis.chain_spec import genesis_storage  # noqa: PLC0415
-    db = Database.open(_chain_dir(spec, base_path))
+    from node.chain import Chain  # noqa: PLC0415
+    from node.db import META_STATE_MODE, Database, DatabaseError  # noqa: PLC0415
+    from node.state_db import MODE_ARCHIVE, StateDBError  # noqa: PLC0415
+    path = _chain_dir(spec, base_path)
     try:
-        return Chain(db, lambda rt: genesis_storage(spec, rt), keep_states=None)
-    except ValueError as e:
+        db = Database.open(path, create=create)
+    except DatabaseError as e:
+        _fail(str(e))
+    mode = db.get(b"m/", META_STATE_MODE)
+    if mode is None:
+        keep = _parse_pruning(pruning)
+    else:
+        keep = None if mode == MODE_ARCHIVE else 256
+    try:
+        return Chain(db, lambda rt: genesis_storage(spec, rt), keep_states=keep)
+    except (ValueError, StateDBError, ChainSpecError) as e:
         db.close()
         _fail(str(e))
 
@@ -296,7 +312,7 @@ def _open_chain(spec: dict, base_path: Path):
 @click.argument("output", type=click.File("wb"))
 def export_blocks(chain: str, base_path: Path, start: int, end: int | None, output) -> None:
     """Write blocks to a file: each a 4-byte big-endian length and an encoded SignedBlock."""
-    c = _open_chain(_spec(chain), base_path)
+    c = _open_chain(_spec(chain), base_path, create=False)
     try:
         last = c.best_number if end is None else min(end, c.best_number)
         n = 0
@@ -312,13 +328,15 @@ def export_blocks(chain: str, base_path: Path, start: int, end: int | None, outp
 @main.command("import-blocks")
 @click.option("--chain", default="dev", show_default=True)
 @click.option("--base-path", type=click.Path(path_type=Path), required=True)
+@click.option("--pruning", default="256", show_default=True,
+              help="For a new database: recent states to keep, or 'archive'.")
 @click.argument("input_file", type=click.File("rb"))
-def import_blocks(chain: str, base_path: Path, input_file) -> None:
+def import_blocks(chain: str, base_path: Path, pruning: str, input_file) -> None:
     """Verify and import blocks written by export-blocks (blocks already present are skipped)."""
     from node.chain import ImportError_  # noqa: PLC0415
     from primitives.codec import CodecError  # noqa: PLC0415
     from primitives.types import SignedBlock  # noqa: PLC0415
-    c = _open_chain(_spec(chain), base_path)
+    c = _open_chain(_spec(chain), base_path, create=True, pruning=pruning)
     imported = skipped = 0
     try:
         while True:
@@ -382,7 +400,7 @@ def tx() -> None:
 @tx.command()
 @click.option("--from", "sender", required=True, help="Secret URI of the sender, e.g. //Alice or a mnemonic.")
 @click.option("--to", "dest", required=True, help="SS58 address (or 0x public key, or //Dev name).")
-@click.option("--amount", type=click.IntRange(1, None), required=True, help="In the smallest unit.")
+@click.option("--amount", type=click.IntRange(1, 2**64 - 1), required=True, help="In the smallest unit.")
 @click.option("--asset", type=click.IntRange(0, None), default=None, help="Asset id (e.g. 1 = stablecoin); default native.")
 @click.option("--tip", type=click.IntRange(0, None), default=0)
 @click.option("--rpc", "url", default=f"ws://127.0.0.1:{DEFAULT_RPC_PORT}", show_default=True)
@@ -405,11 +423,16 @@ def transfer(sender: str, dest: str, amount: int, asset: int | None, tip: int, u
                 click.echo("0x" + c.submit(xt).hex())
                 return
             r = c.submit_and_watch(xt, until=wait)
-            click.echo(f"{r.status} in block 0x{r.block_hash.hex()} (extrinsic 0x{r.hash.hex()})")
     except RpcError as e:
         _fail(f"rejected: {e}")
-    except OSError as e:
+    except (OSError, asyncio.TimeoutError) as e:
         _fail(f"cannot reach the node at {url}: {e}")
+    except ValueError as e:
+        _fail(str(e))
+    where = f"block 0x{r.block_hash.hex()} (extrinsic 0x{r.hash.hex()})"
+    if r.success is False:
+        _fail(f"failed in {where}: {r.error}; the fee was paid")
+    click.echo(f"{r.status} in {where}")
 
 
 @main.group()
@@ -440,9 +463,23 @@ def balance(account: str, asset: int | None, url: str) -> None:
                                        "balance": U64.decode(raw) if raw else 0}))
     except RpcError as e:
         _fail(f"query failed: {e}")
-    except OSError as e:
+    except (OSError, asyncio.TimeoutError) as e:
         _fail(f"cannot reach the node at {url}: {e}")
+    except ValueError as e:
+        _fail(str(e))
+
+
+def entry() -> None:
+    """Console entry point: every error, usage errors included, is one line on stderr."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        click.echo(f"Error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

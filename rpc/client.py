@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import msgpack
 
 from primitives import ss58
 from primitives.codec import Struct
@@ -65,6 +66,10 @@ class TxResult:
     status: str                        # "inBlock" or "finalized" (what `until` asked for)
     block_hash: bytes | None
     statuses: list = field(default_factory=list)   # every TransactionStatus JSON value seen
+    #: whether the call succeeded in its block (None: not looked up). An included extrinsic whose
+    #: call failed still paid its fee and used its nonce; `error` is the runtime's sentence.
+    success: bool | None = None
+    error: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,6 +549,30 @@ class AsyncClient:
         h = await self.request("author_submitExtrinsic", ["0x" + xt.hex()])
         return bytes.fromhex(h[2:])
 
+    async def dispatch_outcome(self, block_hash: bytes, xt: bytes) -> tuple[bool, str | None]:
+        """Did `xt`'s call succeed in block `block_hash`? (False, the error sentence) if the block
+        recorded ExtrinsicFailed for it; reads the block and its `system.events` storage."""
+        block = await self.request("chain_getBlock", ["0x" + block_hash.hex()])
+        if block is None:
+            raise RpcError(4003, f"block 0x{block_hash.hex()} not found")
+        try:
+            index = block["block"]["extrinsics"].index("0x" + xt.hex())
+        except ValueError:
+            raise RpcError(-32000, "the extrinsic is not in that block") from None
+        md = await self.metadata()
+        try:
+            system = next(p for p in md["pallets"] if p["name"] == "system")
+            events_prefix = next(i["prefix"] for i in system["storage"] if i["name"] == "events")
+            failed = next(e["index"] for e in system["events"] if e["name"] == "ExtrinsicFailed")
+        except (StopIteration, KeyError, TypeError):
+            raise RpcError(-32000, "the node's metadata does not describe system events") from None
+        raw = await self.get_storage(bytes.fromhex(events_prefix[2:]), block_hash)
+        for phase, pallet, event, data in (msgpack.unpackb(raw) if raw else []):
+            if phase == [1, index] and pallet == system["index"] and event == failed:
+                error = data[0]
+                return False, error[2] if isinstance(error, list) and len(error) == 3 else str(error)
+        return True, None
+
     async def submit_and_watch(self, xt: bytes, until: str = "finalized", timeout: float = 60) -> TxResult:
         """Submit and follow the extrinsic until it is `until` ("inBlock" or "finalized").
 
@@ -565,8 +594,14 @@ class AsyncClient:
                                        f"extrinsic {name}", status)
                     if name == until or (until == "inBlock" and name == "finalized"):
                         block = status[name] if type(status) is dict else None
-                        return TxResult(extrinsic_hash(xt), name,
-                                        bytes.fromhex(block[2:]) if block else None, statuses)
+                        block_hash = bytes.fromhex(block[2:]) if block else None
+                        result = TxResult(extrinsic_hash(xt), name, block_hash, statuses)
+                        if block_hash is not None:
+                            try:
+                                result.success, result.error = await self.dispatch_outcome(block_hash, xt)
+                            except RpcError:
+                                pass   # the node cannot say (e.g. state pruned): outcome stays unknown
+                        return result
                 raise ConnectionError("subscription ended before the extrinsic was " + until)
         finally:
             await sub.unsubscribe()
@@ -674,6 +709,9 @@ class Client:
 
     def submit(self, xt: bytes) -> bytes:
         return self._run(self._async.submit(xt))
+
+    def dispatch_outcome(self, block_hash: bytes, xt: bytes) -> tuple[bool, str | None]:
+        return self._run(self._async.dispatch_outcome(block_hash, xt))
 
     def submit_and_watch(self, xt: bytes, until: str = "finalized", timeout: float = 60) -> TxResult:
         return self._run(self._async.submit_and_watch(xt, until, timeout))
