@@ -21,6 +21,35 @@ from node.db import Database
 from node.verifier import SignatureVerifier
 from primitives.keys import dev_keypair
 from primitives.hashing import keccak256
+from primitives.trie import ordered_trie_root
+from runtime.executive import execute_block
+
+
+def print_phases(chain: Chain, signed, verifier: SignatureVerifier) -> None:
+    """The steps of Chain.import_block, timed one by one (checks of author and seal omitted)."""
+    h = signed.block.header
+    xts = list(signed.block.extrinsics)
+    t = [time.perf_counter()]
+    builder = chain.runtime.begin_block(chain.state.reader(None), h.parent_hash, h.number,
+                                        h.without_seal().digest)
+    checks = [builder.signature_check(x) for x in xts]
+    t.append(time.perf_counter())
+    collect = verifier.verify_batch_deferred([c for c in checks if c is not None])
+    result = execute_block(builder, xts, [None if c is None else True for c in checks])
+    t.append(time.perf_counter())
+    assert all(collect())
+    t.append(time.perf_counter())
+    assert ordered_trie_root(xts) == h.extrinsics_root
+    t.append(time.perf_counter())
+    prepared = chain.state.prepare(result.changes)
+    assert prepared.root == h.state_root
+    t.append(time.perf_counter())
+    chain._commit(signed, prepared, True)
+    t.append(time.perf_counter())
+    names = ["signature messages", "execute (workers verify)", "wait for workers", "extrinsics root",
+             "state trie", "LevelDB batch + write"]
+    print(f"  block #{h.number} ({len(xts)} extrinsics): " +
+          ", ".join(f"{n} {1000 * (t[i + 1] - t[i]):.0f} ms" for i, n in enumerate(names)))
 
 
 def main() -> None:
@@ -28,6 +57,7 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=5000)
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--keep-states", type=int, default=256)
+    ap.add_argument("--phases", action="store_true", help="also time each phase of import")
     args = ap.parse_args()
     keys = accounts(args.accounts)
     spec = spec_with_accounts(keys)
@@ -53,6 +83,12 @@ def main() -> None:
             b.import_block(signed, finalize=True)
         import_s = time.perf_counter() - t0
         assert b.best_hash == a.best_hash
+        if args.phases:
+            c = Chain(Database.open(Path(tmp) / "c"), lambda rt: genesis_storage(spec, rt),
+                      keep_states=args.keep_states)
+            for signed in built:
+                print_phases(c, signed, verifier)
+            c.db.close()
         n = args.blocks * args.accounts
         limit = raw_verify_rate()
         rate = n / import_s
