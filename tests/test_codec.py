@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from primitives.codec import (BOOL, H256, U8, U32, U64, U128, CodecError, ListOf, Optional, Text, pack,
+from primitives.codec import (BOOL, H256, U8, U32, U128, CodecError, ListOf, Optional, Text, pack,
                               struct, unpack)
 from primitives.extrinsic import Call, Extrinsic
 from primitives.types import DigestItem, Header

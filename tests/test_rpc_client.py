@@ -1,39 +1,17 @@
-"""The RPC client library against a real RpcServer in front of the fake node of test_rpc_server."""
+"""The RPC client library against a real RpcServer in front of the fake node (tests/rpc_fake.py)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_rpc_server import ALICE, BOB, FAKE_METADATA, FakeNode, LoopThread, signed_xt  # noqa: E402
+from tests.rpc_fake import ALICE, BOB, FAKE_METADATA, lt, node, server, signed_xt  # noqa: F401
 
 from primitives.codec import U128
 from primitives.extrinsic import Extrinsic, Mortality, extrinsic_hash, verify_extrinsic_signature  # noqa: E402
 from primitives.hashing import keccak256  # noqa: E402
 from primitives.ss58 import encode as ss58_encode  # noqa: E402
 from rpc.client import AsyncClient, Client, RpcError, call_from_metadata, convert_arg  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def lt():
-    t = LoopThread()
-    yield t
-    t.close()
-
-
-@pytest.fixture(scope="module")
-def node():
-    return FakeNode()
-
-
-@pytest.fixture(scope="module")
-def server(lt, node):
-    s = lt.serve(node)
-    yield s
-    lt.stop(s)
 
 
 @pytest.fixture(params=["http", "ws"])
