@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from primitives.keys import DEV_ACCOUNT_NAMES as DEV_ACCOUNTS
 from primitives.keys import dev_keypair
 from primitives.ss58 import GRIDCHAIN_SS58_PREFIX
 
@@ -54,30 +55,27 @@ def _genesis_config(authorities: list[str], endowed: list[str], households: list
     }
 
 
-def dev_spec() -> dict:
-    """Single-node development chain: Alice authors and is sudo; all dev accounts are funded."""
-    names = ["Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie"]
+def _dev_accounts_spec(name: str, chain_id: str, chain_type: str, authorities: list[str]) -> dict:
+    """A spec on the development accounts: all six funded, Alice sudo, Eve the stablecoin issuer,
+    Alice to Dave households holding stablecoin."""
     return {
-        "name": "Development", "id": "dev", "chainType": "Development", "bootNodes": [],
+        "name": name, "id": chain_id, "chainType": chain_type, "bootNodes": [],
         "protocolId": "grid", "properties": _properties(),
         "consensus": {"engine": "dev-seal", "blockTimeMs": 1000},
         "genesis": {"runtimeGenesis": {"config": _genesis_config(
-            authorities=["Alice"], endowed=names, households=["Alice", "Bob", "Charlie", "Dave"],
+            authorities=authorities, endowed=list(DEV_ACCOUNTS), households=list(DEV_ACCOUNTS[:4]),
             issuer="Eve", sudo="Alice")}},
     }
 
 
+def dev_spec() -> dict:
+    """Single-node development chain: Alice authors."""
+    return _dev_accounts_spec("Development", "dev", "Development", ["Alice"])
+
+
 def local_spec() -> dict:
     """Local multi-validator testnet: Alice, Bob, Charlie and Dave author."""
-    names = ["Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie"]
-    return {
-        "name": "Local Testnet", "id": "local_testnet", "chainType": "Local", "bootNodes": [],
-        "protocolId": "grid", "properties": _properties(),
-        "consensus": {"engine": "dev-seal", "blockTimeMs": 1000},
-        "genesis": {"runtimeGenesis": {"config": _genesis_config(
-            authorities=["Alice", "Bob", "Charlie", "Dave"], endowed=names,
-            households=["Alice", "Bob", "Charlie", "Dave"], issuer="Eve", sudo="Alice")}},
-    }
+    return _dev_accounts_spec("Local Testnet", "local_testnet", "Local", ["Alice", "Bob", "Charlie", "Dave"])
 
 
 PRESETS = {"dev": dev_spec, "local": local_spec}

@@ -5,6 +5,7 @@ Every command fails with one clear line on stderr and a non-zero exit on bad inp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
@@ -378,6 +379,20 @@ def _client(url: str):
     return Client(url)
 
 
+@contextlib.contextmanager
+def _rpc_errors(url: str, what: str):
+    """Turn what can go wrong talking to a node into one line and a non-zero exit."""
+    from rpc.client import RpcError  # noqa: PLC0415
+    try:
+        yield
+    except RpcError as e:
+        _fail(f"{what}: {e}")
+    except (OSError, asyncio.TimeoutError) as e:
+        _fail(f"cannot reach the node at {url}: {e}")
+    except ValueError as e:
+        _fail(str(e))
+
+
 def _account(text: str) -> bytes:
     try:
         if text.startswith("0x"):
@@ -412,23 +427,15 @@ def transfer(sender: str, dest: str, amount: int, asset: int | None, tip: int, u
     except InvalidSecret as e:
         _fail(f"bad sender key: {e}")
     to = _account(dest)
-    from rpc.client import RpcError  # noqa: PLC0415
-    try:
-        with _client(url) as c:
-            if asset is None:
-                xt = c.build_extrinsic(kp, "balances", "transfer", [to, amount], tip=tip)
-            else:
-                xt = c.build_extrinsic(kp, "balances", "transfer_asset", [asset, to, amount], tip=tip)
-            if wait == "none":
-                click.echo("0x" + c.submit(xt).hex())
-                return
-            r = c.submit_and_watch(xt, until=wait)
-    except RpcError as e:
-        _fail(f"rejected: {e}")
-    except (OSError, asyncio.TimeoutError) as e:
-        _fail(f"cannot reach the node at {url}: {e}")
-    except ValueError as e:
-        _fail(str(e))
+    with _rpc_errors(url, "rejected"), _client(url) as c:
+        if asset is None:
+            xt = c.build_extrinsic(kp, "balances", "transfer", [to, amount], tip=tip)
+        else:
+            xt = c.build_extrinsic(kp, "balances", "transfer_asset", [asset, to, amount], tip=tip)
+        if wait == "none":
+            click.echo("0x" + c.submit(xt).hex())
+            return
+        r = c.submit_and_watch(xt, until=wait)
     where = f"block 0x{r.block_hash.hex()} (extrinsic 0x{r.hash.hex()})"
     if r.success is False:
         _fail(f"failed in {where}: {r.error}; the fee was paid")
@@ -447,26 +454,18 @@ def query() -> None:
 def balance(account: str, asset: int | None, url: str) -> None:
     """Show an account's balance (native, or of an asset)."""
     from primitives.codec import U64  # noqa: PLC0415
-    from rpc.client import RpcError  # noqa: PLC0415
     from pallets import balances, system  # noqa: PLC0415 - storage key derivation only
     who = _account(account)
-    try:
-        with _client(url) as c:
-            if asset is None:
-                raw = c.get_storage(system.account.key_of(who))
-                info = system.AccountInfo.decode(raw) if raw else system.EMPTY_ACCOUNT
-                click.echo(json.dumps({"account": ss58.encode(who), "free": info.free, "reserved": info.reserved,
-                                       "nonce": info.nonce}))
-            else:
-                raw = c.get_storage(balances.asset_balance.key_of(asset, who))
-                click.echo(json.dumps({"account": ss58.encode(who), "asset": asset,
-                                       "balance": U64.decode(raw) if raw else 0}))
-    except RpcError as e:
-        _fail(f"query failed: {e}")
-    except (OSError, asyncio.TimeoutError) as e:
-        _fail(f"cannot reach the node at {url}: {e}")
-    except ValueError as e:
-        _fail(str(e))
+    with _rpc_errors(url, "query failed"), _client(url) as c:
+        if asset is None:
+            raw = c.get_storage(system.account.key_of(who))
+            info = system.AccountInfo.decode(raw) if raw else system.EMPTY_ACCOUNT
+            click.echo(json.dumps({"account": ss58.encode(who), "free": info.free, "reserved": info.reserved,
+                                   "nonce": info.nonce}))
+        else:
+            raw = c.get_storage(balances.asset_balance.key_of(asset, who))
+            click.echo(json.dumps({"account": ss58.encode(who), "asset": asset,
+                                   "balance": U64.decode(raw) if raw else 0}))
 
 
 def entry() -> None:
