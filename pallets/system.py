@@ -18,8 +18,12 @@ pallet = Pallet("system", index=0, doc=__doc__)
 class Config:
     #: recent block hashes kept in state; bounds how long a mortal extrinsic can live
     block_hash_count = 2400
-    #: weight is measured in nanoseconds of reference compute
-    max_block_weight = 2_000_000_000
+    #: weight is measured in nanoseconds of reference compute; a block may take at most one second
+    #: of it, so a node keeps up with one-second blocks (import adds signature checks in parallel)
+    max_block_weight = 1_000_000_000
+    #: what every extrinsic costs besides its call (decoding, nonce, fee, events), measured with
+    #: `python -m bench.block_import`: a transfer authors at ~13,000/s, ~75 us all in
+    base_extrinsic_weight = 35_000
     max_block_length = 5 * 1024 * 1024
     #: share of a block's weight and length open to normal extrinsics; the rest is for hooks/inherents
     normal_ratio_percent = 75

@@ -50,6 +50,7 @@ class Limits:
     max_block_length: int
     normal_ratio_percent: int
     block_hash_count: int
+    base_extrinsic_weight: int = 0
 
     @property
     def max_normal_weight(self) -> int:
@@ -118,7 +119,7 @@ class Runtime:
         self._authorship, self._payment = authorship, payment
         c = system.Config
         self.limits = Limits(c.max_block_weight, c.max_block_length, c.normal_ratio_percent,
-                             c.block_hash_count)
+                             c.block_hash_count, c.base_extrinsic_weight)
 
     # ------------------------------------------------------------------------------------
     # genesis and metadata
@@ -183,7 +184,7 @@ class Runtime:
         try:
             cd = self.calls.lookup(xt.call)
             args = cd.decode_args(xt.call.args)
-            weight = cd.weight_of(args)
+            weight = self.limits.base_extrinsic_weight + cd.weight_of(args)
         except CodecError as e:
             raise InvalidTransaction(InvalidKind.CALL, str(e)) from None
         return Decoded(bytes(data), extrinsic_hash(data), xt, cd, args, weight)

@@ -21,7 +21,8 @@ def test_transfer_moves_balance_and_pays_fee_to_author(chain):
     xt = chain.xt(BOB, "balances", "transfer", CHARLIE.public_key, 500)
     result = chain.block(xt)
     fee = events_named(result, chain.runtime, "transaction_payment", "TransactionFeePaid")[0][1]
-    assert fee == transaction_payment.compute_fee(len(xt), 40_000, 0)
+    weight = system.Config.base_extrinsic_weight + chain.runtime.by_name["balances"].calls_by_name["transfer"].weight
+    assert fee == transaction_payment.compute_fee(len(xt), weight, 0)
     assert chain.free(BOB.public_key) == FUNDS - 500 - fee
     assert chain.free(CHARLIE.public_key) == FUNDS + 500
     assert chain.free(ALICE.public_key) == FUNDS + fee        # Alice authored the block
@@ -92,10 +93,13 @@ def test_unaffordable_fee_is_payment_error():
 
 
 def test_block_weight_limit_stops_inclusion(chain, monkeypatch):
-    monkeypatch.setattr(system.Config, "max_block_weight", 200_000)
+    per_transfer = system.Config.base_extrinsic_weight + chain.runtime.by_name["balances"].calls_by_name["transfer"].weight
+    # room for three and a half transfers in the normal share (75%) of a block
+    monkeypatch.setattr(system.Config, "max_block_weight", per_transfer * 7 * 100 // (2 * 75))
     from runtime.executive import Limits
     c = system.Config
-    chain.runtime.limits = Limits(c.max_block_weight, c.max_block_length, c.normal_ratio_percent, c.block_hash_count)
+    chain.runtime.limits = Limits(c.max_block_weight, c.max_block_length, c.normal_ratio_percent,
+                                  c.block_hash_count, c.base_extrinsic_weight)
     b = chain.builder()
     included = 0
     with pytest.raises(InvalidTransaction) as e:
@@ -103,7 +107,7 @@ def test_block_weight_limit_stops_inclusion(chain, monkeypatch):
             b.apply(chain.xt(BOB, "balances", "transfer", CHARLIE.public_key, 1, nonce=n))
             included += 1
     assert e.value.kind is InvalidKind.EXHAUSTS_RESOURCES
-    assert included == 3   # 3 x 40,000 fits in 150,000 (75% of 200,000); the 4th does not
+    assert included == 3   # three fit, the fourth would exceed the block's normal weight
 
 
 def test_inherent_cannot_be_submitted_and_must_come_first(chain):
