@@ -326,7 +326,8 @@ def test_new_cli_key_is_funded_then_pays_bob_over_websocket(node, client):
             if (p, e) == (pallet_i, event_i) and fields[0] == kp.public_key]
     assert len(fees) == 1, "one TransactionFeePaid event for the sender"
     fee = fees[0]
-    assert 0 < fee <= compute_fee(len(xt2), 40_000, 0)
+    declared = system.Config.base_extrinsic_weight + balances.transfer.call_def.weight
+    assert 0 < fee <= compute_fee(len(xt2), declared, 0)
 
     assert after_bob.free == before_bob.free + amount
     assert before_sender.free == fund
