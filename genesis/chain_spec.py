@@ -41,9 +41,37 @@ def _properties() -> dict:
                            "decimals": STABLECOIN_DECIMALS}}
 
 
+#: who is who on the development chains: Alice the regulator's registrar (and sudo), Dave the DSO,
+#: Eve the stablecoin issuer, Bob and Ferdie households with rooftop PV, Charlie a household without
+DEV_ROLES = {"Alice": ["registrar"], "Bob": ["prosumer"], "Charlie": ["consumer"], "Dave": ["dso"],
+             "Eve": ["issuer"], "Ferdie": ["prosumer"]}
+
+#: grid fees in stablecoin units per kWh: within a feeder, and between the two feeders; band 1 is the
+#: 07:00-22:00 peak (UTC)
+DEV_TARIFFS = {"local": (20_000, 40_000), "cross": (35_000, 60_000)}
+
+
+def _grid_config(dso: str) -> dict:
+    zones = [(1, "feeder-north"), (2, "feeder-south")]
+    tariffs = []
+    for a, _ in zones:
+        for b, _ in zones:
+            off, peak = DEV_TARIFFS["local" if a == b else "cross"]
+            tariffs += [[a, b, 0, off], [a, b, 1, peak]]
+    return {
+        "tou_bands": [[0, 0], [7 * 3600, 1], [22 * 3600, 0]],
+        "zones": [{"id": z, "dso": _addr(dso), "name": name, "import_capacity_w": 250_000,
+                   "export_capacity_w": 250_000} for z, name in zones],
+        "links": [[1, 2, 100_000], [2, 1, 100_000]],
+        "tariffs": tariffs,
+    }
+
+
 def _genesis_config(authorities: list[str], endowed: list[str], households: list[str], issuer: str,
                     sudo: str) -> dict:
     return {
+        "identity": {"participants": [{"address": _addr(n), "roles": roles} for n, roles in DEV_ROLES.items()]},
+        "grid": _grid_config("Dave"),
         "authorship": {"authorities": [_addr(a) for a in authorities]},
         "balances": {
             "balances": [[_addr(n), DEV_NATIVE_BALANCE] for n in endowed],

@@ -22,7 +22,7 @@ REASON = b"\x22" * 32
 
 # --- harness helpers (also used by test_grid) ---------------------------------------------------
 def energy_runtime() -> Runtime:
-    """The standard pallets plus identity and grid (not yet in ALL_PALLETS)."""
+    """The composed runtime (identity and grid are in it; listing them again is harmless)."""
     return Runtime(ALL_PALLETS + [identity.pallet, grid.pallet], system=system, timestamp=timestamp,
                    authorship=authorship, payment=transaction_payment, genesis_hash=GENESIS_HASH,
                    version=VERSION)
