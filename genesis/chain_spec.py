@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from primitives.keys import DEV_ACCOUNT_NAMES as DEV_ACCOUNTS
-from primitives.keys import dev_keypair
+from primitives.keys import Keypair, dev_keypair
 from primitives.ss58 import GRIDCHAIN_SS58_PREFIX
 
 TOKEN_SYMBOL = "GRID"
@@ -67,9 +67,26 @@ def _grid_config(dso: str) -> dict:
     }
 
 
+#: certified smart meters of the dev households: (owner, zone, kind, rated power W); a meter's key is
+#: the dev URI `//<Owner>//meter` (kind 0 import-only, 1 export-only, 2 bidirectional)
+DEV_METERS = [("Bob", 1, 2, 10_000), ("Charlie", 1, 0, 15_000), ("Ferdie", 2, 2, 8_000)]
+
+
+def dev_meter_uri(owner: str) -> str:
+    """The secret URI of a dev household's meter key."""
+    return f"//{owner}//meter"
+
+
+def _metering_config() -> dict:
+    return {"meters": [{"meter": "0x" + Keypair.from_uri(dev_meter_uri(owner)).public_key.hex(), "owner": _addr(owner),
+                        "zone": zone, "kind": kind, "rated_power_w": rated}
+                       for owner, zone, kind, rated in DEV_METERS]}
+
+
 def _genesis_config(authorities: list[str], endowed: list[str], households: list[str], issuer: str,
                     sudo: str) -> dict:
     return {
+        "metering": _metering_config(),
         "identity": {"participants": [{"address": _addr(n), "roles": roles} for n, roles in DEV_ROLES.items()]},
         "grid": _grid_config("Dave"),
         "authorship": {"authorities": [_addr(a) for a in authorities]},

@@ -58,6 +58,9 @@ def vectors() -> dict[str, str]:
     sealed = seal_header(header, alice, GENESIS)
     v["header.sealed"] = "0x" + sealed.encode().hex()
     v["header.hash"] = "0x" + sealed.hash().hex()
+
+    from tests.test_meter_reading import reading_vector
+    v.update(reading_vector())
     return v
 
 

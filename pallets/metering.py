@@ -1,0 +1,499 @@
+"""Metering: certified smart meters and the energy they measure, interval by interval.
+
+A DSO (for meters in its zone) or a licensed registrar certifies a meter: its ed25519 public key
+(which is its id), the licensed prosumer or consumer who owns it, its zone, its kind (import, export
+or bidirectional) and its rated power. Meters can be suspended, reinstated, replaced and retired.
+
+A meter signs a reading of its cumulative registers (OBIS 1.8.0 import, 2.8.0 export, Wh) at the end
+of each delivery interval (`primitives.meter_reading`) and submits it as an *unsigned* extrinsic: no
+account, no fee. The pallet validates it (`validate_unsigned`, run by the pool and again when the
+block applies it) and keeps, per (meter, interval), only the import and export *deltas* and the hash
+of the signed reading, never the raw register series (privacy: the series reveals a household's
+life; a delta per interval is what settlement needs, the hash lets the owner prove the raw reading).
+
+Rules for a reading, in the order they are checked (each rejection is an InvalidTransaction with a
+sentence from `Error`, changes nothing and leaves no trace):
+  1. the meter is certified, and the signature is the meter's own, over this chain's genesis hash;
+  2. the meter is active (not suspended, not retired);
+  3. `interval_start` is on the interval grid (`grid.interval_start`);
+  4. timing, with interval [t, t + I):  a reading is final at the interval's end, so it is accepted
+     from `now >= t + I - max_drift_s` (meter clocks may run a little ahead of block time) until
+     `now < t + I + settlement_window_intervals * I` (late readings are fine within the window;
+     after it, settlement may already have used the interval);
+  5. `seq` is above the last accepted one (equal: replay; lower: out of order);
+  6. at most one reading per meter per interval, and intervals strictly increase: a reading for an
+     interval before the meter's last one is out of order (the registers are cumulative, so a
+     later reading already covers the energy of an earlier one that never arrived);
+  7. registers never decrease.
+
+Plausibility: a delta may not exceed what the meter's rated power can move in the time it covers,
+`delta_wh * 3600 <= rated_power_w * (t - last_interval)`, and a register the meter's kind does not
+measure (export on an import meter, import on an export meter) must not move. An implausible reading
+is *not* rejected: rejected readings leave no trace on chain, so a count of them could not be kept.
+It is accepted and recorded with `plausible = False` (settlement must not pay on it), and counted;
+at `rogue_threshold` implausible readings in total since the meter was certified or last reinstated,
+the meter is suspended automatically (a rogue meter) and `MeterSuspended(reason="rogue")` names the
+zone's DSO, who investigates and reinstates (which resets the count) or replaces it.
+
+A meter's first accepted reading is its baseline: it is recorded with zero deltas (`intervals` 0).
+Each later reading records deltas against the previous accepted one, covering `intervals` =
+(t - last_interval) / I intervals. The intervals skipped in between are recorded in
+`missed_intervals` (at most `max_missed_recorded` per reading, to bound a reading's weight; the rest
+are only counted in `missed_unrecorded`) and announced by `IntervalsMissed`. A replacement meter
+starts fresh (no baseline; its first reading is its baseline), and a meter key once certified can
+never be certified again, so old readings of a retired meter cannot be replayed.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from pallets import grid, identity, system, timestamp
+from primitives import ss58
+from primitives.codec import BOOL, H256, U8, U32, U64, CodecError, Text, struct
+from primitives.meter_reading import SignedReading, reading_hash, reading_signature_ok
+from primitives.types import AccountId
+from runtime.api import InvalidKind, InvalidTransaction, TransactionSource, ValidTransaction
+from runtime.pallet import (NONE, SIGNED, CallDef, DispatchError, ErrorDef, Origin, Pallet,
+                            PalletError, PostInfo, deposit_event, ensure, ensure_none, ensure_signed,
+                            fail)
+
+pallet = Pallet("metering", index=8, doc=__doc__)
+
+
+# --- config ----------------------------------------------------------------------------------
+@pallet.config
+class Config:
+    #: a reading is accepted until this many intervals after its interval ended
+    settlement_window_intervals = 4
+    #: a reading may arrive this many seconds before its interval ends by block time (clock skew)
+    max_drift_s = 60
+    #: implausible readings (in total since certification or reinstatement) that suspend a meter
+    rogue_threshold = 3
+    #: skipped intervals recorded one by one per reading; the rest are only counted
+    max_missed_recorded = 96
+    #: upper bound on a meter's rated power (100 MW)
+    max_rated_power_w = 100_000_000
+    #: pool priority of every reading (fixed: readings do not bid against each other)
+    reading_priority = 2**48
+
+
+KIND_IMPORT, KIND_EXPORT, KIND_BIDIRECTIONAL = 0, 1, 2
+STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_RETIRED = 0, 1, 2
+
+MeterId = H256
+
+#: weights, nanoseconds of reference compute: a reading is dominated by its ed25519 check (run in
+#: validation and again at apply) and half a dozen storage reads and writes; each recorded missed
+#: interval is one more write
+W_READING = 120_000
+W_MISSED_INTERVAL = 3_000
+W_CERTIFY = 50_000
+W_ADMIN = 30_000
+W_REPLACE = 70_000
+
+
+@struct
+class Meter:
+    owner: AccountId
+    zone: U32
+    kind: U8                 # KIND_IMPORT | KIND_EXPORT | KIND_BIDIRECTIONAL
+    rated_power_w: U64
+    status: U8               # STATUS_ACTIVE | STATUS_SUSPENDED | STATUS_RETIRED
+    last_seq: U64
+    last_interval: U64       # interval_start of the last accepted reading
+    last_import_wh: U64      # registers of the last accepted reading
+    last_export_wh: U64
+    implausible: U8          # implausible readings since certification or reinstatement
+    has_reading: BOOL        # False until the baseline reading is accepted
+
+
+@struct
+class IntervalEnergy:
+    import_wh: U64           # import register delta over the covered intervals, Wh
+    export_wh: U64           # export register delta, Wh
+    reading_hash: H256       # keccak-256 of the signed reading (primitives.meter_reading.reading_hash)
+    plausible: BOOL          # False: recorded for the rogue-meter count, not to be settled on
+    intervals: U32           # intervals the deltas cover: 1, or 1 + missed ones; 0 for a baseline
+
+
+# --- storage ---------------------------------------------------------------------------------
+meters = pallet.map("meters", key=MeterId, value=Meter, doc="Meter public key -> certified meter")
+interval_energy = pallet.double_map("interval_energy", key1=MeterId, key2=U64, value=IntervalEnergy,
+                                    doc="(meter, interval start) -> energy deltas and reading hash")
+missed_intervals = pallet.double_map("missed_intervals", key1=MeterId, key2=U64, value=BOOL,
+                                     doc="(meter, interval start) -> True for an interval with no reading")
+missed_unrecorded = pallet.map("missed_unrecorded", key=MeterId, value=U64, default=0,
+                               doc="Missed intervals beyond max_missed_recorded per reading, counted only")
+chain_genesis_hash = pallet.value("chain_genesis_hash", H256,
+                                  doc="The genesis hash readings are signed over, copied at block 1")
+
+
+# --- events ----------------------------------------------------------------------------------
+@pallet.event
+class MeterCertified:
+    meter: MeterId
+    owner: AccountId
+    zone: U32
+    kind: U8
+    rated_power_w: U64
+    by: AccountId
+
+
+@pallet.event
+class MeterSuspended:
+    """A meter stopped being trusted; reason "rogue" (automatic) or "operator" (by DSO or registrar)."""
+    meter: MeterId
+    zone: U32
+    dso: AccountId
+    reason: Text(16)
+
+
+@pallet.event
+class MeterReinstated:
+    meter: MeterId
+    by: AccountId
+
+
+@pallet.event
+class MeterRetired:
+    meter: MeterId
+    by: AccountId
+
+
+@pallet.event
+class MeterReplaced:
+    old: MeterId
+    new: MeterId
+    rated_power_w: U64
+    by: AccountId
+
+
+@pallet.event
+class ReadingAccepted:
+    meter: MeterId
+    interval_start: U64
+    import_delta_wh: U64
+    export_delta_wh: U64
+    plausible: BOOL
+
+
+@pallet.event
+class IntervalsMissed:
+    meter: MeterId
+    from_interval: U64
+    count: U64
+
+
+# --- errors ----------------------------------------------------------------------------------
+class Error(PalletError):
+    # administration
+    UnknownZone = "no grid zone with this id exists"
+    NotAuthorized = "only the zone's DSO or a licensed registrar may certify or manage its meters"
+    OwnerNotLicensed = "a meter's owner must hold an active prosumer or consumer licence"
+    MeterExists = "a meter with this key has already been certified (keys are never reused)"
+    UnknownMeter = "no meter with this key is certified"
+    BadMeterKind = "a meter's kind is 0 (import), 1 (export) or 2 (bidirectional)"
+    BadRatedPower = "a meter's rated power must be between 1 W and max_rated_power_w"
+    NotActive = "only an active meter can be suspended"
+    NotSuspended = "only a suspended meter can be reinstated"
+    AlreadyRetired = "the meter is already retired"
+    # readings
+    GenesisUnknown = "readings are accepted from block 1 on, once the genesis hash is on chain"
+    BadReadingSignature = ("the reading is not signed by its meter for this chain "
+                           "(forged, tampered with, or signed over another genesis hash)")
+    MeterSuspendedError = "the meter is suspended; its readings are refused until it is reinstated"
+    MeterRetiredError = "the meter is retired; its readings are refused"
+    UnalignedInterval = "the reading's interval start is not on the chain's delivery-interval grid"
+    IntervalNotEnded = "the reading's interval has not ended yet (beyond the allowed clock drift)"
+    WindowClosed = "the reading arrived after its interval's settlement window closed"
+    ReadingReplayed = "a reading with this sequence number was already accepted (replay)"
+    SequenceTooLow = "the reading's sequence number is below the meter's last accepted one"
+    DuplicateInterval = "the meter already has a reading for this interval"
+    OutOfOrder = "the reading is for an interval before the meter's last accepted reading"
+    RegisterDecreased = "a cumulative register (import or export) is lower than in the last reading"
+
+
+pallet.errors(Error)
+
+
+# --- public interface (settlement, RPC) --------------------------------------------------------
+def energy_in_interval(meter: bytes, interval_start: int) -> IntervalEnergy | None:
+    """The energy a meter recorded for the interval starting at `interval_start`, if any."""
+    return interval_energy.get(meter, interval_start)
+
+
+def get_meter(meter_id: bytes) -> Meter | None:
+    return meters.get(meter_id)
+
+
+def is_missed(meter_id: bytes, interval_start: int) -> bool:
+    return missed_intervals.contains(meter_id, interval_start)
+
+
+def genesis_hash() -> bytes | None:
+    """The hash readings must be signed over: copied from system at block 1 (system prunes old
+    block hashes, so it keeps its own copy); before that, the pool sees it in system's map."""
+    h = chain_genesis_hash.get()
+    return h if h is not None else system.block_hash.get(0)
+
+
+# --- reading validation (pool and block) ------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class CheckedReading:
+    meter: Meter
+    import_delta_wh: int
+    export_delta_wh: int
+    intervals: int            # intervals the deltas cover (0 for the baseline)
+    plausible: bool
+    window_end_s: int         # first block time at which the reading would be too late
+
+
+def _reject(kind: InvalidKind, error: ErrorDef) -> InvalidTransaction:
+    return InvalidTransaction(kind, error.message)
+
+
+def check_reading(signed: SignedReading, *, verify_signature: bool = True) -> CheckedReading:
+    """Every rule a reading must pass, against current state; raises InvalidTransaction."""
+    r = signed.reading
+    gh = genesis_hash()
+    if gh is None:
+        raise _reject(InvalidKind.FUTURE, Error.GenesisUnknown)
+    m = meters.get(r.meter)
+    if m is None:
+        raise _reject(InvalidKind.CUSTOM, Error.UnknownMeter)
+    if verify_signature and not reading_signature_ok(signed, gh):
+        raise _reject(InvalidKind.BAD_PROOF, Error.BadReadingSignature)
+    if m.status == STATUS_SUSPENDED:
+        raise _reject(InvalidKind.CUSTOM, Error.MeterSuspendedError)
+    if m.status == STATUS_RETIRED:
+        raise _reject(InvalidKind.CUSTOM, Error.MeterRetiredError)
+
+    t, step = r.interval_start, grid.Config.interval_s
+    if grid.interval_start(t) != t:
+        raise _reject(InvalidKind.CUSTOM, Error.UnalignedInterval)
+    now = timestamp.now_s()
+    interval_end = t + step
+    window_end = interval_end + Config.settlement_window_intervals * step
+    if now + Config.max_drift_s < interval_end:
+        raise _reject(InvalidKind.FUTURE, Error.IntervalNotEnded)
+    if now >= window_end:
+        raise _reject(InvalidKind.STALE, Error.WindowClosed)
+
+    if m.has_reading:
+        if r.seq == m.last_seq:
+            raise _reject(InvalidKind.STALE, Error.ReadingReplayed)
+        if r.seq < m.last_seq:
+            raise _reject(InvalidKind.STALE, Error.SequenceTooLow)
+    if interval_energy.contains(r.meter, t):
+        raise _reject(InvalidKind.STALE, Error.DuplicateInterval)
+    if not m.has_reading:
+        return CheckedReading(m, 0, 0, 0, True, window_end)
+    if t < m.last_interval:
+        raise _reject(InvalidKind.STALE, Error.OutOfOrder)
+    if r.import_wh < m.last_import_wh or r.export_wh < m.last_export_wh:
+        raise _reject(InvalidKind.CUSTOM, Error.RegisterDecreased)
+
+    d_import, d_export = r.import_wh - m.last_import_wh, r.export_wh - m.last_export_wh
+    span_s = t - m.last_interval
+    return CheckedReading(m, d_import, d_export, span_s // step,
+                          _plausible(m, d_import, d_export, span_s), window_end)
+
+
+def _plausible(m: Meter, d_import_wh: int, d_export_wh: int, span_s: int) -> bool:
+    """Deltas within what the rated power can move in span_s, on the registers the kind measures."""
+    bound = m.rated_power_w * span_s            # Wh * 3600
+    import_bound = bound if m.kind in (KIND_IMPORT, KIND_BIDIRECTIONAL) else 0
+    export_bound = bound if m.kind in (KIND_EXPORT, KIND_BIDIRECTIONAL) else 0
+    return d_import_wh * 3600 <= import_bound and d_export_wh * 3600 <= export_bound
+
+
+@pallet.validate_unsigned
+def _validate_unsigned(call_def: CallDef, args: tuple, source: TransactionSource) -> ValidTransaction:
+    if call_def is not submit_reading.call_def:
+        raise InvalidTransaction(InvalidKind.CALL, "only metering.submit_reading may be submitted unsigned")
+    (signed,) = args
+    checked = check_reading(signed)
+    r = signed.reading
+    return ValidTransaction(
+        priority=Config.reading_priority,
+        requires=(),
+        provides=(reading_tag(r.meter, r.seq),),
+        # in blocks, assuming at least a second between blocks; the pool revalidates after each
+        # block anyway, so a reading whose window closes sooner is dropped then
+        longevity=max(1, checked.window_end_s - timestamp.now_s()),
+        propagate=True,
+    )
+
+
+def reading_tag(meter_id: bytes, seq: int) -> bytes:
+    """The pool tag of a reading: one per (meter, seq), so duplicates and replays are dropped."""
+    return b"mr" + meter_id + seq.to_bytes(8, "big")
+
+
+# --- calls -----------------------------------------------------------------------------------
+def _ensure_manager(who: bytes, zone_id: int) -> None:
+    ensure(grid.is_zone_dso(zone_id, who) or identity.is_licensed(who, identity.Role.REGISTRAR),
+           Error.NotAuthorized)
+
+
+def _owner_licensed(owner: bytes) -> bool:
+    return (identity.is_licensed(owner, identity.Role.PROSUMER)
+            or identity.is_licensed(owner, identity.Role.CONSUMER))
+
+
+def _zone_dso(zone_id: int) -> bytes:
+    z = grid.zone(zone_id)
+    return z.dso if z is not None else b"\0" * 32
+
+
+def _new_meter(owner: bytes, zone: int, kind: int, rated_power_w: int) -> Meter:
+    return Meter(owner, zone, kind, rated_power_w, STATUS_ACTIVE, 0, 0, 0, 0, 0, False)
+
+
+def _check_certification(meter_id: bytes, owner: bytes, zone: int, kind: int, rated_power_w: int) -> None:
+    ensure(grid.zone(zone) is not None, Error.UnknownZone)
+    ensure(kind in (KIND_IMPORT, KIND_EXPORT, KIND_BIDIRECTIONAL), Error.BadMeterKind)
+    ensure(0 < rated_power_w <= Config.max_rated_power_w, Error.BadRatedPower)
+    ensure(_owner_licensed(owner), Error.OwnerNotLicensed)
+    ensure(not meters.contains(meter_id), Error.MeterExists)
+
+
+@pallet.call(0, weight=W_CERTIFY, origin=SIGNED)
+def certify_meter(origin: Origin, meter: MeterId, owner: AccountId, zone: U32, kind: U8,
+                  rated_power_w: U64) -> None:
+    """Certify a meter (its public key) for a licensed owner in a zone. Signed by the zone's DSO or
+    a licensed registrar."""
+    who = ensure_signed(origin)
+    ensure(grid.zone(zone) is not None, Error.UnknownZone)
+    _ensure_manager(who, zone)
+    _check_certification(meter, owner, zone, kind, rated_power_w)
+    meters.insert(meter, _new_meter(owner, zone, kind, rated_power_w))
+    deposit_event(MeterCertified(meter, owner, zone, kind, rated_power_w, who))
+
+
+def _managed_meter(who: bytes, meter_id: bytes) -> Meter:
+    m = meters.get(meter_id) or fail(Error.UnknownMeter)
+    _ensure_manager(who, m.zone)
+    return m
+
+
+@pallet.call(1, weight=W_ADMIN, origin=SIGNED)
+def suspend_meter(origin: Origin, meter: MeterId) -> None:
+    """Stop accepting a meter's readings. Zone DSO or registrar."""
+    who = ensure_signed(origin)
+    m = _managed_meter(who, meter)
+    ensure(m.status == STATUS_ACTIVE, Error.NotActive)
+    meters.insert(meter, dataclasses.replace(m, status=STATUS_SUSPENDED))
+    deposit_event(MeterSuspended(meter, m.zone, _zone_dso(m.zone), "operator"))
+
+
+@pallet.call(2, weight=W_ADMIN, origin=SIGNED)
+def reinstate_meter(origin: Origin, meter: MeterId) -> None:
+    """Accept a suspended meter's readings again; its implausible-reading count starts over.
+    Zone DSO or registrar."""
+    who = ensure_signed(origin)
+    m = _managed_meter(who, meter)
+    ensure(m.status == STATUS_SUSPENDED, Error.NotSuspended)
+    meters.insert(meter, dataclasses.replace(m, status=STATUS_ACTIVE, implausible=0))
+    deposit_event(MeterReinstated(meter, who))
+
+
+@pallet.call(3, weight=W_ADMIN, origin=SIGNED)
+def retire_meter(origin: Origin, meter: MeterId) -> None:
+    """Retire a meter for good (its key can never be certified again). Zone DSO or registrar."""
+    who = ensure_signed(origin)
+    m = _managed_meter(who, meter)
+    ensure(m.status != STATUS_RETIRED, Error.AlreadyRetired)
+    meters.insert(meter, dataclasses.replace(m, status=STATUS_RETIRED))
+    deposit_event(MeterRetired(meter, who))
+
+
+@pallet.call(4, weight=W_REPLACE, origin=SIGNED)
+def replace_meter(origin: Origin, old: MeterId, new_meter: MeterId, new_rated_power_w: U64) -> None:
+    """Retire `old` and certify `new_meter` for the same owner, zone and kind. The new meter starts
+    fresh: its first reading is its baseline. Zone DSO or registrar."""
+    who = ensure_signed(origin)
+    m = _managed_meter(who, old)
+    ensure(m.status != STATUS_RETIRED, Error.AlreadyRetired)
+    _check_certification(new_meter, m.owner, m.zone, m.kind, new_rated_power_w)
+    meters.insert(old, dataclasses.replace(m, status=STATUS_RETIRED))
+    meters.insert(new_meter, _new_meter(m.owner, m.zone, m.kind, new_rated_power_w))
+    deposit_event(MeterRetired(old, who))
+    deposit_event(MeterReplaced(old, new_meter, new_rated_power_w, who))
+    deposit_event(MeterCertified(new_meter, m.owner, m.zone, m.kind, new_rated_power_w, who))
+
+
+@pallet.call(5, weight=W_READING + Config.max_missed_recorded * W_MISSED_INTERVAL, origin=NONE)
+def submit_reading(origin: Origin, signed: SignedReading) -> PostInfo:
+    """A meter's signed reading (unsigned extrinsic, no fee): records the interval's deltas."""
+    ensure_none(origin)
+    try:
+        # validate_unsigned checked everything (signature included) just before, on this state
+        checked = check_reading(signed, verify_signature=False)
+    except InvalidTransaction as e:
+        raise DispatchError(e.reason) from None
+    r, m = signed.reading, checked.meter
+    recorded = 0
+    if m.has_reading:
+        recorded = _record_missed(r.meter, m.last_interval, r.interval_start)
+    interval_energy.insert(r.meter, r.interval_start, IntervalEnergy(
+        checked.import_delta_wh, checked.export_delta_wh, reading_hash(signed), checked.plausible,
+        checked.intervals))
+    implausible = m.implausible if checked.plausible else min(m.implausible + 1, 255)
+    rogue = implausible >= Config.rogue_threshold
+    meters.insert(r.meter, dataclasses.replace(
+        m, last_seq=r.seq, last_interval=r.interval_start, last_import_wh=r.import_wh,
+        last_export_wh=r.export_wh, implausible=implausible, has_reading=True,
+        status=STATUS_SUSPENDED if rogue else m.status))
+    deposit_event(ReadingAccepted(r.meter, r.interval_start, checked.import_delta_wh,
+                                  checked.export_delta_wh, checked.plausible))
+    if rogue:
+        deposit_event(MeterSuspended(r.meter, m.zone, _zone_dso(m.zone), "rogue"))
+    return PostInfo(actual_weight=W_READING + recorded * W_MISSED_INTERVAL)
+
+
+def _record_missed(meter_id: bytes, last_interval: int, interval_start: int) -> int:
+    """Mark the intervals strictly between the last reading and this one as missed; returns how
+    many were recorded one by one."""
+    step = grid.Config.interval_s
+    first = last_interval + step
+    count = (interval_start - first) // step
+    if count <= 0:
+        return 0
+    recorded = min(count, Config.max_missed_recorded)
+    for i in range(recorded):
+        missed_intervals.insert(meter_id, first + i * step, True)
+    if count > recorded:
+        missed_unrecorded.insert(meter_id, missed_unrecorded.get(meter_id) + count - recorded)
+    deposit_event(IntervalsMissed(meter_id, first, count))
+    return recorded
+
+
+# --- hooks -----------------------------------------------------------------------------------
+@pallet.on_initialize
+def _remember_genesis_hash(n: int) -> int:
+    """At the first block, copy the genesis hash (system has just stored it as block 0's hash)."""
+    if chain_genesis_hash.exists():
+        return 1_000
+    h = system.block_hash.get(0)
+    if h is not None:
+        chain_genesis_hash.put(h)
+    return 5_000
+
+
+# --- genesis ---------------------------------------------------------------------------------
+@pallet.genesis
+def _genesis(config: dict) -> None:
+    """{"meters": [{"meter": "0x<public key>", "owner": ss58, "zone": 1, "kind": 2,
+    "rated_power_w": 10000}]}; runs after identity and grid (lower indices), so it checks zones and
+    owners' licences as certify_meter does."""
+    for entry in config.get("meters", []):
+        meter_id = bytes.fromhex(entry["meter"].removeprefix("0x"))
+        owner = ss58.decode(entry["owner"], None)
+        zone, kind, rated = entry["zone"], entry.get("kind", KIND_BIDIRECTIONAL), entry["rated_power_w"]
+        try:
+            H256.to_plain(meter_id)
+            _check_certification(meter_id, owner, zone, kind, rated)
+        except (CodecError, DispatchError) as e:
+            raise ValueError(f"metering genesis, meter {entry['meter']}: {e}") from None
+        meters.insert(meter_id, _new_meter(owner, zone, kind, rated))
