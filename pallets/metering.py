@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pallets import grid, identity, system, timestamp
+from pallets import certificates, grid, identity, system, timestamp  # certificates: mint hook
 from primitives import ss58
 from primitives.codec import BOOL, H256, U8, U32, U64, CodecError, Text, struct
 from primitives.meter_reading import SignedReading, reading_hash, reading_signature_ok
@@ -423,7 +423,8 @@ def replace_meter(origin: Origin, old: MeterId, new_meter: MeterId, new_rated_po
     deposit_event(MeterCertified(new_meter, m.owner, m.zone, m.kind, new_rated_power_w, who))
 
 
-@pallet.call(5, weight=W_READING + Config.max_missed_recorded * W_MISSED_INTERVAL, origin=NONE)
+@pallet.call(5, weight=W_READING + certificates.W_MINT + Config.max_missed_recorded * W_MISSED_INTERVAL,
+              origin=NONE)
 def submit_reading(origin: Origin, signed: SignedReading) -> PostInfo:
     """A meter's signed reading (unsigned extrinsic, no fee): records the interval's deltas."""
     ensure_none(origin)
@@ -447,9 +448,15 @@ def submit_reading(origin: Origin, signed: SignedReading) -> PostInfo:
         status=STATUS_SUSPENDED if rogue else m.status))
     deposit_event(ReadingAccepted(r.meter, r.interval_start, checked.import_delta_wh,
                                   checked.export_delta_wh, checked.plausible))
+    # verified export mints generation certificates to the owner, all under this reading's interval
+    # (where interval_energy records the delta); see the certificates pallet
+    minted = checked.plausible and checked.export_delta_wh > 0
+    if minted:
+        certificates.mint(m.owner, m.zone, r.interval_start, checked.export_delta_wh)
     if rogue:
         deposit_event(MeterSuspended(r.meter, m.zone, _zone_dso(m.zone), "rogue"))
-    return PostInfo(actual_weight=W_READING + recorded * W_MISSED_INTERVAL)
+    return PostInfo(actual_weight=W_READING + (certificates.W_MINT if minted else 0)
+                    + recorded * W_MISSED_INTERVAL)
 
 
 def _record_missed(meter_id: bytes, last_interval: int, interval_start: int) -> int:
