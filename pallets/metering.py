@@ -50,9 +50,9 @@ import dataclasses
 from pallets import certificates, grid, identity, system, timestamp  # certificates: mint hook
 from primitives import ss58
 from primitives.codec import BOOL, H256, U8, U32, U64, CodecError, Text, struct
-from primitives.meter_reading import SignedReading, reading_hash, reading_signature_ok
+from primitives.meter_reading import SignedReading, reading_hash, reading_message, reading_signature_ok
 from primitives.types import AccountId
-from runtime.api import InvalidKind, InvalidTransaction, TransactionSource, ValidTransaction
+from runtime.api import InvalidKind, InvalidTransaction, SignatureCheck, TransactionSource, ValidTransaction
 from runtime.pallet import (NONE, SIGNED, CallDef, DispatchError, ErrorDef, Origin, Pallet,
                             PalletError, PostInfo, deposit_event, ensure, ensure_none, ensure_signed,
                             fail)
@@ -307,12 +307,25 @@ def _plausible(m: Meter, d_import_wh: int, d_export_wh: int, span_s: int) -> boo
     return d_import_wh * 3600 <= import_bound and d_export_wh * 3600 <= export_bound
 
 
+@pallet.signature_of_unsigned
+def _reading_signature(call_def: CallDef, args: tuple) -> SignatureCheck | None:
+    """The meter's signature over its reading, for the node's batch verifier (None: check inline)."""
+    if call_def is not submit_reading.call_def:
+        return None
+    (signed,) = args
+    gh = genesis_hash()
+    if gh is None:
+        return None
+    return SignatureCheck(signed.reading.meter, signed.signature, reading_message(signed.reading, gh))
+
+
 @pallet.validate_unsigned
-def _validate_unsigned(call_def: CallDef, args: tuple, source: TransactionSource) -> ValidTransaction:
+def _validate_unsigned(call_def: CallDef, args: tuple, source: TransactionSource,
+                       signature_ok: bool | None = None) -> ValidTransaction:
     if call_def is not submit_reading.call_def:
         raise InvalidTransaction(InvalidKind.CALL, "only metering.submit_reading may be submitted unsigned")
     (signed,) = args
-    checked = check_reading(signed)
+    checked = check_reading(signed, verify_signature=signature_ok is None)
     r = signed.reading
     return ValidTransaction(
         priority=Config.reading_priority,

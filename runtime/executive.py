@@ -212,7 +212,8 @@ class Runtime:
         """The ed25519 check a signed extrinsic needs (None if unsigned); must run under externalities."""
         s = d.xt.signature
         if s is None:
-            return None
+            fn = d.call.pallet.unsigned_signature
+            return None if fn is None else fn(d.call, d.args)
         birth = self._birth_hash(d, number)
         payload = signing_payload(d.xt.call, s.mortality, s.nonce, s.tip, self.version.spec_version,
                                   self.version.transaction_version, birth)
@@ -285,27 +286,30 @@ class ValidationContext:
         meanwhile, and a bad signature overrides their verdict at the end. `known_good(hash)` skips
         the signature of a transaction verified before (pool revalidation after each block).
         """
-        decoded: list[Decoded | ChainError] = []
+        decoded: list[tuple[Decoded, bool] | ChainError] = []
         checks: list[SignatureCheck] = []
         check_at: list[int] = []
         with externalities(self.overlay):
             for i, data in enumerate(datas):
                 try:
                     d = self.rt.decode(data)
-                    if d.xt.signature is not None and not known_good(d.hash):
-                        checks.append(self.rt.signature_check(d, self.number))
+                    chk = None if known_good(d.hash) else self.rt.signature_check(d, self.number)
+                    if chk is not None:
+                        checks.append(chk)
                         check_at.append(i)
-                    decoded.append(d)
+                    decoded.append((d, chk is not None or known_good(d.hash)))
                 except (TransactionValidityError, BadFormat) as e:
                     decoded.append(e)
             collect = verify_deferred(checks) if checks else (lambda: [])
             out: list[tuple[bytes | None, ValidTransaction | ChainError]] = []
-            for d in decoded:
-                if isinstance(d, ChainError):
-                    out.append((None, d))
+            for item in decoded:
+                if isinstance(item, ChainError):
+                    out.append((None, item))
                     continue
+                d, verified = item
                 try:
-                    out.append((d.hash, self._validate(d, source, True)))
+                    # verified (or being verified) in the batch; else the validator checks itself
+                    out.append((d.hash, self._validate(d, source, True if verified else None)))
                 except TransactionValidityError as e:
                     out.append((d.hash, e))
         for i, ok in zip(check_at, collect()):
@@ -396,7 +400,7 @@ class BlockBuilder:
                     if validator is None:
                         raise UnknownTransaction(UnknownKind.NO_UNSIGNED_VALIDATOR,
                                                  f"{d.call.pallet.name}.{d.call.name} cannot be unsigned")
-                    validator(d.call, d.args, TransactionSource.IN_BLOCK)
+                    validator(d.call, d.args, TransactionSource.IN_BLOCK, signature_ok)
                     self._check_room(d)
                 origin = Origin.none()
                 fee = 0

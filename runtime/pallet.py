@@ -222,6 +222,7 @@ class Pallet:
         self.hooks_finalize: list[Callable[[int], None]] = []
         self.genesis_builder: Callable[[dict], None] | None = None
         self.unsigned_validator: Callable[..., Any] | None = None
+        self.unsigned_signature: Callable[..., Any] | None = None
 
     # storage --------------------------------------------------------------------------
     def value(self, name: str, value: Any, default: Any = None, doc: str = "") -> StorageValue:
@@ -301,8 +302,18 @@ class Pallet:
         self.genesis_builder = fn
         return fn
 
+    def signature_of_unsigned(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """fn(call_def, args) -> SignatureCheck | None: the signature an unsigned call carries (a
+        meter's over its reading), so the node verifies it in its worker batch with the signed
+        extrinsics' and tells the validator (`signature_ok`) instead of the pallet checking inline."""
+        self.unsigned_signature = fn
+        return fn
+
     def validate_unsigned(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """fn(call_def, args, source) -> ValidTransaction, or raise InvalidTransaction."""
+        """fn(call_def, args, source, signature_ok) -> ValidTransaction, or raise InvalidTransaction.
+
+        signature_ok: True when the node verified the signature named by `signature_of_unsigned`
+        already, None when the validator must check it itself."""
         self.unsigned_validator = fn
         return fn
 
