@@ -13,6 +13,7 @@ BENCHES = [
     ("signature verifier", ["bench.verify_bench"]),
     ("pool admission", ["bench.pool_admission"]),
     ("block import", ["bench.block_import"]),
+    ("meter readings in block import", ["bench.meter_readings"]),
     ("storage commit", ["bench.storage_bench"]),
     ("RPC", ["bench.rpc_bench"]),
     ("node memory", ["bench.node_memory"]),

@@ -1,0 +1,72 @@
+"""Signed meter readings applied in block import, in readings per second (issue 3's figure).
+
+N meters certified at genesis (owned by the dev prosumer Bob, zone 1) report two intervals: the
+baseline readings, then readings with deltas that mint certificates. An authoring chain builds the
+blocks; a second chain imports them, verifying every meter's signature in the worker batch while the
+block executes. Prints readings/s per block and the ratio to raw single-core ed25519 verifies/s
+measured in the same run.
+
+    .venv/bin/python -m bench.meter_readings [--meters 1500]
+
+A block holds at most ~1,770 readings today: a reading declares the weight of recording up to 96
+missed intervals. See docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import raw_verify_rate
+from genesis.chain_spec import dev_spec, genesis_storage
+from node.chain import Chain
+from node.db import Database
+from node.verifier import SignatureVerifier
+from pallets import grid, metering
+from primitives.extrinsic import Call, Extrinsic
+from primitives.hashing import keccak256
+from primitives.keys import Keypair, dev_keypair
+from primitives.meter_reading import Reading, sign_reading
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--meters", type=int, default=1500)
+    args = ap.parse_args()
+    keys = [Keypair.from_seed(keccak256(b"bench-meter" + i.to_bytes(4, "big"))) for i in range(args.meters)]
+    spec = dev_spec()
+    spec["genesis"]["runtimeGenesis"]["config"]["metering"]["meters"] += [
+        {"meter": "0x" + k.public_key.hex(), "owner": dev_keypair("Bob").address(), "zone": 1, "kind": 2,
+         "rated_power_w": 10_000} for k in keys]
+    alice = dev_keypair("Alice")
+    with tempfile.TemporaryDirectory() as tmp, SignatureVerifier() as verifier:
+        a = Chain(Database.open(Path(tmp) / "a"), lambda rt: genesis_storage(spec, rt))
+        b = Chain(Database.open(Path(tmp) / "b"), lambda rt: genesis_storage(spec, rt),
+                  verify_deferred=verifier.verify_batch_deferred)
+        now = int(time.time() * 1000)
+        blocks = [a.build_block(alice, [], finalize=True, now_ms=now).signed]
+        t = grid.interval_start(now // 1000) - 2 * grid.Config.interval_s
+        for seq, (interval, register) in enumerate([(t, 100), (t + grid.Config.interval_s, 600)], start=1):
+            xts = [Extrinsic(Call(metering.pallet.index, metering.submit_reading.call_def.index, (
+                sign_reading(k, Reading(k.public_key, seq, interval, register, register), a.genesis_hash).to_plain(),
+            ))).encode() for k in keys]
+            built = a.build_block(alice, [(keccak256(x), x) for x in xts], finalize=True, now_ms=now + seq * 1000)
+            assert len(built.signed.block.extrinsics) == args.meters + 1, "block did not take every reading"
+            blocks.append(built.signed)
+        verifier.warm_up()  # workers start lazily; do not bill their start-up to import
+        b.import_block(blocks[0], finalize=True)
+        limit = raw_verify_rate()
+        for signed, what in zip(blocks[1:], ["baseline readings", "readings with deltas (mint certificates)"]):
+            t0 = time.perf_counter()
+            b.import_block(signed, finalize=True)
+            rate = args.meters / (time.perf_counter() - t0)
+            print(f"block import, {args.meters} {what}: {rate:,.0f} readings/s; raw ed25519 verify on one core: "
+                  f"{limit:,.0f}/s; ratio {rate / limit:.2f} (issue 3 target >= 10,000/s)")
+        assert b.best_hash == a.best_hash
+        a.db.close()
+        b.db.close()
+
+
+if __name__ == "__main__":
+    main()
