@@ -20,6 +20,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from node.chain import Chain, ImportError_, prepare_genesis
 from node.db import Database
+from node.energy_rpc import EnergyRpc
 from node.pool import TransactionPool, TxStatus
 from node.verifier import SignatureVerifier
 from primitives.errors import ChainError
@@ -133,7 +134,7 @@ class NodeService:
         self._tasks: list[asyncio.Task] = []
         self._seal_wanted: asyncio.Event | None = None  # created on the loop in start()
         self._lock: asyncio.Lock | None = None
-        self.extra_rpc: dict[str, Any] = {}
+        self.extra_rpc: dict[str, Any] = EnergyRpc(self._read_at).methods()
         self._metadata: dict | None = None
 
     # lifecycle --------------------------------------------------------------------------
@@ -298,6 +299,14 @@ class NodeService:
         h = self._resolve(at)
         try:
             return self.chain.state_at(None if h == self.chain.best_hash else h)
+        except (KeyError, LookupError) as e:
+            raise ChainError(f"state at 0x{h.hex()} is not available (pruned?): {e}") from None
+
+    def _read_at(self, fn: Any, at: bytes | None) -> Any:
+        """Run a pallet read function against the state at a block (energy_* queries)."""
+        h = self._resolve(at)
+        try:
+            return self.chain.read(fn, None if h == self.chain.best_hash else h)
         except (KeyError, LookupError) as e:
             raise ChainError(f"state at 0x{h.hex()} is not available (pruned?): {e}") from None
 
