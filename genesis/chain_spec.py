@@ -87,6 +87,8 @@ def _genesis_config(authorities: list[str], endowed: list[str], households: list
                     sudo: str) -> dict:
     return {
         "metering": _metering_config(),
+        # undelivered energy costs the party at fault 0.05 GEUR per kWh, paid to the other party
+        "settlement": {"penalty_per_kwh": 50_000},
         "identity": {"participants": [{"address": _addr(n), "roles": roles} for n, roles in DEV_ROLES.items()]},
         "grid": _grid_config("Dave"),
         "authorship": {"authorities": [_addr(a) for a in authorities]},

@@ -75,6 +75,8 @@ Decisions:
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import dataclasses
 
 from pallets import balances, grid, identity, metering, timestamp
@@ -297,10 +299,20 @@ def trades_in_interval(interval_start: int):
     return (trades.get(trade_id) for trade_id in ids)
 
 
+#: How to tell that a trade has been settled, registered by the settlement pallet (which builds on
+#: this one; a callback instead of an import keeps the dependency one-way, as FRAME's config traits do).
+_is_settled: Callable[[int], bool] = lambda trade_id: False
+
+
+def register_settlement(is_settled: Callable[[int], bool]) -> None:
+    global _is_settled
+    _is_settled = is_settled
+
+
 def escrowed_for_trade(trade_id: int) -> int:
-    """Stablecoin held in ESCROW_ACCOUNT for a matched trade: its amount plus its grid fee."""
+    """Stablecoin held in ESCROW_ACCOUNT for a trade: its amount plus its grid fee until settled."""
     t = trades.get(trade_id)
-    return 0 if t is None or t.status != MATCHED else t.amount + t.fee_amount
+    return 0 if t is None or t.status != MATCHED or _is_settled(trade_id) else t.amount + t.fee_amount
 
 
 def order(order_id: int) -> Order | None:

@@ -115,14 +115,14 @@ def check_invariants(chain) -> None:
         total = sum(_stable_balances())
         assert total == balances.assets.get(STABLE).supply, "stablecoin issuance changed"
         open_orders = [o for _, o in market.orders.items()]
-        matched = [t for _, t in market.trades.items() if t.status == market.MATCHED]
-        held = sum(o.escrow_locked for o in open_orders) + sum(t.amount + t.fee_amount for t in matched)
+        held = (sum(o.escrow_locked for o in open_orders)
+                + sum(market.escrowed_for_trade(t.id) for _, t in market.trades.items()))
         assert balances.asset_balance.get(STABLE, ESCROW_ACCOUNT) == held, "escrow != open obligations"
         for o in open_orders:
             assert o.escrow_locked == (escrow_for(o.remaining_wh, o.price_per_kwh) if o.side == BID else 0)
             entries = market.book_side(o.zone, o.interval_start, o.side)
             assert (o.price_per_kwh, o.id, o.owner, o.remaining_wh, o.green) in entries
-        for t in matched:
+        for _, t in market.trades.items():
             assert t.amount == cost(t.wh, t.price_per_kwh) and t.fee_amount == cost(t.wh, t.fee_per_kwh)
     chain.read(read)
 
