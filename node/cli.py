@@ -87,7 +87,7 @@ def _parse_pruning(pruning: str) -> int | None:
 
 def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms: int, rpc_port: int,
            rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, cors: str | None,
-           dev: bool) -> None:
+           time_warp: int, dev: bool) -> None:
     from node.service import NodeConfig  # noqa: PLC0415
     keep = _parse_pruning(pruning)
     if author:
@@ -99,7 +99,7 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
         base_path = _default_base()
     # the spec is loaded here and owned by the config alone: the node drops its genesis section
     config = NodeConfig(spec=_spec(chain), base_path=base_path, author_uri=author, block_time_ms=block_time_ms,
-                        dev_finality=True, keep_states=keep)
+                        dev_finality=True, keep_states=keep, time_warp=time_warp)
     host = "0.0.0.0" if rpc_external else "127.0.0.1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from node.db import DatabaseError  # noqa: PLC0415
@@ -126,6 +126,8 @@ _node_options = [
                  help="Block interval; 0 = instant seal (a block whenever transactions arrive)."),
     click.option("--pruning", default="256", show_default=True,
                  help="Recent states to keep, or 'archive' to keep all."),
+    click.option("--time-warp", type=click.IntRange(1, 10_000), default=1, show_default=True,
+                 help="Dev chains: chain time runs this many times faster (a simulated day in minutes)."),
 ]
 
 
@@ -141,7 +143,7 @@ def node_options(fn):
 @click.pass_context
 def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, rpc_external: bool,
          rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None, block_time_ms: int,
-         pruning: str) -> None:
+         pruning: str, time_warp: int) -> None:
     """gridchain: a blockchain node for peer-to-peer energy trading."""
     if ctx.invoked_subcommand is not None:
         return
@@ -149,7 +151,7 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
         click.echo(ctx.get_help())
         return
     _start("dev", base_path, "//Alice", block_time_ms, rpc_port, rpc_external, rpc_methods, pruning,
-           rpc_rate_limit, rpc_cors, dev=True)
+           rpc_rate_limit, rpc_cors, time_warp, dev=True)
 
 
 @main.command()
@@ -162,13 +164,13 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
 @node_options
 def run(chain: str, validator: bool, key_uri: str | None, port: int, bootnodes: tuple, base_path: Path | None,
         rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None,
-        block_time_ms: int, pruning: str) -> None:
+        block_time_ms: int, pruning: str, time_warp: int) -> None:
     """Run a node on a chain."""
     _spec(chain)  # fail early, with one line, on an unknown chain
     if validator and not key_uri:
         _fail("--validator needs --key (the authoring key's secret URI)")
     _start(chain, base_path, key_uri if validator else None, block_time_ms, rpc_port, rpc_external, rpc_methods,
-           pruning, rpc_rate_limit, rpc_cors, dev=False)
+           pruning, rpc_rate_limit, rpc_cors, time_warp, dev=False)
 
 
 # ---------------------------------------------------------------------------------------------

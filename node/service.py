@@ -23,6 +23,7 @@ from node.db import Database
 from node.energy_rpc import EnergyRpc
 from node.pool import TransactionPool, TxStatus
 from node.verifier import SignatureVerifier
+from pallets import timestamp
 from primitives.errors import ChainError
 from primitives.hashing import keccak256
 from primitives.keys import Keypair
@@ -49,12 +50,26 @@ class NodeConfig:
     base_path: Path | None = None          # None: a temporary directory removed on stop
     author_uri: str | None = None          # secret URI of the authoring key (dev: //Alice)
     block_time_ms: int = 1000              # 0: instant seal (a block as soon as transactions arrive)
+    time_warp: int = 1                     # dev chains: chain time runs this many times faster
     dev_finality: bool = True              # dev chains: a block is final when authored
     keep_states: int | None = 256          # None: archive mode
     verifier_workers: int = 2
     pool_max_count: int = 8192
     max_block_extrinsics: int = 20_000
     extra: dict = field(default_factory=dict)
+
+
+def warped_clock(chain_now_ms: int, factor: int) -> Any:
+    """A clock for accelerated dev chains: from max(the chain's time, now), `factor` times faster.
+
+    Lets a simulated day (intervals, gate closures, settlement windows) pass in minutes. Only for
+    chains this node authors alone: importers elsewhere would refuse its future timestamps."""
+    real_start = time.time_ns() // 1_000_000
+    chain_start = max(chain_now_ms, real_start)
+
+    def clock_ms() -> int:
+        return chain_start + (time.time_ns() // 1_000_000 - real_start) * factor
+    return clock_ms
 
 
 def _run_in_child(fn: Any, *args: Any) -> Any:
@@ -124,6 +139,8 @@ class NodeService:
         self.verifier = SignatureVerifier(workers=config.verifier_workers)
         self.chain = Chain(self.db, _no_genesis, keep_states=config.keep_states,
                            verify_deferred=self.verifier.verify_batch_deferred, check_genesis=False)
+        if config.time_warp != 1:
+            self.chain.clock_ms = warped_clock(self.chain.read(lambda: timestamp.now.get()), config.time_warp)
         self.author = Keypair.from_uri(config.author_uri) if config.author_uri else None
         self.pool = TransactionPool(self._validate_batch, max_count=config.pool_max_count)
         self.pool.add_listener(self._on_tx_status)
