@@ -8,12 +8,13 @@ chain's state, as settlement would run them inside its own call.
 """
 from __future__ import annotations
 
+from pallets import build_runtime
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pallets import (ALL_PALLETS, VERSION, authorship, certificates, metering, system, timestamp,
-                     transaction_payment)
+from pallets import (certificates, metering)
 from runtime.api import InvalidTransaction
 from runtime.executive import Runtime
 from runtime.pallet import DispatchError
@@ -29,9 +30,8 @@ TOKEN = C.token_id(1, T + I)
 
 
 def certificates_runtime() -> Runtime:
-    return Runtime(ALL_PALLETS + [certificates.pallet], system=system, timestamp=timestamp,
-                   authorship=authorship, payment=transaction_payment, genesis_hash=GENESIS_HASH,
-                   version=VERSION)
+    """The composed runtime: every pallet, this one included."""
+    return build_runtime(GENESIS_HASH)
 
 
 _RUNTIME = certificates_runtime()

@@ -1,10 +1,11 @@
 """identity pallet: licences, roles, suspension and revocation, DIDs, the audit trail of events."""
 from __future__ import annotations
 
+from pallets import build_runtime
+
 import pytest
 
-from pallets import (ALL_PALLETS, VERSION, authorship, grid, identity, system, timestamp,
-                     transaction_payment)
+from pallets import (identity)
 from pallets.identity import Role, Status
 from primitives import ss58
 from primitives.hashing import keccak256
@@ -22,10 +23,8 @@ REASON = b"\x22" * 32
 
 # --- harness helpers (also used by test_grid) ---------------------------------------------------
 def energy_runtime() -> Runtime:
-    """The composed runtime (identity and grid are in it; listing them again is harmless)."""
-    return Runtime(ALL_PALLETS + [identity.pallet, grid.pallet], system=system, timestamp=timestamp,
-                   authorship=authorship, payment=transaction_payment, genesis_hash=GENESIS_HASH,
-                   version=VERSION)
+    """The composed runtime: every pallet, this one included."""
+    return build_runtime(GENESIS_HASH)
 
 
 def base_genesis() -> dict:

@@ -9,13 +9,14 @@ Blocks advance one second; the first is at 1_700_000_001 (22:13 UTC, off-peak ba
 """
 from __future__ import annotations
 
+from pallets import build_runtime
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genesis.chain_spec import dev_spec
-from pallets import (ALL_PALLETS, VERSION, authorship, balances, grid, identity, market, metering, system,
-                     timestamp, transaction_payment)
+from pallets import (balances, grid, identity, market, timestamp)
 from pallets.market import ASK, BID, ESCROW_ACCOUNT, Config, escrow_for
 from pallets.market_engine import cost
 from primitives.codec import CodecError
@@ -36,9 +37,8 @@ STABLE = 1
 
 
 def market_runtime() -> Runtime:
-    return Runtime(ALL_PALLETS + [identity.pallet, grid.pallet, metering.pallet, market.pallet],
-                   system=system, timestamp=timestamp, authorship=authorship, payment=transaction_payment,
-                   genesis_hash=GENESIS_HASH, version=VERSION)
+    """The composed runtime: every pallet, this one included."""
+    return build_runtime(GENESIS_HASH)
 
 
 _RUNTIME = market_runtime()

@@ -7,14 +7,15 @@ holds no licence. Block times advance one second per block; `goto` jumps the clo
 """
 from __future__ import annotations
 
+from pallets import build_runtime
+
 import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pallets import (ALL_PALLETS, VERSION, authorship, grid, identity, metering, system, timestamp,
-                     transaction_payment)
+from pallets import (grid, metering)
 from primitives.extrinsic import Call, Extrinsic
 from primitives.keys import Keypair, dev_keypair
 from primitives.meter_reading import Reading, SignedReading, reading_hash, reading_message, sign_reading
@@ -34,10 +35,8 @@ E = metering.Error
 
 
 def metering_runtime() -> Runtime:
-    extra = [p for p in (identity.pallet, grid.pallet, metering.pallet) if p not in ALL_PALLETS]
-    return Runtime(ALL_PALLETS + extra, system=system,
-                   timestamp=timestamp, authorship=authorship, payment=transaction_payment,
-                   genesis_hash=GENESIS_HASH, version=VERSION)
+    """The composed runtime: every pallet, this one included."""
+    return build_runtime(GENESIS_HASH)
 
 
 def metering_genesis() -> dict:

@@ -7,13 +7,14 @@ settlement window closes at T + 5I, and the hook of the block after that settles
 """
 from __future__ import annotations
 
+from pallets import build_runtime
+
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from genesis.chain_spec import dev_spec
-from pallets import (ALL_PALLETS, VERSION, authorship, balances, certificates, market, settlement, system,
-                     timestamp, transaction_payment)
+from pallets import (balances, certificates, market, settlement)
 from pallets.market import ESCROW_ACCOUNT
 from pallets.market_engine import cost
 from primitives.keys import Keypair
@@ -36,9 +37,8 @@ REASON = b"\x07" * 32
 
 
 def settlement_runtime() -> Runtime:
-    return Runtime(ALL_PALLETS + [settlement.pallet], system=system, timestamp=timestamp,
-                   authorship=authorship, payment=transaction_payment, genesis_hash=GENESIS_HASH,
-                   version=VERSION)
+    """The composed runtime: every pallet, this one included."""
+    return build_runtime(GENESIS_HASH)
 
 
 def settlement_genesis() -> dict:
