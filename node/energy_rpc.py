@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from pallets import grid, market, metering
+from pallets import grid, market, metering, settlement
 from primitives import ss58
 from rpc.jsonshapes import InvalidParams, parse_account, parse_hash, parse_hex, parse_int
 
@@ -63,7 +63,26 @@ def _trade_json(t: market.Trade) -> dict:
     return {"tradeId": t.id, "intervalStart": t.interval_start, "buyer": _addr(t.buyer), "seller": _addr(t.seller),
             "buyerMeter": "0x" + t.buyer_meter.hex(), "sellerMeter": "0x" + t.seller_meter.hex(),
             "fromZone": t.from_zone, "toZone": t.to_zone, "wh": t.wh, "pricePerKwh": t.price_per_kwh,
-            "feePerKwh": t.fee_per_kwh, "amount": t.amount, "feeAmount": t.fee_amount, "status": "matched"}
+            "feePerKwh": t.fee_per_kwh, "amount": t.amount, "feeAmount": t.fee_amount,
+            **_settlement_json(t.id)}
+
+
+STATUS_NAMES = {settlement.MATCHED: "matched", settlement.DELIVERING: "delivering", settlement.SETTLED: "settled",
+                settlement.DISPUTED: "disputed", settlement.REFUNDED: "refunded"}
+FAULT_NAMES = {settlement.NO_FAULT: None, settlement.SELLER_AT_FAULT: "seller", settlement.BUYER_AT_FAULT: "buyer"}
+
+#: widest interval range one energy_intervalTrades call may scan (31 days of 15-minute intervals)
+MAX_INTERVALS = 31 * 96
+
+
+def _settlement_json(trade_id: int) -> dict:
+    """A trade's settlement status and, once final, its outcome (must run under externalities)."""
+    o = settlement.outcome(trade_id)
+    return {"status": STATUS_NAMES.get(settlement.trade_status(trade_id), "unknown"),
+            "outcome": None if o is None else {
+                "deliveredWh": o.delivered_wh, "paidSeller": o.paid_seller, "feeToDso": o.fee_to_dso,
+                "refundBuyer": o.refund_buyer, "penalty": o.penalty, "atFault": FAULT_NAMES.get(o.at_fault),
+                "certificatesRetiredWh": o.certificates_retired_wh}}
 
 
 def _levels(entries: tuple, descending: bool) -> list[dict]:
@@ -91,6 +110,8 @@ class EnergyRpc:
             "energy_meter": self.meter,
             "energy_zones": self.zones,
             "energy_zoneUsage": self.zone_usage,
+            "energy_settlement": self.settlement,
+            "energy_intervalTrades": self.interval_trades,
         }
 
     def order_book(self, params: Any) -> dict:
@@ -172,4 +193,35 @@ class EnergyRpc:
                     "importCapacityWh": market.wh_in_interval(import_w),
                     "exportCapacityWh": market.wh_in_interval(export_w),
                     "importedWh": f.import_wh, "exportedWh": f.export_wh}
+        return self.read(read, _at(at))
+
+    def settlement(self, params: Any) -> dict | None:
+        """[tradeId, at?] -> the trade's settlement status and outcome; null for an unknown trade."""
+        trade_id, at = _args(params, ["tradeId", "at"], 1)
+        trade_id = parse_int(trade_id, "tradeId")
+
+        def read() -> dict | None:
+            if market.trade(trade_id) is None:
+                return None
+            return {"tradeId": trade_id, **_settlement_json(trade_id)}
+        return self.read(read, _at(at))
+
+    def interval_trades(self, params: Any) -> list[dict]:
+        """[fromInterval, toInterval, at?] -> every trade delivered in the range, with its settlement
+        (the regulator's report; `gridchain report trades` writes it as CSV)."""
+        lo, hi, at = _args(params, ["fromInterval", "toInterval", "at"], 2)
+        lo, hi = grid.interval_start(parse_int(lo, "fromInterval")), parse_int(hi, "toInterval")
+        if hi < lo:
+            raise InvalidParams("toInterval is before fromInterval")
+        if (hi - lo) // grid.Config.interval_s > MAX_INTERVALS:
+            raise InvalidParams(f"at most {MAX_INTERVALS} intervals per call")
+
+        def read() -> list[dict]:
+            out: list[dict] = []
+            for t in range(lo, hi + 1, grid.Config.interval_s):
+                for trade in market.trades_in_interval(t):
+                    out.append(_trade_json(trade))
+                    if len(out) >= MAX_ITEMS:
+                        return out
+            return out
         return self.read(read, _at(at))

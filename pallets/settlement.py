@@ -134,6 +134,20 @@ class Metered:
 
 
 # --- storage ---------------------------------------------------------------------------------
+@struct
+class Outcome:
+    """How a final trade settled: the regulator's record of money, fault and certificates."""
+    delivered_wh: U64
+    paid_seller: U64
+    fee_to_dso: U64
+    refund_buyer: U64
+    penalty: U64              # actually paid by the party at fault
+    at_fault: U8              # NO_FAULT | SELLER_AT_FAULT | BUYER_AT_FAULT
+    certificates_retired_wh: U64
+
+
+outcomes = pallet.map("outcomes", key=TradeId, value=Outcome,
+                      doc="Trade id -> how it settled (for reports and settlement queries)")
 status = pallet.map("status", key=TradeId, value=U8,
                     doc="Trade id -> DISPUTED | SETTLED | REFUNDED (absent: MATCHED or DELIVERING)")
 penalty_per_kwh = pallet.value("penalty_per_kwh", U64, default=Config.penalty_per_kwh,
@@ -240,6 +254,11 @@ def trade_status(trade_id: int) -> int | None:
     return DELIVERING if timestamp.now_s() >= t.interval_start + interval_s() else MATCHED
 
 
+def outcome(trade_id: int) -> Outcome | None:
+    """How a final trade settled; None before that."""
+    return outcomes.get(trade_id)
+
+
 def is_final(trade_id: int) -> bool:
     return status.get(trade_id) in FINAL
 
@@ -339,6 +358,8 @@ def pay_out(t: Trade, delivered_wh: int, at_fault: int, with_penalty: bool = Tru
     penalty = charge_penalty(t, t.wh - delivered_wh, at_fault)
     retired_wh = retire_certificates(t, delivered_wh)
     status.insert(t.id, SETTLED if delivered_wh > 0 else REFUNDED)
+    outcomes.insert(t.id, Outcome(delivered_wh, paid_seller, fee_to_dso, refund_buyer, penalty, at_fault,
+                                  retired_wh))
     if delivered_wh > 0:
         deposit_event(TradeSettled(t.id, delivered_wh, paid_seller, fee_to_dso, refund_buyer, penalty,
                                    at_fault, retired_wh))

@@ -8,12 +8,13 @@ goes to the DSO and the buyer holds the retired certificates. Chain time runs 60
 """
 from __future__ import annotations
 
+import csv
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from node_process import DevNode  # noqa: E402
+from node_process import DevNode, run_gridchain  # noqa: E402
 
 from pallets import balances, certificates, grid, identity, metering, settlement, timestamp  # noqa: E402
 from primitives.codec import U8, U64  # noqa: E402
@@ -107,3 +108,18 @@ def test_households_trade_and_settle_against_metered_delivery(tmp_path):
         assert stable(c, buyer.public_key) == buyer_after_trade            # full delivery: no refund
         retired = c.get_storage(certificates.retired.key_of(certificates.token_id(1, t), buyer.public_key))
         assert retired is not None and U64.decode(retired) == 1_000
+
+        # the settlement query and the regulator's CSV report tell the same story
+        record = node.rpc("energy_settlement", [trade["tradeId"]])
+        assert record["status"] == "settled"
+        assert record["outcome"] == {"deliveredWh": 1_000, "paidSeller": trade["amount"],
+                                     "feeToDso": trade["feeAmount"], "refundBuyer": 0, "penalty": 0,
+                                     "atFault": None, "certificatesRetiredWh": 1_000}
+        out = tmp_path / "report.csv"
+        r = run_gridchain("report", "trades", "--from", str(t), "--to", str(t), "--rpc", node.url, "--output", str(out))
+        assert r.returncode == 0, r.stderr
+        rows = list(csv.DictReader(out.open()))
+        assert len(rows) == 1
+        row = rows[0]
+        assert (row["seller"], row["buyer"], row["status"]) == (seller.address(), buyer.address(), "settled")
+        assert (int(row["wh"]), int(row["feeToDso"]), int(row["penalty"])) == (1_000, trade["feeAmount"], 0)

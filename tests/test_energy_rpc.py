@@ -62,6 +62,10 @@ def test_order_book_orders_trades_meter_and_zone_usage(node):
     meter = node.rpc("energy_meter", [meter_hex("Bob")])
     assert meter["owner"] == BOB.address() and meter["status"] == "active" and meter["lastReading"] is None
     assert node.rpc("energy_meter", ["0x" + "00" * 32]) is None
+    assert node.rpc("energy_settlement", [tr["tradeId"]]) == {"tradeId": tr["tradeId"], "status": "matched",
+                                                             "outcome": None}
+    assert node.rpc("energy_settlement", [10**6]) is None
+    assert [x["tradeId"] for x in node.rpc("energy_intervalTrades", [t, t])] == [tr["tradeId"]]
 
 
 @pytest.mark.parametrize("method,params", [
@@ -71,6 +75,9 @@ def test_order_book_orders_trades_meter_and_zone_usage(node):
     ("energy_meter", ["0x1234"]),                   # not 32 bytes
     ("energy_trades", [BOB.address(), -1]),
     ("energy_zones", [1, 2, 3]),                    # too many
+    ("energy_settlement", ["x"]),
+    ("energy_intervalTrades", [1_800, 900]),        # to before from
+    ("energy_intervalTrades", [0, 10**9]),          # wider than a month of intervals
 ])
 def test_bad_params_are_invalid_params(node, method, params):
     with pytest.raises(NodeRpcError) as e:
