@@ -81,7 +81,7 @@ def test_households_trade_and_settle_against_metered_delivery(tmp_path):
         report(c, buyer_meter, 1, base_interval, 0, 0)
 
         # one sells 1 kWh of surplus to the other for an interval well before its gate closes
-        t = grid.interval_start(chain_now_s(c)) + 3 * I
+        t = grid.interval_start(chain_now_s(c)) + 6 * I      # gate closes ~7 real seconds from now
         do(c, seller, "market", "place_ask", [1, t, 100_000, 1_000, seller_meter.public_key])
         do(c, buyer, "market", "place_bid", [1, t, 200_000, 1_000, buyer_meter.public_key, True])
         trades = node.rpc("energy_trades", [buyer.address()])
