@@ -34,6 +34,26 @@ Rules (each is a function below, named after it):
     export-capable meter is a prosumer's generation meter, so every ask is green; the flag is kept
     in the book so that settlement and certificates can rely on it when other kinds appear.
 
+Standing orders ("sell my surplus whenever the price is at least X", "buy up to Y Wh at up to Z"):
+  - `set_standing_order(side, zone, price_per_kwh, quantity_wh, meter, green)` records the terms of
+    a bid or ask, checked as a placement of that side would be (licence, terms, known zone, the
+    owner's meter in the zone able to import/export and rated for the quantity); nothing is
+    escrowed then. At most max_standing_per_owner per participant. `cancel_standing_order` (owner
+    only) stops it; orders it already posted stay open, to cancel with `cancel`.
+  - `on_initialize` (after expiry, its own bound) posts them for the target interval
+    interval_start(now) + standing_lead_intervals x interval_s, `now` being the previous block's
+    time as for expiry (the gate of the target is then always open). A sweep walks the standing
+    orders in id order (a linked list, so cancelled ids cost nothing) from a cursor, visiting at
+    most max_standing_posts_per_block per block; a sweep starts when the target moves past the
+    last sweep's target and none is under way. Each due order (next_interval <= target) is placed
+    through the same path as place_bid/place_ask (`do_place_bid`/`do_place_ask`: escrow, matching,
+    resting) inside `storage.transactional()`: StandingOrderPosted on success; on any dispatch
+    error (licence lapsed, escrow unaffordable, zone paused, book full...) all its writes and
+    events roll back and StandingOrderSkipped(standing_id, interval, error name) is recorded.
+    Either way next_interval becomes target + interval_s: at most one post per interval.
+  - A sweep that lags (more due orders than posts per block allow in one interval) goes on with
+    the new target; the intervals its remaining orders missed are not posted later.
+
 Money (all in the stablecoin, `Config.stablecoin_asset`):
   - cost(wh, price_per_kwh) = wh * price_per_kwh // 1000: the payer is never charged more than
     agreed. A trade charges amount = cost(wh, price) to pay the seller and fee_amount =
@@ -71,7 +91,7 @@ Decisions:
   - Not checked here: that a seller's open asks together fit its meter (each ask alone must), and
     the meter's status at match time (settlement checks delivery on the trade's meters).
   - Flows and trades are never pruned here (settlement's job).
-  - Not in this round: the uniform-price call auction and standing (recurring) orders.
+  - Not in this round: the uniform-price call auction.
 """
 from __future__ import annotations
 
@@ -83,11 +103,13 @@ from pallets import balances, grid, identity, metering, timestamp
 from pallets import market_engine as engine
 from pallets.identity import Role
 from pallets.market_engine import ORDER_ID, cost
-from primitives.codec import BOOL, H256, U8, U32, U64, CodecError, ListOf, Tuple, Type, struct
+from primitives.codec import (BOOL, H256, TEXT, U8, U32, U64, CodecError, ListOf, Optional, Tuple, Type,
+                              struct)
 from primitives.hashing import keccak256
 from primitives.types import AccountId
-from runtime.pallet import (SIGNED, Origin, Pallet, PalletError, deposit_event, ensure, ensure_signed,
-                            fail)
+from runtime import storage
+from runtime.pallet import (SIGNED, DispatchError, ErrorDef, Origin, Pallet, PalletError, deposit_event,
+                            ensure, ensure_signed, fail)
 
 pallet = Pallet("market", index=10, doc=__doc__)
 
@@ -111,9 +133,18 @@ class Config:
     #: intervals with open books at once (max_intervals_ahead ahead plus a backlog awaiting expiry)
     max_open_intervals = 256
     stablecoin_asset = 1
+    #: standing orders one participant may hold at once
+    max_standing_per_owner = 8
+    #: standing orders visited (posted or skipped) per block by the posting hook
+    max_standing_posts_per_block = 100
+    #: a standing order posts for the interval starting at interval_start(now) + this many intervals
+    standing_lead_intervals = 2
 
 
 BID, ASK = 0, 1
+#: who may place each side
+BID_ROLES = (Role.PROSUMER, Role.CONSUMER)
+ASK_ROLES = (Role.PROSUMER,)
 MATCHED = 0
 
 #: the account holding buyers' escrow: keccak256(b"gridchain/market/escrow"); no key signs for it
@@ -125,9 +156,25 @@ W_PLACE = 600_000
 W_CANCEL = 80_000
 W_EXPIRE_BASE = 5_000
 W_EXPIRY = 30_000
+W_SET_STANDING = 100_000
+W_CANCEL_STANDING = 80_000
+W_STANDING_BASE = 5_000
 
 OrderId = U64
 TradeId = U64
+StandingId = U64
+
+
+@struct
+class StandingOrder:
+    owner: AccountId
+    side: U8                  # BID | ASK
+    zone: U32
+    meter: H256
+    price_per_kwh: U64        # as the order of that side: bids all-in limit, asks energy price
+    quantity_wh: U64
+    green: BOOL               # bids: green only; asks: from a generation meter
+    next_interval: U64        # the next interval start to post for
 
 
 @struct
@@ -216,6 +263,21 @@ trades = pallet.map("trades", key=TradeId, value=Trade, doc="Trade id -> trade")
 next_trade_id = pallet.value("next_trade_id", U64, default=0)
 trades_by_interval = pallet.double_map("trades_by_interval", U64, TradeId, BOOL,
                                        doc="interval start, trade id -> True: the trades to settle")
+standing_orders = pallet.map("standing_orders", key=StandingId, value=StandingOrder,
+                             doc="Standing order id -> standing order")
+next_standing_id = pallet.value("next_standing_id", U64, default=0, doc="Id of the next standing order")
+standing_of = pallet.double_map("standing_of", AccountId, StandingId, BOOL,
+                                doc="owner, standing id -> True: each owner's standing orders")
+standing_count = pallet.map("standing_count", key=AccountId, value=U32, default=0,
+                            doc="owner -> number of standing orders held (max_standing_per_owner)")
+standing_links = pallet.map("standing_links", key=StandingId, value=Tuple(Optional(U64), Optional(U64)),
+                            doc="Standing id -> (previous, next) in the list of standing orders (id order)")
+standing_head = pallet.value("standing_head", Optional(U64), default=None, doc="Lowest standing id")
+standing_tail = pallet.value("standing_tail", Optional(U64), default=None, doc="Highest standing id")
+standing_cursor = pallet.value("standing_cursor", Optional(U64), default=None,
+                               doc="Standing id where the posting sweep resumes; None: no sweep under way")
+standing_round = pallet.value("standing_round", U64, default=0,
+                              doc="Target interval of the last posting sweep started")
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -260,6 +322,37 @@ class TradeMatched:
     fee_per_kwh: U64
 
 
+@pallet.event
+class StandingOrderSet:
+    standing_id: StandingId
+    owner: AccountId
+    side: U8
+    zone: U32
+    price_per_kwh: U64
+    quantity_wh: U64
+    next_interval: U64
+
+
+@pallet.event
+class StandingOrderCancelled:
+    standing_id: StandingId
+    owner: AccountId
+
+
+@pallet.event
+class StandingOrderPosted:
+    standing_id: StandingId
+    order_id: OrderId
+    interval_start: U64
+
+
+@pallet.event
+class StandingOrderSkipped:
+    standing_id: StandingId
+    interval_start: U64
+    reason: TEXT              # the name of the error that stopped the placement
+
+
 # --- errors ----------------------------------------------------------------------------------
 class Error(PalletError):
     PriceOutOfBounds = "the price per kWh must be between min_price_per_kwh and max_price_per_kwh"
@@ -283,6 +376,10 @@ class Error(PalletError):
     TooManyOpenIntervals = "too many intervals have open books (max_open_intervals)"
     UnknownOrder = "no open order with this id exists"
     NotOrderOwner = "only the order's owner may cancel it"
+    InvalidSide = "the side must be 0 (bid) or 1 (ask)"
+    TooManyStandingOrders = "the participant already holds max_standing_per_owner standing orders"
+    UnknownStandingOrder = "no standing order with this id exists"
+    NotStandingOrderOwner = "only the standing order's owner may cancel it"
 
 
 pallet.errors(Error)
@@ -410,17 +507,13 @@ def new_order_id() -> int:
     return oid
 
 
-# --- calls -----------------------------------------------------------------------------------
-@pallet.call(0, weight=W_PLACE, origin=SIGNED)
-def place_bid(origin: Origin, zone: U32, interval_start: U64, price_per_kwh: U64, quantity_wh: U64,
-              meter: H256, green_only: BOOL) -> None:
-    """Buy `quantity_wh` delivered to `meter` in the interval, paying at most `price_per_kwh` all-in
-    (energy + grid fee). Locks quantity x limit in escrow; trades at once where it crosses."""
-    who = ensure_signed(origin)
+def do_place_bid(who: bytes, zone: int, interval_start: int, price_per_kwh: int, quantity_wh: int,
+                 meter: bytes, green_only: bool) -> int:
+    """place_bid for `who` (the call and standing orders share it); returns the order id."""
     ensure_terms(price_per_kwh, quantity_wh)
     ensure_gate_open(interval_start)
     ensure_zone_trading(zone)
-    ensure_licensed(who, (Role.PROSUMER, Role.CONSUMER))
+    ensure_licensed(who, BID_ROLES)
     ensure_order_meter(who, meter, zone, BID, quantity_wh)
     locked = escrow_for(quantity_wh, price_per_kwh)
     lock_escrow(who, locked)
@@ -428,6 +521,31 @@ def place_bid(origin: Origin, zone: U32, interval_start: U64, price_per_kwh: U64
               meter, green_only, locked)
     deposit_event(OrderPlaced(o.id, who, BID, zone, interval_start, price_per_kwh, quantity_wh, locked))
     trade_and_rest(o)
+    return o.id
+
+
+def do_place_ask(who: bytes, zone: int, interval_start: int, price_per_kwh: int, quantity_wh: int,
+                 meter: bytes) -> int:
+    """place_ask for `who` (the call and standing orders share it); returns the order id."""
+    ensure_terms(price_per_kwh, quantity_wh)
+    ensure_gate_open(interval_start)
+    ensure_zone_trading(zone)
+    ensure_licensed(who, ASK_ROLES)
+    m = ensure_order_meter(who, meter, zone, ASK, quantity_wh)
+    o = Order(new_order_id(), who, ASK, zone, interval_start, price_per_kwh, quantity_wh, quantity_wh,
+              meter, is_generation_meter(m), 0)
+    deposit_event(OrderPlaced(o.id, who, ASK, zone, interval_start, price_per_kwh, quantity_wh, 0))
+    trade_and_rest(o)
+    return o.id
+
+
+# --- calls -----------------------------------------------------------------------------------
+@pallet.call(0, weight=W_PLACE, origin=SIGNED)
+def place_bid(origin: Origin, zone: U32, interval_start: U64, price_per_kwh: U64, quantity_wh: U64,
+              meter: H256, green_only: BOOL) -> None:
+    """Buy `quantity_wh` delivered to `meter` in the interval, paying at most `price_per_kwh` all-in
+    (energy + grid fee). Locks quantity x limit in escrow; trades at once where it crosses."""
+    do_place_bid(ensure_signed(origin), zone, interval_start, price_per_kwh, quantity_wh, meter, green_only)
 
 
 @pallet.call(1, weight=W_PLACE, origin=SIGNED)
@@ -435,16 +553,7 @@ def place_ask(origin: Origin, zone: U32, interval_start: U64, price_per_kwh: U64
               meter: H256) -> None:
     """Sell `quantity_wh` exported by `meter` in the interval for at least `price_per_kwh` (energy
     price, grid fee not included); trades at once where it crosses."""
-    who = ensure_signed(origin)
-    ensure_terms(price_per_kwh, quantity_wh)
-    ensure_gate_open(interval_start)
-    ensure_zone_trading(zone)
-    ensure_licensed(who, (Role.PROSUMER,))
-    m = ensure_order_meter(who, meter, zone, ASK, quantity_wh)
-    o = Order(new_order_id(), who, ASK, zone, interval_start, price_per_kwh, quantity_wh, quantity_wh,
-              meter, is_generation_meter(m), 0)
-    deposit_event(OrderPlaced(o.id, who, ASK, zone, interval_start, price_per_kwh, quantity_wh, 0))
-    trade_and_rest(o)
+    do_place_ask(ensure_signed(origin), zone, interval_start, price_per_kwh, quantity_wh, meter)
 
 
 @pallet.call(2, weight=W_CANCEL, origin=SIGNED)
@@ -460,6 +569,79 @@ def cancel(origin: Origin, order_id: OrderId) -> None:
     put_side(key, o.side, side)
     released = close_order(o)
     deposit_event(OrderCancelled(o.id, who, released))
+
+
+@pallet.call(3, weight=W_SET_STANDING, origin=SIGNED)
+def set_standing_order(origin: Origin, side: U8, zone: U32, price_per_kwh: U64, quantity_wh: U64,
+                       meter: H256, green: BOOL) -> None:
+    """A standing order: an order of `side` (0 bid, 1 ask) with these terms, posted automatically
+    for each delivery interval standing_lead_intervals ahead (see "Standing orders"). Checked as a
+    placement of that side would be (licence, terms, zone, meter); nothing is escrowed until a post.
+    `green` is a bid's green-only flag; an ask's comes from its meter."""
+    who = ensure_signed(origin)
+    ensure(side in (BID, ASK), Error.InvalidSide)
+    ensure_terms(price_per_kwh, quantity_wh)
+    ensure(grid.zone(zone) is not None, Error.UnknownZone)
+    ensure_licensed(who, BID_ROLES if side == BID else ASK_ROLES)
+    m = ensure_order_meter(who, meter, zone, side, quantity_wh)
+    count = standing_count.get(who)
+    ensure(count < Config.max_standing_per_owner, Error.TooManyStandingOrders)
+    sid = next_standing_id.get()
+    next_standing_id.put(sid + 1)
+    first = standing_target(timestamp.now_s())
+    flag = bool(green) if side == BID else is_generation_meter(m)
+    standing_orders.insert(sid, StandingOrder(who, side, zone, meter, price_per_kwh, quantity_wh, flag, first))
+    standing_of.insert(who, sid, True)
+    standing_count.insert(who, count + 1)
+    tail = standing_tail.get()
+    standing_links.insert(sid, (tail, None))
+    if tail is None:
+        standing_head.put(sid)
+    else:
+        prev_link = standing_links.get(tail)
+        standing_links.insert(tail, (prev_link[0], sid))
+    standing_tail.put(sid)
+    deposit_event(StandingOrderSet(sid, who, side, zone, price_per_kwh, quantity_wh, first))
+
+
+@pallet.call(4, weight=W_CANCEL_STANDING, origin=SIGNED)
+def cancel_standing_order(origin: Origin, standing_id: StandingId) -> None:
+    """Stop a standing order: it posts no more. Orders it already posted stay (cancel them with
+    `cancel`)."""
+    who = ensure_signed(origin)
+    so = standing_orders.get(standing_id) or fail(Error.UnknownStandingOrder)
+    ensure(so.owner == who, Error.NotStandingOrderOwner)
+    prev, nxt = standing_links.get(standing_id)
+    if prev is None:
+        standing_head.put(nxt) if nxt is not None else standing_head.kill()
+    else:
+        standing_links.insert(prev, (standing_links.get(prev)[0], nxt))
+    if nxt is None:
+        standing_tail.put(prev) if prev is not None else standing_tail.kill()
+    else:
+        standing_links.insert(nxt, (prev, standing_links.get(nxt)[1]))
+    if standing_cursor.get() == standing_id:
+        standing_cursor.put(nxt) if nxt is not None else standing_cursor.kill()
+    standing_links.remove(standing_id)
+    standing_orders.remove(standing_id)
+    standing_of.remove(who, standing_id)
+    count = standing_count.get(who) - 1
+    standing_count.insert(who, count) if count else standing_count.remove(who)
+    deposit_event(StandingOrderCancelled(standing_id, who))
+
+
+def standing_target(now_s: int) -> int:
+    """The interval standing orders post for at time now_s."""
+    return grid.interval_start(now_s) + Config.standing_lead_intervals * grid.Config.interval_s
+
+
+def standing_order(standing_id: int) -> StandingOrder | None:
+    return standing_orders.get(standing_id)
+
+
+def standing_orders_of(who: bytes) -> list[int]:
+    """The standing order ids of an owner, ascending."""
+    return sorted(sid for sid, _ in standing_of.iter_prefix(who))
 
 
 # --- matching --------------------------------------------------------------------------------
@@ -687,3 +869,47 @@ def expire_book(key: tuple, budget: int) -> int:
             budget -= 1
         put_side(key, side_id, side)
     return budget
+
+
+@pallet.on_initialize
+def post_standing_orders(n: int) -> int:
+    """Post due standing orders for the target interval (standing_target of the previous block's
+    time, as expiry uses), in standing-id order from a cursor, visiting at most
+    max_standing_posts_per_block per block. Runs after `expire_closed_books` (declared first)."""
+    now_s = timestamp.now_s()
+    if now_s == 0:                  # before the first timestamp: no time to post against
+        return W_STANDING_BASE
+    target = standing_target(now_s)
+    cursor = standing_cursor.get()
+    if cursor is None:              # no sweep under way: start one once the target moves on
+        if target <= standing_round.get() or standing_head.get() is None:
+            return W_STANDING_BASE
+        standing_round.put(target)
+        cursor = standing_head.get()
+    visited = 0
+    while cursor is not None and visited < Config.max_standing_posts_per_block:
+        so = standing_orders.get(cursor)
+        nxt = standing_links.get(cursor)[1]
+        if so.next_interval <= target:
+            post_standing(cursor, so, target)
+        visited += 1
+        cursor = nxt
+    standing_cursor.put(cursor) if cursor is not None else standing_cursor.kill()
+    return W_STANDING_BASE + W_PLACE * visited
+
+
+def post_standing(sid: int, so: StandingOrder, target: int) -> None:
+    """Place one standing order's order for `target` through the placement path; on any dispatch
+    error its writes and events roll back and StandingOrderSkipped says why. Either way the next
+    post is for the interval after `target`."""
+    try:
+        with storage.transactional():
+            if so.side == BID:
+                oid = do_place_bid(so.owner, so.zone, target, so.price_per_kwh, so.quantity_wh, so.meter, so.green)
+            else:
+                oid = do_place_ask(so.owner, so.zone, target, so.price_per_kwh, so.quantity_wh, so.meter)
+        deposit_event(StandingOrderPosted(sid, oid, target))
+    except DispatchError as e:
+        reason = e.error.name if isinstance(e.error, ErrorDef) else str(e.error)
+        deposit_event(StandingOrderSkipped(sid, target, reason))
+    standing_orders.insert(sid, dataclasses.replace(so, next_interval=target + grid.Config.interval_s))
