@@ -1,4 +1,5 @@
-"""The energy market: an order book per (zone, delivery interval), matched continuously.
+"""The energy market: an order book per (zone, delivery interval), matched continuously (or, in
+call-auction zones, cleared at one uniform price at gate closure: see "Call auction").
 
 Licensed participants place limit orders for energy delivered in a future interval of their grid
 zone: bids (buy) and asks (sell), a price per kWh and a quantity in Wh. An incoming order trades at
@@ -91,7 +92,37 @@ Decisions:
   - Not checked here: that a seller's open asks together fit its meter (each ask alone must), and
     the meter's status at match time (settlement checks delivery on the trade's meters).
   - Flows and trades are never pruned here (settlement's job).
-  - Not in this round: the uniform-price call auction.
+
+Call auction (uniform price, pay-as-clear), selectable per zone:
+  - The market genesis section {"call_auction_zones": [2]} (storage `call_auction_zones`; empty by
+    default, so every zone trades continuously) lists the zones traded by call auction.
+  - In such a zone placement does not match: orders rest (a bid's escrow is locked as usual), can
+    be cancelled until gate closure, and only same-zone orders take part: no cross-zone trade
+    touches a call-auction zone (continuous orders elsewhere do not see its books either).
+  - At gate closure, in `on_initialize` before the interval's orders of that zone expire, the
+    (zone, interval) book clears once (`auction_cleared` marks it until the book is gone). With f
+    the zone's local grid fee for the interval (grid_fee_per_kwh(zone, zone, t)), an ask at a and
+    a bid at b (all-in limit, as in continuous trading) are compatible at energy price p iff
+    a <= p and b >= p + f. supply(p) = Wh of asks with a <= p, demand(p) = Wh of bids with
+    b - f >= p, V(p) = min(supply(p), demand(p), room), room = min(export room, import room) of
+    the zone for the interval (a trade inside a zone counts against both, as continuous trades).
+  - Price rule (`market_engine.clearing_price`): candidates are the distinct ask prices and the
+    values b - f (>= 0); p* maximises V; tie-break: the smallest |supply(p) - demand(p)|, then the
+    LOWEST price (buyers pay no more than needed). Nothing trades if max V is 0.
+  - Allocation (`market_engine.allocate`): compatible asks by (price, order id), bids by (price
+    desc, order id), paired greedily up to V; every trade is at energy price p* plus fee f
+    (price_per_kwh = p*, fee_per_kwh = f, amount/fee_amount by cost()), recorded and escrowed by
+    the same `record_trade` as continuous fills (the bid's surplus lock returns at once; p* + f <=
+    b, so escrow never falls short), and reserved in `flows` through the same `Room`. As in
+    continuous matching there are no self-trades, a green-only bid meets only green asks, and
+    orders of owners whose licence is no longer active are left out (they expire); the first two
+    can leave the matched volume below V(p*). Nothing clears in a zone paused at gate closure or
+    without a local tariff. Then the interval's remaining orders expire as usual.
+  - Bounded: one clearing reads the two book sides (at most max_orders_per_side each, sorting
+    O(n log n); the greedy pairing is O(bids x asks) at worst) and is charged one unit of the
+    expiry hook's budget per order in the book; it runs only while budget is left, so a block's
+    expiry work stays within max_expiries_per_block + 2 x max_orders_per_side units (the hook's
+    weight counts them all).
 """
 from __future__ import annotations
 
@@ -278,6 +309,10 @@ standing_cursor = pallet.value("standing_cursor", Optional(U64), default=None,
                                doc="Standing id where the posting sweep resumes; None: no sweep under way")
 standing_round = pallet.value("standing_round", U64, default=0,
                               doc="Target interval of the last posting sweep started")
+call_auction_zones = pallet.value("call_auction_zones", ListOf(U32, max_len=grid.Config.max_zones), default=(),
+                                  doc="Zones traded by uniform-price call auction at gate closure (genesis)")
+auction_cleared = pallet.map("auction_cleared", key=Tuple(U32, U64), value=BOOL, default=False,
+                             doc="(zone, interval start) -> True once its call auction has cleared")
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -734,12 +769,20 @@ def counterparty_licensed(side: int):
 def opposite_sides(o: Order) -> dict:
     """The other side of every book in the order's interval (the engine picks the routes)."""
     other = ASK if o.side == BID else BID
-    zones = set(open_books.get(o.interval_start)) | {o.zone}
+    auction = set(call_auction_zones.get())
+    zones = (set(open_books.get(o.interval_start)) | {o.zone}) - auction
     return {z: list(book.get((z, o.interval_start, other))) for z in sorted(zones)}
+
+
+def is_call_auction_zone(zone: int) -> bool:
+    return zone in call_auction_zones.get()
 
 
 def trade_and_rest(o: Order) -> None:
     """Match an incoming order, record its trades, and rest what is left of it."""
+    if is_call_auction_zone(o.zone):
+        rest(o)                 # a call-auction zone: no continuous matching, cleared at gate closure
+        return
     t = o.interval_start
     incoming = engine.Incoming(o.id, o.owner, o.zone, o.side == BID, o.price_per_kwh, o.quantity_wh, o.green)
     sides = opposite_sides(o)
@@ -822,6 +865,17 @@ def close_order(o: Order) -> int:
 
 
 # --- hooks -----------------------------------------------------------------------------------
+@pallet.genesis
+def _genesis(config: dict) -> None:
+    """{"call_auction_zones": [zone id, ...]} (optional): zones traded by call auction."""
+    zones = tuple(sorted({int(z) for z in config.get("call_auction_zones", [])}))
+    for z in zones:
+        if grid.zone(z) is None:
+            raise ValueError(f"market genesis: call auction zone {z} is not a grid zone")
+    if zones:
+        call_auction_zones.put(zones)
+
+
 @pallet.on_initialize
 def expire_closed_books(n: int) -> int:
     """Release the unmatched orders of books whose gate has closed, oldest interval first, at most
@@ -844,15 +898,60 @@ def expire_closed_books(n: int) -> int:
 def expire_interval(t: int, budget: int) -> int:
     """Expire up to `budget` orders of the interval's books; returns the budget left."""
     zones = list(open_books.get(t))
+    auction = call_auction_zones.get()
     while zones:
+        if zones[0] in auction and not auction_cleared.get((zones[0], t)):
+            budget = clear_call_auction(zones[0], t, budget)
+            if budget <= 0:
+                break
         budget = expire_book((zones[0], t), budget)
         if book.contains((zones[0], t, BID)) or book.contains((zones[0], t, ASK)):
             break
+        if auction_cleared.contains((zones[0], t)):
+            auction_cleared.remove((zones[0], t))
         zones.pop(0)
     if zones:
         open_books.insert(t, tuple(zones))
     else:
         open_books.remove(t)
+    return budget
+
+
+def clear_call_auction(zone: int, t: int, budget: int) -> int:
+    """Clear the call auction of one (zone, interval) book once, at gate closure (see "Call
+    auction"); costs one unit of the expiry budget per order in the book (at most
+    2 x max_orders_per_side), and may take the budget below 0. Returns the budget left."""
+    key = (zone, t)
+    auction_cleared.insert(key, True)
+    bids, asks = list(book.get((*key, BID))), list(book.get((*key, ASK)))
+    budget -= len(bids) + len(asks)
+    fee = grid.grid_fee_per_kwh(zone, zone, t)
+    if not bids or not asks or fee is None or grid.is_paused(zone):
+        return budget
+    bid_ok, ask_ok = counterparty_licensed(ASK), counterparty_licensed(BID)
+    live_bids = [e for e in bids if bid_ok(e[engine.OWNER])]
+    live_asks = [e for e in asks if ask_ok(e[engine.OWNER])]
+    room = Room(t)
+    imp_cap, exp_cap = room._zone_cap(zone)
+    imp_flow, exp_flow = room._flow(zone)
+    cleared = engine.clearing_price(live_asks, live_bids, fee, min(imp_cap - imp_flow, exp_cap - exp_flow))
+    if cleared is None:
+        return budget
+    price, volume = cleared
+    fills = engine.allocate(live_asks, live_bids, zone, price, fee, volume, room)
+    if not fills:
+        return budget
+    put_side(key, BID, engine.after_fills(bids, fills, True))
+    put_side(key, ASK, engine.after_fills(asks, fills, False))
+    room.store()
+    touched: dict = {}
+    for fill in fills:
+        record_trade(fill, t, touched)
+    for o in touched.values():
+        if o.remaining_wh == 0:
+            orders.remove(o.id)
+        else:
+            orders.insert(o.id, o)
     return budget
 
 

@@ -247,3 +247,79 @@ def _compact(r: _Route) -> bool:
     if r.changed and None in r.side:
         r.side[:] = [e for e in r.side if e is not None]
     return r.changed
+
+
+# --- uniform-price call auction ----------------------------------------------------------------
+def clearing_price(asks: list, bids: list, fee: int, room: int) -> tuple[int, int] | None:
+    """The call auction's (energy price p*, volume V) for one book, or None if nothing crosses.
+
+    An ask at a and a bid at b (all-in) are compatible at energy price p iff a <= p and b >= p + fee.
+    V(p) = min(supply(p), demand(p), room). Candidates: the distinct ask prices and the values
+    bid price - fee (>= 0). p* maximises V; among prices with the same V, the one with the smallest
+    |supply(p) - demand(p)|; then the lowest price. Pure and deterministic (integers only)."""
+    candidates = sorted({e[PRICE] for e in asks} | {e[PRICE] - fee for e in bids if e[PRICE] - fee >= 0})
+    a_sorted = sorted((e[PRICE], e[REMAINING]) for e in asks)
+    a_prices, a_cum = [a for a, _ in a_sorted], [0]
+    for _, wh in a_sorted:
+        a_cum.append(a_cum[-1] + wh)
+    b_sorted = sorted((e[PRICE] - fee, e[REMAINING]) for e in bids)
+    b_nets, b_cum = [b for b, _ in b_sorted], [0]
+    for _, wh in b_sorted:
+        b_cum.append(b_cum[-1] + wh)
+    best, best_key = None, None
+    for p in candidates:          # O((n + m) log(n + m)): prefix sums over the sorted prices
+        supply = a_cum[bisect.bisect_right(a_prices, p)]
+        demand = b_cum[-1] - b_cum[bisect.bisect_left(b_nets, p)]
+        volume = min(supply, demand, max(room, 0))
+        key = (-volume, abs(supply - demand), p)
+        if best_key is None or key < best_key:
+            best, best_key = (p, volume), key
+    if best is None or best[1] <= 0:
+        return None
+    return best
+
+
+def allocate(asks: list, bids: list, zone: int, price: int, fee: int, volume: int,
+             room_for: Callable[[int, int, int], int]) -> list[Fill]:
+    """Fills of a cleared call auction: asks with price <= p* by (price, order id), bids with
+    price - fee >= p* by (price desc, order id), paired greedily up to `volume` Wh, each fill at
+    energy price p* plus `fee`. Same-owner pairs and a green-only bid with a non-green ask are
+    skipped (as in `match`), which may leave the
+    volume short of V. `room_for` reserves capacity as in `match`. Does not mutate its arguments."""
+    a_rem = {e[ORDER_ID]: e[REMAINING] for e in asks}
+    live_asks = sorted((e for e in asks if e[PRICE] <= price), key=ask_priority)
+    live_bids = sorted((e for e in bids if e[PRICE] - fee >= price), key=bid_priority)
+    fills: list[Fill] = []
+    left = volume
+    for b in live_bids:
+        b_rem = b[REMAINING]
+        for a in live_asks:
+            if left <= 0 or b_rem <= 0:
+                break
+            if a_rem[a[ORDER_ID]] <= 0 or a[OWNER] == b[OWNER] or (b[GREEN] and not a[GREEN]):
+                continue
+            granted = room_for(zone, zone, min(b_rem, a_rem[a[ORDER_ID]], left))
+            if granted <= 0:
+                return fills
+            fills.append(Fill(b[ORDER_ID], a[ORDER_ID], b[OWNER], a[OWNER], zone, zone, granted, price, fee,
+                              a[ORDER_ID]))
+            a_rem[a[ORDER_ID]] -= granted
+            b_rem -= granted
+            left -= granted
+        if left <= 0:
+            break
+    return fills
+
+
+def after_fills(side: list, fills: list, is_bid: bool) -> list:
+    """A book side with the fills taken out: filled entries leave, partly filled ones shrink."""
+    taken: dict[int, int] = {}
+    for f in fills:
+        oid = f.bid_id if is_bid else f.ask_id
+        taken[oid] = taken.get(oid, 0) + f.wh
+    out = []
+    for e in side:
+        left = e[REMAINING] - taken.get(e[ORDER_ID], 0)
+        if left > 0:
+            out.append(e if left == e[REMAINING] else (e[PRICE], e[ORDER_ID], e[OWNER], left, e[GREEN]))
+    return out
