@@ -2,9 +2,9 @@
 
 The native token pays transaction fees; its balances sit in `system.account`. Energy is bought and
 sold in assets (the stablecoin, asset id 1 in the dev chain), which only the asset's issuer may mint
-and burn: the issuer stands for the regulated e-money institution that holds the fiat reserve, so
-on-chain supply always matches what it has taken in. Root creates assets and appoints issuers (the
-identity pallet will require the issuer to hold an issuer licence).
+and burn, and only while it holds an active issuer licence (identity pallet): the issuer stands for
+the regulated e-money institution that holds the fiat reserve, so on-chain supply always matches
+what it has taken in. Root creates assets and appoints issuers.
 
 Conservation: every call moves value between accounts, except mint and burn, which change the
 asset's recorded supply by exactly the amount; `force_set_balance` adjusts the native total issuance.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from primitives import ss58
 from primitives.codec import U8, U32, Text, struct
 from primitives.types import AccountId, Balance
-from pallets import system
+from pallets import identity, system
 from runtime.pallet import (ROOT, SIGNED, Origin, Pallet, PalletError, deposit_event, ensure,
                             ensure_root, ensure_signed, fail)
 
@@ -99,6 +99,7 @@ class Error(PalletError):
     UnknownAsset = "no asset with this id exists"
     AssetExists = "an asset with this id already exists"
     NotIssuer = "only the asset's issuer may mint or burn it"
+    IssuerNotLicensed = "the issuer may mint or burn only while it holds an active issuer licence"
     SymbolTooLong = "an asset symbol may have at most 16 characters"
     SelfTransfer = "sender and recipient are the same account"
 
@@ -200,6 +201,7 @@ def mint(origin: Origin, asset: AssetId, to: AccountId, amount: Balance) -> None
     who = ensure_signed(origin)
     d = assets.get(asset) or fail(Error.UnknownAsset)
     ensure(d.issuer == who, Error.NotIssuer)
+    ensure(identity.is_licensed(who, identity.Role.ISSUER), Error.IssuerNotLicensed)
     ensure(amount > 0, Error.ZeroAmount)
     ensure(d.supply + amount <= MAX_BALANCE, Error.Overflow)
     assets.insert(asset, AssetDetails(d.symbol, d.decimals, d.issuer, d.supply + amount))
@@ -213,6 +215,7 @@ def burn(origin: Origin, asset: AssetId, amount: Balance) -> None:
     who = ensure_signed(origin)
     d = assets.get(asset) or fail(Error.UnknownAsset)
     ensure(d.issuer == who, Error.NotIssuer)
+    ensure(identity.is_licensed(who, identity.Role.ISSUER), Error.IssuerNotLicensed)
     ensure(amount > 0, Error.ZeroAmount)
     have = asset_balance.get(asset, who)
     ensure(have >= amount, Error.InsufficientBalance)

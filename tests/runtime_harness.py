@@ -36,6 +36,7 @@ def default_genesis() -> dict:
                      "assets": [{"id": 1, "symbol": "GEUR", "decimals": 6, "issuer": EVE.address(),
                                  "balances": [[BOB.address(), 1000]]}]},
         "sudo": {"key": ALICE.address()},
+        "identity": {"participants": [{"address": EVE.address(), "roles": ["issuer"]}]},
     }
 
 

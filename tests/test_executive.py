@@ -9,7 +9,7 @@ from pallets import system, transaction_payment
 from primitives.extrinsic import Call, Extrinsic, Mortality
 from runtime.api import InvalidKind, InvalidTransaction, UnknownTransaction
 from runtime.executive import BlockError
-from tests.runtime_harness import ALICE, BOB, CHARLIE, EVE, FUNDS, ChainHarness, events_named
+from tests.runtime_harness import ALICE, BOB, CHARLIE, EVE, FUNDS, ChainHarness, default_genesis, events_named
 
 
 @pytest.fixture
@@ -174,3 +174,12 @@ def test_money_is_conserved_over_any_sequence_of_transfers(moves):
             pass                 # not includable (cannot pay the fee): nothing happened
     chain.commit(b)
     assert chain.sum_native() == chain.total_issuance() == issuance
+
+
+def test_an_issuer_without_an_active_licence_cannot_mint():
+    genesis = default_genesis()
+    del genesis["identity"]                     # Eve is the asset's issuer but holds no licence
+    chain = ChainHarness.new(genesis)
+    r = chain.block(chain.xt(EVE, "balances", "mint", 1, CHARLIE.public_key, 250))
+    assert "issuer licence" in events_named(r, chain.runtime, "system", "ExtrinsicFailed")[0][0][2]
+    assert chain.asset(1, CHARLIE.public_key) == 0
