@@ -358,11 +358,10 @@ def pay_out(t: Trade, delivered_wh: int, at_fault: int, with_penalty: bool = Tru
     penalty = charge_penalty(t, t.wh - delivered_wh, at_fault)
     retired_wh = retire_certificates(t, delivered_wh)
     status.insert(t.id, SETTLED if delivered_wh > 0 else REFUNDED)
-    outcomes.insert(t.id, Outcome(delivered_wh, paid_seller, fee_to_dso, refund_buyer, penalty, at_fault,
-                                  retired_wh))
+    outcome = Outcome(delivered_wh, paid_seller, fee_to_dso, refund_buyer, penalty, at_fault, retired_wh)
+    outcomes.insert(t.id, outcome)
     if delivered_wh > 0:
-        deposit_event(TradeSettled(t.id, delivered_wh, paid_seller, fee_to_dso, refund_buyer, penalty,
-                                   at_fault, retired_wh))
+        deposit_event(TradeSettled(t.id, *outcome.to_plain()))   # the event carries the record's fields
     else:
         deposit_event(TradeRefunded(t.id, refund_buyer, penalty, at_fault))
 

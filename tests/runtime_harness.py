@@ -3,7 +3,7 @@ dict as state, blocks applied in order. A test overrides only what it is about."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from pallets import build_runtime
 from primitives.extrinsic import Call, Extrinsic, Mortality, sign_extrinsic
@@ -123,6 +123,20 @@ class ChainHarness:
     def sum_native(self) -> int:
         from pallets import system
         return self.read(lambda: sum(i.free + i.reserved for _, i in system.account.items()))
+
+
+def chain_factory(genesis: dict) -> Callable[[], "ChainHarness"]:
+    """Fresh chains of the composed runtime from `genesis`, each at block 1 (so metering knows the
+    genesis hash); the genesis storage is built once and copied per chain."""
+    runtime = build_runtime(GENESIS_HASH)
+    state = runtime.build_genesis_storage(genesis)
+
+    def new_chain() -> ChainHarness:
+        chain = ChainHarness(runtime, MemState(state))
+        chain.block()
+        return chain
+    new_chain.runtime = runtime      # for events_named and metadata lookups
+    return new_chain
 
 
 def events_named(result: BlockResult, runtime: Runtime, pallet: str, name: str) -> list:

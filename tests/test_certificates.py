@@ -8,7 +8,6 @@ chain's state, as settlement would run them inside its own call.
 """
 from __future__ import annotations
 
-from pallets import build_runtime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,10 +15,9 @@ from hypothesis import strategies as st
 
 from pallets import (certificates, metering)
 from runtime.api import InvalidTransaction
-from runtime.executive import Runtime
 from runtime.pallet import DispatchError
 from runtime.storage import Overlay, externalities
-from tests.runtime_harness import ALICE, CHARLIE, GENESIS_HASH, ChainHarness, MemState, events_named
+from tests.runtime_harness import chain_factory, ALICE, CHARLIE, ChainHarness, events_named
 from tests.test_metering import (M1, M1_BOUND_WH, M2, OWNER, I, T, after, goto, metering_genesis,
                                  reading_xt, sr, submit)
 
@@ -29,19 +27,8 @@ BUYER, OTHER = CHARLIE, ALICE
 TOKEN = C.token_id(1, T + I)
 
 
-def certificates_runtime() -> Runtime:
-    """The composed runtime: every pallet, this one included."""
-    return build_runtime(GENESIS_HASH)
-
-
-_RUNTIME = certificates_runtime()
-_GENESIS_STATE = _RUNTIME.build_genesis_storage(metering_genesis())
-
-
-def new_chain() -> ChainHarness:
-    chain = ChainHarness(_RUNTIME, MemState(_GENESIS_STATE))
-    chain.block()            # block 1: the genesis hash is now on chain
-    return chain
+new_chain = chain_factory(metering_genesis())
+_RUNTIME = new_chain.runtime
 
 
 @pytest.fixture

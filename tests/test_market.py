@@ -9,7 +9,6 @@ Blocks advance one second; the first is at 1_700_000_001 (22:13 UTC, off-peak ba
 """
 from __future__ import annotations
 
-from pallets import build_runtime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,9 +20,8 @@ from pallets.market import ASK, BID, ESCROW_ACCOUNT, Config, escrow_for
 from pallets.market_engine import cost
 from primitives.codec import CodecError
 from primitives.keys import Keypair, dev_keypair
-from runtime.executive import Runtime
 from runtime.storage import item_prefix
-from tests.runtime_harness import GENESIS_HASH, ChainHarness, MemState, events_named
+from tests.runtime_harness import chain_factory, ChainHarness, events_named
 
 ALICE, BOB, CHARLIE, DAVE, EVE, FERDIE = (dev_keypair(n) for n in
                                           ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie"))
@@ -36,19 +34,8 @@ E = market.Error
 STABLE = 1
 
 
-def market_runtime() -> Runtime:
-    """The composed runtime: every pallet, this one included."""
-    return build_runtime(GENESIS_HASH)
-
-
-_RUNTIME = market_runtime()
-_GENESIS_STATE = _RUNTIME.build_genesis_storage(dev_spec()["genesis"]["runtimeGenesis"]["config"])
-
-
-def new_chain() -> ChainHarness:
-    chain = ChainHarness(_RUNTIME, MemState(_GENESIS_STATE))
-    chain.block()
-    return chain
+new_chain = chain_factory(dev_spec()["genesis"]["runtimeGenesis"]["config"])
+_RUNTIME = new_chain.runtime
 
 
 @pytest.fixture

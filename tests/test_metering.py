@@ -7,7 +7,6 @@ holds no licence. Block times advance one second per block; `goto` jumps the clo
 """
 from __future__ import annotations
 
-from pallets import build_runtime
 
 import re
 
@@ -20,9 +19,8 @@ from primitives.extrinsic import Call, Extrinsic
 from primitives.keys import Keypair, dev_keypair
 from primitives.meter_reading import Reading, SignedReading, reading_hash, reading_message, sign_reading
 from runtime.api import InvalidKind, InvalidTransaction
-from runtime.executive import BlockError, Runtime
-from tests.runtime_harness import (BOB, CHARLIE, EVE, FUNDS, GENESIS_HASH, ChainHarness, MemState,
-                                   default_genesis, events_named)
+from runtime.executive import BlockError
+from tests.runtime_harness import (chain_factory, BOB, CHARLIE, EVE, FUNDS, GENESIS_HASH, ChainHarness, default_genesis, events_named)
 
 REGISTRAR, OWNER, OUTSIDER = CHARLIE, BOB, EVE
 DSO, OTHER_DSO = dev_keypair("Dave"), dev_keypair("Ferdie")
@@ -32,11 +30,6 @@ I = grid.Config.interval_s
 T = 1_700_000_100            # an interval start (aligned) just after the harness's first blocks
 M1_BOUND_WH = 10_000 * I // 3600     # what 10 kW can move in one interval: 2,500 Wh
 E = metering.Error
-
-
-def metering_runtime() -> Runtime:
-    """The composed runtime: every pallet, this one included."""
-    return build_runtime(GENESIS_HASH)
 
 
 def metering_genesis() -> dict:
@@ -63,14 +56,8 @@ def metering_genesis() -> dict:
     return g
 
 
-_RUNTIME = metering_runtime()
-_GENESIS_STATE = _RUNTIME.build_genesis_storage(metering_genesis())
-
-
-def new_chain() -> ChainHarness:
-    chain = ChainHarness(_RUNTIME, MemState(_GENESIS_STATE))
-    chain.block()            # block 1: the genesis hash is now on chain
-    return chain
+new_chain = chain_factory(metering_genesis())
+_RUNTIME = new_chain.runtime
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ settlement window closes at T + 5I, and the hook of the block after that settles
 """
 from __future__ import annotations
 
-from pallets import build_runtime
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -20,9 +19,8 @@ from pallets.market_engine import cost
 from primitives.keys import Keypair
 from primitives.meter_reading import Reading, sign_reading
 from runtime import storage
-from runtime.executive import Runtime
 from runtime.storage import item_prefix
-from tests.runtime_harness import GENESIS_HASH, ChainHarness, MemState, events_named
+from tests.runtime_harness import chain_factory, GENESIS_HASH, ChainHarness, events_named
 from tests.test_market import (ALICE, BOB, CHARLIE, DAVE, EVE, FERDIE, LOCAL_FEE, METER, STABLE, I, T,
                                _stable_balances, ask, bid, failure, goto, ok, stable)
 from tests.test_metering import reading_xt
@@ -36,25 +34,14 @@ METER_KEY = {kp: Keypair.from_uri(f"//{n}//meter") for kp, n in ((BOB, "Bob"), (
 REASON = b"\x07" * 32
 
 
-def settlement_runtime() -> Runtime:
-    """The composed runtime: every pallet, this one included."""
-    return build_runtime(GENESIS_HASH)
-
-
 def settlement_genesis() -> dict:
     g = dev_spec()["genesis"]["runtimeGenesis"]["config"]
     g["settlement"] = {"penalty_per_kwh": PENALTY}
     return g
 
 
-_RUNTIME = settlement_runtime()
-_GENESIS_STATE = _RUNTIME.build_genesis_storage(settlement_genesis())
-
-
-def new_chain() -> ChainHarness:
-    chain = ChainHarness(_RUNTIME, MemState(_GENESIS_STATE))
-    chain.block()
-    return chain
+new_chain = chain_factory(settlement_genesis())
+_RUNTIME = new_chain.runtime
 
 
 @pytest.fixture
