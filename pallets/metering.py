@@ -37,9 +37,12 @@ zone's DSO, who investigates and reinstates (which resets the count) or replaces
 
 A meter's first accepted reading is its baseline: it is recorded with zero deltas (`intervals` 0).
 Each later reading records deltas against the previous accepted one, covering `intervals` =
-(t - last_interval) / I intervals. The intervals skipped in between are recorded in
-`missed_intervals` (at most `max_missed_recorded` per reading, to bound a reading's weight; the rest
-are only counted in `missed_unrecorded`) and announced by `IntervalsMissed`. A replacement meter
+(t - last_interval) / I intervals. The intervals skipped in between are announced by
+`IntervalsMissed` and counted. Only the most recent `settlement_window_intervals` of them are recorded
+one by one in `missed_intervals`: those are the only ones whose settlement window can still be open
+when the reading applies (an interval k >= window + 1 intervals before the reading's closed before the
+reading's own interval ended), so settlement never needs an older one, and the bound keeps a reading's
+weight small. The older ones are only counted in `missed_unrecorded`. A replacement meter
 starts fresh (no baseline; its first reading is its baseline), and a meter key once certified can
 never be certified again, so old readings of a retired meter cannot be replayed.
 """
@@ -69,8 +72,6 @@ class Config:
     max_drift_s = 60
     #: implausible readings (in total since certification or reinstatement) that suspend a meter
     rogue_threshold = 3
-    #: skipped intervals recorded one by one per reading; the rest are only counted
-    max_missed_recorded = 96
     #: upper bound on a meter's rated power (100 MW)
     max_rated_power_w = 100_000_000
     #: pool priority of every reading (fixed: readings do not bid against each other)
@@ -123,7 +124,7 @@ interval_energy = pallet.double_map("interval_energy", key1=MeterId, key2=U64, v
 missed_intervals = pallet.double_map("missed_intervals", key1=MeterId, key2=U64, value=BOOL,
                                      doc="(meter, interval start) -> True for an interval with no reading")
 missed_unrecorded = pallet.map("missed_unrecorded", key=MeterId, value=U64, default=0,
-                               doc="Missed intervals beyond max_missed_recorded per reading, counted only")
+                               doc="Missed intervals too old to be settled any more when noticed, counted only")
 chain_genesis_hash = pallet.value("chain_genesis_hash", H256,
                                   doc="The genesis hash readings are signed over, copied at block 1")
 
@@ -326,6 +327,8 @@ def _validate_unsigned(call_def: CallDef, args: tuple, source: TransactionSource
         raise InvalidTransaction(InvalidKind.CALL, "only metering.submit_reading may be submitted unsigned")
     (signed,) = args
     checked = check_reading(signed, verify_signature=signature_ok is None)
+    if source == TransactionSource.IN_BLOCK:
+        _pre_dispatch.checked = (signed, checked)
     r = signed.reading
     return ValidTransaction(
         priority=Config.reading_priority,
@@ -336,6 +339,23 @@ def _validate_unsigned(call_def: CallDef, args: tuple, source: TransactionSource
         longevity=max(1, checked.window_end_s - timestamp.now_s()),
         propagate=True,
     )
+
+
+class _PreDispatch:
+    """The check of the reading about to be dispatched, handed from validation to the call.
+
+    The executive validates an unsigned extrinsic in a block immediately before dispatching it, on
+    the same state (`BlockBuilder.apply`), so checking the reading a second time in the call would
+    only repeat work: about a quarter of a reading's cost. The call takes the result only for the
+    very object just validated, and checks again otherwise (any other path to the call)."""
+    checked: tuple[SignedReading, CheckedReading] | None = None
+
+    def take(self, signed: SignedReading) -> CheckedReading | None:
+        held, self.checked = self.checked, None
+        return held[1] if held is not None and held[0] is signed else None
+
+
+_pre_dispatch = _PreDispatch()
 
 
 def reading_tag(meter_id: bytes, seq: int) -> bytes:
@@ -436,16 +456,18 @@ def replace_meter(origin: Origin, old: MeterId, new_meter: MeterId, new_rated_po
     deposit_event(MeterCertified(new_meter, m.owner, m.zone, m.kind, new_rated_power_w, who))
 
 
-@pallet.call(5, weight=W_READING + certificates.W_MINT + Config.max_missed_recorded * W_MISSED_INTERVAL,
+@pallet.call(5, weight=W_READING + certificates.W_MINT + Config.settlement_window_intervals * W_MISSED_INTERVAL,
               origin=NONE)
 def submit_reading(origin: Origin, signed: SignedReading) -> PostInfo:
     """A meter's signed reading (unsigned extrinsic, no fee): records the interval's deltas."""
     ensure_none(origin)
-    try:
-        # validate_unsigned checked everything (signature included) just before, on this state
-        checked = check_reading(signed, verify_signature=False)
-    except InvalidTransaction as e:
-        raise DispatchError(e.reason) from None
+    # validate_unsigned checked everything (signature included) just before, on this state
+    checked = _pre_dispatch.take(signed)
+    if checked is None:
+        try:
+            checked = check_reading(signed, verify_signature=False)
+        except InvalidTransaction as e:
+            raise DispatchError(e.reason) from None
     r, m = signed.reading, checked.meter
     recorded = 0
     if m.has_reading:
@@ -473,16 +495,17 @@ def submit_reading(origin: Origin, signed: SignedReading) -> PostInfo:
 
 
 def _record_missed(meter_id: bytes, last_interval: int, interval_start: int) -> int:
-    """Mark the intervals strictly between the last reading and this one as missed; returns how
-    many were recorded one by one."""
+    """Mark the intervals strictly between the last reading and this one as missed: the most recent
+    `settlement_window_intervals` one by one (settlement may still ask about them), the older ones
+    only counted. Returns how many were recorded one by one."""
     step = grid.Config.interval_s
     first = last_interval + step
     count = (interval_start - first) // step
     if count <= 0:
         return 0
-    recorded = min(count, Config.max_missed_recorded)
-    for i in range(recorded):
-        missed_intervals.insert(meter_id, first + i * step, True)
+    recorded = min(count, Config.settlement_window_intervals)
+    for i in range(1, recorded + 1):
+        missed_intervals.insert(meter_id, interval_start - i * step, True)
     if count > recorded:
         missed_unrecorded.insert(meter_id, missed_unrecorded.get(meter_id) + count - recorded)
     deposit_event(IntervalsMissed(meter_id, first, count))

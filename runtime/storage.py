@@ -313,12 +313,21 @@ class StorageDoubleMap(_Item):
         super().__init__(pallet, name, value, default, doc)
         self.key1_type = as_type(key1)
         self.key2_type = as_type(key2)
+        self._key_cache: dict[tuple[Any, Any], bytes] = {}
 
     def prefix_of(self, k1: Any) -> bytes:
         return self.prefix + hashed_key(self.key1_type.encode(k1))
 
     def key_of(self, k1: Any, k2: Any) -> bytes:
-        return self.prefix_of(k1) + hashed_key(self.key2_type.encode(k2))
+        # A (meter, interval) or (trade, party) key is typically derived by validation, the call
+        # and a hook in one block: hashing twice per part is the cost, as for StorageMap.
+        key = self._key_cache.get((k1, k2))
+        if key is None:
+            key = self.prefix_of(k1) + hashed_key(self.key2_type.encode(k2))
+            if len(self._key_cache) >= 65536:
+                self._key_cache.clear()
+            self._key_cache[(k1, k2)] = key
+        return key
 
     def get(self, k1: Any, k2: Any) -> Any:
         return self._read(self.key_of(k1, k2))

@@ -342,16 +342,21 @@ def test_missed_intervals_are_recorded(chain):
     assert energy(chain, M1, T + 4 * I).intervals == 4
 
 
-def test_missed_intervals_beyond_the_bound_are_only_counted(chain, monkeypatch):
-    monkeypatch.setattr(metering.Config, "max_missed_recorded", 2)
+def test_only_missed_intervals_settlement_can_still_ask_about_are_recorded_the_rest_counted(chain):
+    window = metering.Config.settlement_window_intervals
+    gap = window + 3
     goto(chain, after(T))
     submit(chain, sr(M1, 1, T, 0, 0))
-    goto(chain, after(T + 4 * I))
-    r = submit(chain, sr(M1, 2, T + 4 * I, 100, 100))
-    assert events_named(r, _RUNTIME, "metering", "IntervalsMissed") == [[M1.public_key, T + I, 3]]
-    assert chain.read(lambda: [metering.is_missed(M1.public_key, T + k * I) for k in (1, 2, 3)]) == \
-        [True, True, False]
-    assert chain.read(lambda: metering.missed_unrecorded.get(M1.public_key)) == 1
+    last = T + (gap + 1) * I
+    goto(chain, after(last))
+    r = submit(chain, sr(M1, 2, last, 100, 100))
+    assert events_named(r, _RUNTIME, "metering", "IntervalsMissed") == [[M1.public_key, T + I, gap]]
+    recorded = chain.read(lambda: [metering.is_missed(M1.public_key, T + k * I) for k in range(1, gap + 1)])
+    assert recorded == [False] * 3 + [True] * window       # the most recent ones
+    assert chain.read(lambda: metering.missed_unrecorded.get(M1.public_key)) == 3
+    # every interval not recorded had its settlement window closed before this reading arrived
+    close_of_newest_unrecorded = T + 3 * I + I + window * I
+    assert close_of_newest_unrecorded <= last
 
 
 # --- certification and management permissions -------------------------------------------------
