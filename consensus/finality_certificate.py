@@ -13,7 +13,7 @@ Signed message (exact bytes, 93 in total)::
     height                              8 bytes, unsigned big-endian
     block_hash                         32 bytes (keccak-256 of the encoded header)
 
-This message is then signed with the ciphersuite's own DST (see consensus.bls), so it is separated
+This message is then signed with the ciphersuite's own DST (see primitives.bls), so it is separated
 from ed25519 votes, from proofs of possession and from other chains (genesis hash) by construction.
 
 Why the round is NOT in the message: the statement means "block_hash is final at height", which is
@@ -36,10 +36,10 @@ if it fails. `verify` assumes every key in `validator_bls_pubkeys` has passed th
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from consensus import bls
-from consensus.bls import BlsError
+from primitives import bls
+from primitives.bls import BlsError
 from primitives.codec import H256, U32, U64, Bytes, CodecError, struct
 
 #: Domain tag at the start of every finality message; bump the version if the layout changes.
@@ -88,7 +88,7 @@ def sign_finality(sk: int, genesis_hash: bytes, height: int, block_hash: bytes) 
     return bls.sign(sk, finality_message(genesis_hash, height, block_hash))
 
 
-def make_bitfield(indices: Sequence[int] | set[int], n: int) -> bytes:
+def make_bitfield(indices: Iterable[int], n: int) -> bytes:
     """Canonical bitfield of length ceil(n / 8) with the bits of `indices` set."""
     out = bytearray((n + 7) // 8)
     for i in indices:
@@ -142,10 +142,10 @@ def build(
     n = len(validator_bls_pubkeys)
     if not partial_signatures:
         raise BlsError("no partial signatures to aggregate")
-    indices = sorted(partial_signatures)
-    for i in indices:
+    for i in partial_signatures:
         if type(i) is not int or not 0 <= i < n:
             raise BlsError(f"validator index {i!r} is outside the set of {n}")
+    indices = sorted(partial_signatures)
     if check_partials:
         message = finality_message(genesis_hash, height, block_hash)
         for i in indices:

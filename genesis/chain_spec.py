@@ -83,15 +83,38 @@ def _metering_config() -> dict:
                        for owner, zone, kind, rated in DEV_METERS]}
 
 
+def validator_uri(name: str) -> str:
+    """The secret URI of a dev validator's key: `//Alice` on the dev chain, `//Validator<i>` on local ones."""
+    return f"//{name}"
+
+
+def _validators_config(names: list[str]) -> dict:
+    """Each validator's account and BLS key (derived from the same secret, see primitives.bls), with
+    its proof of possession."""
+    from primitives import bls  # noqa: PLC0415
+    out = []
+    for n in names:
+        kp = Keypair.from_uri(validator_uri(n))
+        sk = bls.secret_from_seed(kp.seed)
+        out.append({"account": kp.address(), "bls_public_key": "0x" + bls.sk_to_pk(sk).hex(),
+                    "bls_proof_of_possession": "0x" + bls.pop_prove(sk).hex()})
+    return {"validators": out}
+
+
 def _genesis_config(authorities: list[str], endowed: list[str], households: list[str], issuer: str,
                     sudo: str) -> dict:
+    roles = {n: list(r) for n, r in DEV_ROLES.items()}
+    for a in authorities:
+        roles.setdefault(a, []).append("validator_operator")
     return {
         "metering": _metering_config(),
         # undelivered energy costs the party at fault 0.05 GEUR per kWh, paid to the other party
         "settlement": {"penalty_per_kwh": 50_000},
-        "identity": {"participants": [{"address": _addr(n), "roles": roles} for n, roles in DEV_ROLES.items()]},
+        "identity": {"participants": [{"address": Keypair.from_uri(validator_uri(n)).address(), "roles": r}
+                                      for n, r in roles.items()]},
         "grid": _grid_config("Dave"),
         "authorship": {"authorities": [_addr(a) for a in authorities]},
+        "validators": _validators_config(authorities),
         "balances": {
             "balances": [[_addr(n), DEV_NATIVE_BALANCE] for n in endowed],
             "assets": [{"id": STABLECOIN_ASSET_ID, "symbol": STABLECOIN_SYMBOL,
@@ -102,13 +125,13 @@ def _genesis_config(authorities: list[str], endowed: list[str], households: list
     }
 
 
-def _dev_accounts_spec(name: str, chain_id: str, chain_type: str, authorities: list[str]) -> dict:
+def _dev_accounts_spec(name: str, chain_id: str, chain_type: str, authorities: list[str], engine: str) -> dict:
     """A spec on the development accounts: all six funded, Alice sudo, Eve the stablecoin issuer,
-    Alice to Dave households holding stablecoin."""
+    Alice to Dave households holding stablecoin; `authorities` are the validators."""
     return {
         "name": name, "id": chain_id, "chainType": chain_type, "bootNodes": [],
         "protocolId": "grid", "properties": _properties(),
-        "consensus": {"engine": "dev-seal", "blockTimeMs": 1000},
+        "consensus": {"engine": engine, "blockTimeMs": 1000},
         "genesis": {"runtimeGenesis": {"config": _genesis_config(
             authorities=authorities, endowed=list(DEV_ACCOUNTS), households=list(DEV_ACCOUNTS[:4]),
             issuer="Eve", sudo="Alice")}},
@@ -116,13 +139,18 @@ def _dev_accounts_spec(name: str, chain_id: str, chain_type: str, authorities: l
 
 
 def dev_spec() -> dict:
-    """Single-node development chain: Alice authors."""
-    return _dev_accounts_spec("Development", "dev", "Development", ["Alice"])
+    """Single-node development chain: Alice (also the registrar) is the one validator and seals
+    blocks alone (`dev-seal`)."""
+    return _dev_accounts_spec("Development", "dev", "Development", ["Alice"], "dev-seal")
 
 
-def local_spec() -> dict:
-    """Local multi-validator testnet: Alice, Bob, Charlie and Dave author."""
-    return _dev_accounts_spec("Local Testnet", "local_testnet", "Local", ["Alice", "Bob", "Charlie", "Dave"])
+def local_spec(validators: int = 4) -> dict:
+    """Local multi-validator testnet under BFT consensus: validator operators `//Validator1` ..
+    `//Validator<n>`, licensed at genesis, with the dev chain's households, DSO and issuer."""
+    if not 1 <= validators <= 100:
+        raise ChainSpecError("a local testnet has 1 to 100 validators")
+    names = [f"Validator{i}" for i in range(1, validators + 1)]
+    return _dev_accounts_spec("Local Testnet", "local_testnet", "Local", names, "bft")
 
 
 PRESETS = {"dev": dev_spec, "local": local_spec}

@@ -20,7 +20,7 @@ import msgpack
 
 from node.blockstore import BlockStore
 from node.db import COL_META, Database
-from node.state_db import StateDB
+from node.state_db import PreparedState, StateDB
 from pallets import authorship, build_runtime, system, timestamp
 from primitives.errors import BadFormat
 from primitives.hashing import keccak256
@@ -49,6 +49,16 @@ class BuiltBlock:
     hash: bytes
     result: BlockResult
     skipped_invalid: list[tuple[bytes, str]]   # (tx hash, reason) found invalid while building
+    prepared: PreparedState                    # its state transition, for commit_block
+
+
+@dataclass
+class VerifiedBlock:
+    """A block that passed every import check, executed but not committed."""
+
+    hash: bytes
+    result: BlockResult
+    prepared: PreparedState
 
 
 def genesis_header(state_root: bytes) -> Header:
@@ -136,6 +146,14 @@ class Chain:
         """Author a block on the best block from (hash, extrinsic) candidates whose signatures were
         already verified on admission; commit it. Candidates that do not fit stop the block;
         invalid ones are skipped and reported."""
+        built = self.propose_block(author, candidates, now_ms=now_ms)
+        self._commit(built.signed, built.prepared, finalize)
+        return built
+
+    def propose_block(self, author: Keypair, candidates: Iterable[tuple[bytes, bytes]], *,
+                      now_ms: int | None = None) -> BuiltBlock:
+        """Author a block on the best block without committing it: a BFT proposal, committed by
+        `commit_block` once the validators decide it."""
         parent = self.best_header()
         parent_hash = parent.hash()
         number = parent.number + 1
@@ -160,12 +178,18 @@ class Chain:
         header = Header(parent_hash, number, prepared.root, ordered_trie_root(builder.extrinsics), digest)
         header = seal_header(header, author, self.genesis_hash)
         signed = SignedBlock(Block(header, tuple(builder.extrinsics)), ())
-        self._commit(signed, prepared, finalize)
-        return BuiltBlock(signed, header.hash(), result, skipped)
+        return BuiltBlock(signed, header.hash(), result, skipped, prepared)
 
     # import -----------------------------------------------------------------------------
     def import_block(self, signed: SignedBlock, *, finalize: bool, check_drift: bool = True) -> BlockResult:
         """Verify and commit a block from elsewhere (a peer, a file). Raises ImportError_."""
+        verified = self.verify_block(signed, check_drift=check_drift)
+        self._commit(signed, verified.prepared, finalize)
+        return verified.result
+
+    def verify_block(self, signed: SignedBlock, *, check_drift: bool = True) -> "VerifiedBlock":
+        """Every import check of a block on our best block, executing it, without committing: a BFT
+        validator checks a proposal this way before it prevotes for it. Raises ImportError_."""
         header = signed.block.header
         best = self.best_header()
         if header.parent_hash != best.hash():
@@ -206,8 +230,14 @@ class Chain:
             reason = timestamp.check_inherent(_block_timestamp(result), self.clock_ms())
             if reason:
                 raise ImportError_(reason)
+        return VerifiedBlock(header.hash(), result, prepared)
+
+    def commit_block(self, signed: SignedBlock, prepared: PreparedState, *, finalize: bool) -> None:
+        """Commit a block verified (or proposed) on the current best block, with the justifications
+        it carries (a BFT commit certificate). Raises ImportError_ if the best block moved since."""
+        if signed.block.header.parent_hash != self.best_hash:
+            raise ImportError_(f"block {signed.block.header.number} no longer builds on our best block")
         self._commit(signed, prepared, finalize)
-        return result
 
     def _verify_deferred(self, checks: list) -> Callable[[], list[bool]]:
         if self.verify_deferred is not None:

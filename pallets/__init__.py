@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pallets import (authorship, balances, certificates, grid, identity, market, metering, settlement, sudo,
-                     system, timestamp, transaction_payment)
+                     system, timestamp, transaction_payment, validators)
 from runtime.executive import Runtime, RuntimeVersion
 
 #: every pallet of the runtime, by index; metadata and call indices follow this
 ALL_PALLETS = [system.pallet, timestamp.pallet, authorship.pallet, balances.pallet,
                transaction_payment.pallet, sudo.pallet, identity.pallet, grid.pallet, metering.pallet,
-               certificates.pallet, market.pallet, settlement.pallet]
+               certificates.pallet, market.pallet, settlement.pallet, validators.pallet]
 
 VERSION = RuntimeVersion()
 

@@ -1,6 +1,6 @@
 """BLS12-381 (POP ciphersuite) and finality certificates.
 
-The fast backend (consensus.bls on py-arkworks-bls12381) must agree byte for byte with py_ecc, the
+The fast backend (primitives.bls on py-arkworks-bls12381) must agree byte for byte with py_ecc, the
 independent pure-Python reference, and with Ethereum's published test vectors; py_ecc must accept a
 certificate the fast backend built; and every way a certificate can be wrong must be refused.
 py_ecc takes ~0.1 s per sign and ~0.3 s per verify, so it is called only a handful of times.
@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from py_arkworks_bls12381 import G1Point, Scalar
-from py_ecc.bls import G2ProofOfPossession as Reference
+
+# py_ecc raises the interpreter's recursion limit to 100,000 when imported, process-wide; other tests
+# (the RPC server's deeply nested JSON) rely on the default limit to stop before the C stack overflows.
+_recursion_limit = sys.getrecursionlimit()
+from py_ecc.bls import G2ProofOfPossession as Reference  # noqa: E402
 from py_ecc.bls.g2_primitives import G1_to_pubkey, G2_to_signature
 from py_ecc.bls.point_compression import modular_squareroot_in_FQ2
-from py_ecc.optimized_bls12_381 import FQ, FQ2, b, b2, curve_order, is_inf, multiply
+from py_ecc.optimized_bls12_381 import FQ, FQ2, b, b2, curve_order, is_inf, multiply  # noqa: E402
 
-from consensus import bls
+sys.setrecursionlimit(_recursion_limit)
+
+from primitives import bls  # noqa: E402
 from consensus import finality_certificate as fc
-from consensus.bls import BlsError
+from primitives.bls import BlsError
 from consensus.finality_certificate import FinalityCertificate, InvalidCertificate
 from primitives.codec import CodecError
 
@@ -73,7 +80,7 @@ def test_ethereum_consensus_spec_vector():
     (bytes(32), b"", b""),
     (bytes(range(32)), b"", b"gridchain"),
     (b"\xff" * 48, b"gridchain-bls", fc.finality_message(GENESIS, HEIGHT, BLOCK)),
-])
+], ids=["zero-seed", "counting-seed", "long-seed-key-info-finality-message"])
 def test_keys_signatures_and_pops_match_py_ecc(ikm, key_info, message):
     sk = bls.keygen(ikm, key_info)
     assert sk == Reference.KeyGen(ikm, key_info)
@@ -207,6 +214,14 @@ BAD_PUBKEYS = {
 }
 
 
+def test_non_canonical_infinity_pubkeys_are_named():
+    for name in ("infinity, sign bit set", "infinity, stray bits"):
+        with pytest.raises(BlsError, match="canonical"):
+            bls.decode_pubkey(BAD_PUBKEYS[name])
+    with pytest.raises(BlsError, match="identity"):
+        bls.decode_pubkey(INFINITY_PK)
+
+
 @pytest.mark.parametrize("name", sorted(BAD_PUBKEYS))
 def test_malformed_pubkeys_are_refused(validators, name):
     sks, _ = validators
@@ -241,6 +256,10 @@ def test_malformed_signatures_and_secrets_are_refused(validators):
             bls.verify(pks[0], b"m", sig)
     # the identity is a well-formed signature; it simply does not verify
     assert not bls.verify(pks[0], b"m", INFINITY_SIG)
+    # ... but only in its one canonical encoding (the backend alone would accept these)
+    for sig in [b"\xe0" + bytes(95), b"\xc0" + bytes(94) + b"\x01"]:
+        with pytest.raises(BlsError, match="canonical"):
+            bls.decode_signature(sig)
     for sk in [0, bls.CURVE_ORDER, -1, 1.5, b"\x01" * 32]:
         with pytest.raises(BlsError):
             bls.sign(sk, b"m")
@@ -367,7 +386,7 @@ def test_flipped_bits(validators, cert):
     # flipping one bit of the signature itself
     sig = bytearray(cert.signature)
     sig[50] ^= 0x01
-    _rejects(replace(cert, signature=bytes(sig)), pks, "")
+    _rejects(replace(cert, signature=bytes(sig)), pks, "signature")
 
 
 def test_infinity_or_garbage_in_the_validator_set_or_signature(validators, cert):

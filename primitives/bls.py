@@ -21,7 +21,7 @@ checked, what input is refused -- is written out here so it can be read and audi
 
 Rogue-key defence: fast_aggregate_verify adds public keys together, which is only sound if every
 key's owner proved knowledge of its secret key. That is what a proof of possession is: callers MUST
-check ``pop_verify(pk, proof)`` once, when a key is registered (see consensus.finality_certificate),
+check ``pop_verify(pk, proof)`` once, when a key is registered (the validators pallet does, see consensus.finality_certificate),
 and must never fast-aggregate a key that has not passed it.
 
 Error contract: input that can never be a valid key or signature (wrong type or length, a
@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from py_arkworks_bls12381 import GT, G1Point, G2Point, Scalar
 
@@ -287,3 +287,14 @@ def pop_verify(pk: bytes, proof: bytes) -> bool:
     pk_point = decode_pubkey(pk)
     proof_point = decode_signature(proof)
     return _core_verify(pk_point, pk, proof_point, DST_POP)
+
+
+#: domain of the BLS key a validator derives from its ed25519 seed
+_SEED_DERIVATION_TAG = b"gridchain/bls-from-ed25519-seed/v1"
+
+
+def secret_from_seed(ed25519_seed: bytes) -> int:
+    """A validator's BLS secret key, derived from its ed25519 seed: one secret (URI, mnemonic or
+    key file) then gives an operator both keys, and backing up the one backs up the other. The
+    hash separates the two uses of the seed."""
+    return keygen(hashlib.sha256(_SEED_DERIVATION_TAG + bytes(ed25519_seed)).digest())

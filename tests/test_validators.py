@@ -1,0 +1,122 @@
+"""The validators pallet: the licensed BFT validator set in chain state, changed by governance (root).
+
+Chain: the local testnet genesis (validators //Validator1..4, Alice sudo and registrar).
+"""
+from __future__ import annotations
+
+import pytest
+
+from genesis.chain_spec import local_spec
+from pallets import authorship, validators
+from primitives import bls
+from primitives.keys import Keypair
+from tests.runtime_harness import ChainHarness, chain_factory, events_named
+from tests.test_identity import ALICE, root, sudo_errors
+
+E = validators.Error
+V = [Keypair.from_uri(f"//Validator{i}") for i in range(1, 6)]
+NEWCOMER = Keypair.from_uri("//Operator5")
+
+
+def _genesis() -> dict:
+    g = local_spec(4)["genesis"]["runtimeGenesis"]["config"]
+    g["identity"]["participants"].append({"address": NEWCOMER.address(), "roles": ["validator_operator"]})
+    return g
+
+
+new_chain = chain_factory(_genesis())
+_RUNTIME = new_chain.runtime
+
+
+@pytest.fixture
+def chain() -> ChainHarness:
+    return new_chain()
+
+
+def bls_keys(kp: Keypair) -> tuple[bytes, bytes]:
+    sk = bls.secret_from_seed(kp.seed)
+    return bls.sk_to_pk(sk), bls.pop_prove(sk)
+
+
+def current(chain) -> list[bytes]:
+    return chain.read(lambda: list(validators.accounts()))
+
+
+def test_genesis_set_is_ordered_by_account_and_mirrored_into_authorship(chain):
+    accounts = current(chain)
+    assert accounts == sorted(kp.public_key for kp in V[:4])
+    assert chain.read(lambda: list(authorship.authorities.get())) == accounts
+    infos = chain.read(validators.current)
+    for info in infos:
+        kp = next(k for k in V if k.public_key == info.account)
+        assert info.bls_public_key == bls_keys(kp)[0] and info.power == 1
+
+
+def test_root_adds_a_licensed_operator_from_the_next_height(chain):
+    pk, pop = bls_keys(NEWCOMER)
+    r = chain.block(root(chain, "validators", "add_validator", NEWCOMER.public_key, pk, pop))
+    assert sudo_errors(chain, r) == []
+    assert NEWCOMER.public_key in current(chain) and len(current(chain)) == 5
+    assert NEWCOMER.public_key in chain.read(lambda: authorship.authorities.get())
+    changed = events_named(r, _RUNTIME, "validators", "ValidatorSetChanged")
+    assert changed == [[1, chain.number + 1, current(chain)]]
+    assert chain.read(lambda: validators.effective_from.get()) == chain.number + 1
+
+
+def test_only_root_may_change_the_set(chain):
+    pk, pop = bls_keys(NEWCOMER)
+    cd = _RUNTIME.by_name["validators"].calls_by_name["add_validator"]
+    bob = Keypair.from_uri("//Bob")                     # funded, but not the sudo key
+    r = chain.block(chain.xt(bob, "validators", "add_validator", NEWCOMER.public_key, pk, pop))
+    assert events_named(r, _RUNTIME, "system", "ExtrinsicFailed")
+    assert cd.index == 0 and len(current(chain)) == 4
+
+
+@pytest.mark.parametrize("case", ["unlicensed", "bad_pop", "others_pop", "garbage_key", "duplicate"])
+def test_an_add_that_breaks_a_rule_is_refused_and_changes_nothing(chain, case):
+    pk, pop = bls_keys(NEWCOMER)
+    who = NEWCOMER.public_key
+    expected = E.BadProofOfPossession.message
+    if case == "unlicensed":
+        who, expected = Keypair.from_uri("//Stranger").public_key, E.NotLicensed.message
+    elif case == "bad_pop":
+        pop = bls.sign(bls.secret_from_seed(NEWCOMER.seed), b"not a proof")
+    elif case == "others_pop":
+        pop = bls_keys(V[0])[1]
+    elif case == "garbage_key":
+        pk, expected = b"\x01" * 48, E.BadBlsKey.message
+    elif case == "duplicate":
+        who, expected = V[0].public_key, E.AlreadyValidator.message
+    before = dict(chain.state)
+    r = chain.block(root(chain, "validators", "add_validator", who, pk, pop))
+    assert sudo_errors(chain, r) == [expected]
+    prefix = validators.validators.prefix
+    assert {k: v for k, v in chain.state.items() if k.startswith(prefix)} == \
+        {k: v for k, v in before.items() if k.startswith(prefix)}
+
+
+def test_root_removes_a_validator_but_never_the_last(chain, monkeypatch):
+    r = chain.block(root(chain, "validators", "remove_validator", V[1].public_key))
+    assert sudo_errors(chain, r) == []
+    assert V[1].public_key not in current(chain)
+    assert events_named(r, _RUNTIME, "validators", "ValidatorRemoved") == [[V[1].public_key]]
+    r = chain.block(root(chain, "validators", "remove_validator", V[1].public_key))
+    assert sudo_errors(chain, r) == [E.NotValidator.message]
+    monkeypatch.setattr(validators.Config, "min_validators", 3)
+    r = chain.block(root(chain, "validators", "remove_validator", V[0].public_key))
+    assert sudo_errors(chain, r) == [E.LastValidator.message]
+    assert len(current(chain)) == 3
+
+
+def test_genesis_refuses_an_unlicensed_validator_or_a_bad_proof():
+    g = local_spec(4)["genesis"]["runtimeGenesis"]["config"]
+    g["identity"]["participants"] = [p for p in g["identity"]["participants"]
+                                     if p["address"] != V[0].address()]
+    with pytest.raises(ValueError, match="validator licence"):
+        _RUNTIME.build_genesis_storage(g)
+    g = local_spec(4)["genesis"]["runtimeGenesis"]["config"]
+    g["validators"]["validators"][0]["bls_proof_of_possession"] = \
+        g["validators"]["validators"][1]["bls_proof_of_possession"]
+    with pytest.raises(ValueError, match="proof of possession"):
+        _RUNTIME.build_genesis_storage(g)
+    assert ALICE  # the registrar stays licensed; only validators were touched
