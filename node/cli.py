@@ -23,6 +23,7 @@ from primitives.ss58 import AddressError
 
 DEFAULT_RPC_PORT = 9944
 DEFAULT_P2P_PORT = 30333
+DEFAULT_PROMETHEUS_PORT = 9615
 
 
 def _fail(message: str) -> None:
@@ -67,6 +68,9 @@ async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate
             "0.1.0", config.spec["name"], c.genesis_hash.hex(), c.best_number, node.base_path, rpc_host,
             server.port)
         print(f"RPC listening on ws://{rpc_host}:{server.port} and http://{rpc_host}:{server.port}", flush=True)
+        if node.host is not None:
+            for addr in node.host.listen_addrs:
+                print(f"p2p listening on {addr}", flush=True)
         await stop.wait()
     finally:
         await server.stop()
@@ -87,7 +91,7 @@ def _parse_pruning(pruning: str) -> int | None:
 
 def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms: int, rpc_port: int,
            rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, cors: str | None,
-           time_warp: int, dev: bool) -> None:
+           time_warp: int, dev: bool, network: dict | None = None) -> None:
     from node.service import NodeConfig  # noqa: PLC0415
     keep = _parse_pruning(pruning)
     if author:
@@ -99,7 +103,9 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
         base_path = _default_base()
     # the spec is loaded here and owned by the config alone: the node drops its genesis section
     config = NodeConfig(spec=_spec(chain), base_path=base_path, author_uri=author, block_time_ms=block_time_ms,
-                        dev_finality=True, keep_states=keep, time_warp=time_warp)
+                        dev_finality=True, keep_states=keep, time_warp=time_warp, **(network or {}))
+    if config.engine == "bft" and time_warp != 1:
+        _fail("--time-warp is for single-node dev chains: validators refuse blocks from the future")
     host = "0.0.0.0" if rpc_external else "127.0.0.1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from node.db import DatabaseError  # noqa: PLC0415
@@ -159,18 +165,52 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
 @click.option("--validator", is_flag=True, help="Author blocks (needs --key).")
 @click.option("--key", "key_uri", help="Secret URI of the authoring key, e.g. '//Alice' or a mnemonic.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_P2P_PORT, show_default=True,
-              help="p2p port (reserved: networking arrives with BFT consensus).")
-@click.option("--bootnodes", multiple=True, help="Peer addresses (reserved, see --port).")
+              help="p2p (libp2p TCP) port of a BFT network.")
+@click.option("--listen-addr", default="0.0.0.0", show_default=True, help="p2p listen address (IPv4).")
+@click.option("--bootnodes", multiple=True,
+              help="Peers to keep connected, /ip4/<ip>/tcp/<port>/p2p/<peer id> (repeat or comma-separate); "
+                   "added to the chain spec's bootNodes.")
+@click.option("--prometheus-port", type=click.IntRange(0, 65535), default=DEFAULT_PROMETHEUS_PORT,
+              show_default=True, help="Prometheus metrics port.")
+@click.option("--prometheus-external", is_flag=True, help="Serve metrics on all interfaces (default: loopback).")
+@click.option("--no-prometheus", is_flag=True, help="Do not serve metrics.")
 @node_options
-def run(chain: str, validator: bool, key_uri: str | None, port: int, bootnodes: tuple, base_path: Path | None,
+def run(chain: str, validator: bool, key_uri: str | None, port: int, listen_addr: str, bootnodes: tuple,
+        prometheus_port: int, prometheus_external: bool, no_prometheus: bool, base_path: Path | None,
         rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None,
         block_time_ms: int, pruning: str, time_warp: int) -> None:
-    """Run a node on a chain."""
+    """Run a node on a chain: a BFT validator (--validator --key) or a follower."""
     _spec(chain)  # fail early, with one line, on an unknown chain
     if validator and not key_uri:
-        _fail("--validator needs --key (the authoring key's secret URI)")
+        _fail("--validator needs --key (the validator key's secret URI)")
+    boots = tuple(b.strip() for item in bootnodes for b in item.split(",") if b.strip())
+    from p2p.topics import parse_peer_addr  # noqa: PLC0415
+    for b in boots:
+        try:
+            parse_peer_addr(b)
+        except ValueError as e:
+            _fail(str(e))
+    network = {"p2p_listen": f"/ip4/{listen_addr}/tcp/{port}", "bootnodes": boots,
+               "prometheus_port": None if no_prometheus else prometheus_port,
+               "prometheus_external": prometheus_external}
     _start(chain, base_path, key_uri if validator else None, block_time_ms, rpc_port, rpc_external, rpc_methods,
-           pruning, rpc_rate_limit, rpc_cors, time_warp, dev=False)
+           pruning, rpc_rate_limit, rpc_cors, time_warp, dev=False, network=network)
+
+
+@main.command()
+@click.option("--validators", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.option("--base-dir", type=click.Path(path_type=Path), default=Path("testnet"), show_default=True,
+              help="Holds the chain spec and one base path per node (kept across runs).")
+@click.option("--rpc-port-base", type=click.IntRange(1, 65535), default=DEFAULT_RPC_PORT, show_default=True)
+@click.option("--p2p-port-base", type=click.IntRange(1, 65535), default=DEFAULT_P2P_PORT, show_default=True)
+@click.option("--prometheus-port-base", type=click.IntRange(1, 65535), default=DEFAULT_PROMETHEUS_PORT,
+              show_default=True)
+def testnet(validators: int, base_dir: Path, rpc_port_base: int, p2p_port_base: int,
+            prometheus_port_base: int) -> None:
+    """Start N validators on loopback (node i: RPC on rpc-port-base + i); Ctrl-C stops them all."""
+    from node import testnet as tn  # noqa: PLC0415
+    sys.exit(tn.run(validators, base_dir, rpc_port_base, p2p_port_base, prometheus_port_base,
+                    echo=lambda m: click.echo(m)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Sequence
 from node.chain import Chain, ImportError_, prepare_genesis
 from node.db import Database
 from node.energy_rpc import EnergyRpc
+from node.metrics import NodeMetrics
 from node.pool import TransactionPool, TxStatus
 from node.verifier import SignatureVerifier
 from pallets import timestamp
@@ -56,7 +57,16 @@ class NodeConfig:
     verifier_workers: int = 2
     pool_max_count: int = 8192
     max_block_extrinsics: int = 20_000
+    # BFT networks (a chain spec whose consensus engine is "bft")
+    p2p_listen: str = "/ip4/0.0.0.0/tcp/30333"
+    bootnodes: tuple[str, ...] = ()
+    prometheus_port: int | None = None     # None: no metrics endpoint
+    prometheus_external: bool = False
     extra: dict = field(default_factory=dict)
+
+    @property
+    def engine(self) -> str:
+        return self.spec.get("consensus", {}).get("engine", "dev-seal")
 
 
 def warped_clock(chain_now_ms: int, factor: int) -> Any:
@@ -135,6 +145,7 @@ class NodeService:
         # The genesis section (possibly 100,000s of accounts) is in the database now; keep only the
         # spec's identity and properties.
         config.spec = {k: v for k, v in config.spec.items() if k != "genesis"}
+        self.bft_mode = config.engine == "bft"
         self.db = Database.open(chain_dir)
         self.verifier = SignatureVerifier(workers=config.verifier_workers)
         self.chain = Chain(self.db, _no_genesis, keep_states=config.keep_states,
@@ -142,6 +153,7 @@ class NodeService:
         if config.time_warp != 1:
             self.chain.clock_ms = warped_clock(self.chain.read(lambda: timestamp.now.get()), config.time_warp)
         self.author = Keypair.from_uri(config.author_uri) if config.author_uri else None
+        self._starting_block = self.chain.best_number
         self.pool = TransactionPool(self._validate_batch, max_count=config.pool_max_count)
         self.pool.add_listener(self._on_tx_status)
         self._sig_ok: OrderedDict[bytes, None] = OrderedDict()   # hashes whose signature verified
@@ -153,13 +165,52 @@ class NodeService:
         self._lock: asyncio.Lock | None = None
         self.extra_rpc: dict[str, Any] = EnergyRpc(self._read_at).methods()
         self._metadata: dict | None = None
+        self.metrics = NodeMetrics()
+        self._watch_metrics()
+        self.host: Any = None
+        self.bft: Any = None
+        if self.bft_mode:
+            self._init_network()
+
+    def _init_network(self) -> None:
+        """The libp2p host and the BFT driver (imported here: dev-seal nodes never load libp2p)."""
+        from node.bft import BftConfig, BftDriver, timeouts_from_spec  # noqa: PLC0415
+        from p2p.host import P2PConfig, P2PHost  # noqa: PLC0415
+        c = self.config
+        bootnodes = tuple(c.bootnodes) + tuple(c.spec.get("bootNodes", []))
+        self.host = P2PHost(P2PConfig(base_path=self.base_path, genesis_hash=self.chain.genesis_hash,
+                                      listen_addrs=(c.p2p_listen,), bootnodes=bootnodes))
+        cfg = BftConfig(timeouts=timeouts_from_spec(c.spec), block_time_ms=c.block_time_ms or 1000)
+        self.bft = BftDriver(self, self.host, self.author, self.base_path, cfg)
+
+    def _watch_metrics(self) -> None:
+        m = self.metrics
+        m.watch(m.best_height, lambda: self.chain.best_number)
+        m.watch(m.finalized_height, lambda: self.chain.blocks.finalized_number() or 0)
+        m.watch(m.pool_ready, lambda: self.pool.status()["ready"])
+        m.watch(m.pool_future, lambda: self.pool.status()["future"])
+        m.watch(m.peers, lambda: len(self.host.connected_peers()) if self.host is not None else 0)
 
     # lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self._lock = asyncio.Lock()
         self._seal_wanted = asyncio.Event()
-        if self.author is not None:
+        if self.config.prometheus_port is not None:
+            self.metrics.serve(self.config.prometheus_port, self.config.prometheus_external)
+        if self.bft_mode:
+            self.bft.register()
+            await self.host.start()
+            self._watch_gossip_drops()
+            await self.bft.start()
+        elif self.author is not None:
             self._tasks.append(asyncio.create_task(self._authoring_loop(), name="authoring"))
+
+    def _watch_gossip_drops(self) -> None:
+        m = self.metrics
+        for reason in ("gossip_drops", "gossip_inbound_drops", "gossip_rejected_oversize",
+                       "gossip_rejected_malformed"):
+            m.watch(m.gossip_drops.labels(reason=reason),
+                    lambda r=reason: self.host.counters_snapshot().get(r, 0))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -170,6 +221,11 @@ class NodeService:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
         self._tasks.clear()
+        if self.bft is not None:
+            await self.bft.stop()
+        if self.host is not None:
+            await self.host.stop()
+        self.metrics.close()
         self.verifier.close()
         self.db.close()
         if self._tmpdir:
@@ -224,6 +280,14 @@ class NodeService:
         self._after_block(signed, h, [o.hash for o in result.outcomes])
         return h
 
+    def after_commit(self, signed: SignedBlock, block_hash: bytes, included: list[bytes]) -> None:
+        """A block committed by BFT consensus (decided here or synced): it is final."""
+        header = signed.block.header
+        self.pool.block_imported(block_hash, included)
+        self.new_heads.publish(header)
+        self.pool.block_finalized(block_hash, included)
+        self.finalized_heads.publish(header)
+
     def _after_block(self, signed: SignedBlock, block_hash: bytes, included: list[bytes]) -> None:
         header = signed.block.header
         self.pool.block_imported(block_hash, included)
@@ -275,16 +339,29 @@ class NodeService:
         return NodeInfo(NODE_NAME, NODE_VERSION, s["name"], s.get("chainType", "Live"), s.get("properties", {}))
 
     def health(self) -> Health:
-        return Health(peers=0, is_syncing=False, should_have_peers=self.config.spec.get("chainType") != "Development")
+        peers = len(self.host.connected_peers()) if self.host is not None else 0
+        syncing = self.bft.is_syncing() if self.bft is not None else False
+        return Health(peers=peers, is_syncing=syncing,
+                      should_have_peers=self.config.spec.get("chainType") != "Development")
+
+    def sync_state(self) -> dict:
+        best = self.chain.best_number
+        highest = max(best, self.bft.sync_target) if self.bft is not None else best
+        return {"startingBlock": self._starting_block, "currentBlock": best, "highestBlock": highest}
 
     def account_next_index(self, account: bytes) -> int:
         return self.pool.next_nonce(account, self.chain.account_nonce(account))
 
     def peers(self) -> list[dict]:
-        return []
+        if self.host is None:
+            return []
+        heights = self.bft.peer_heights if self.bft is not None else {}
+        return [dict(p.to_json(), bestNumber=heights.get(p.peer_id)) for p in self.host.peers()]
 
     def local_peer_id(self) -> str:
-        # the libp2p host arrives with BFT consensus; until then the node's identity is its author key
+        # a dev-seal node has no network: its identity is its authoring key
+        if self.host is not None:
+            return self.host.peer_id
         return "" if self.author is None else self.author.address()
 
     def _resolve(self, block_hash: bytes | None) -> bytes:
@@ -360,8 +437,15 @@ class NodeService:
 
     async def submit_extrinsic(self, extrinsic: bytes) -> bytes:
         h = self.pool.submit(extrinsic, TransactionSource.EXTERNAL)
-        self._wake_instant_seal()
+        self._accepted(extrinsic)
         return h
+
+    def _accepted(self, extrinsic: bytes) -> None:
+        """A client's transaction entered the pool: gossip it (BFT) or wake instant seal (dev)."""
+        if self.bft is not None:
+            self.bft.gossip_transaction(extrinsic)
+        else:
+            self._wake_instant_seal()
 
     async def submit_and_watch(self, extrinsic: bytes) -> AsyncIterator[TxStatusUpdate]:
         h = keccak256(extrinsic)
@@ -372,7 +456,7 @@ class NodeService:
         except Exception:
             self._drop_watch(h, q)
             raise
-        self._wake_instant_seal()
+        self._accepted(extrinsic)
         return self._watch(h, q)
 
     async def _watch(self, h: bytes, q: asyncio.Queue) -> AsyncIterator[TxStatusUpdate]:

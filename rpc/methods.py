@@ -197,6 +197,7 @@ def build_table(node: Any) -> dict[str, Method]:
     # Unsafe in Substrate too: it reveals the node's connections.
     add("system_peers", lambda: node.peers(), unsafe=True)
     add("system_localPeerId", lambda: node.local_peer_id())
+    add("system_syncState", lambda: node.sync_state())
 
     # -- chain -----------------------------------------------------------------------------
     def get_block(block_hash: bytes | None) -> Any:

@@ -131,6 +131,9 @@ class FakeNode:
     def local_peer_id(self) -> str:
         return "12D3KooWlocal"
 
+    def sync_state(self) -> dict:
+        return {"startingBlock": 0, "currentBlock": 3, "highestBlock": 3}
+
     # chain
     def get_block(self, block_hash: bytes | None) -> SignedBlock | None:
         if block_hash is None:

@@ -1,0 +1,572 @@
+"""BFT consensus in the node: the Tendermint state machine (`consensus.tendermint`) driven by libp2p
+gossip and asyncio timers, with the chain as its application.
+
+One height at a time, h = best block + 1:
+  - the validator set of h is the validators pallet's set in the state after h - 1;
+  - the proposer builds a block from its pool (`Chain.propose_block`, nothing committed), gossips its
+    body as parts on the block-part topic and then the signed proposal (the block's hash);
+  - a validator judges a proposed block by executing it on its best block (`Chain.verify_block`);
+    while the body has not arrived the machine waits (`validate_value` answers None) and the node
+    asks the proposer's peer for it;
+  - on Decide, the block is committed with its commit certificate (2f+1 precommits) as the block's
+    justification (engine `BFT1`); it is final at once. The next height starts when the pool holds
+    transactions (after `min_block_interval_ms`), or `block_time_ms` after the last block, or as soon
+    as a peer's message for it arrives.
+
+Messages and the WAL: the machine journals every accepted input to `<base>/consensus/wal` and the
+signing guard fsyncs its record before a signature is returned, so a restarted validator replays the
+height and never equivocates (`Tendermint.recover`).
+
+Catch-up, because gossip is lossy (no delivery guarantee): every `regossip_ms` without progress the
+node re-gossips `catch_up_messages()`; a node that sees a message for a later height, or a peer whose
+status is ahead, syncs blocks with their commit certificates over request/response
+(`block-sync/1`), verifying each certificate against the set of its height before importing.
+
+Peer input is never trusted: undecodable or oversize messages are refused and the peer scored down
+(`P2PHost.report`); the state machine's rejections that only faulty peers produce score down too.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from consensus.commit import CommitCertificate, InvalidCommit
+from consensus.messages import Proposal, Step, Vote, decode_message, encode_message
+from consensus.signer import FileSigner
+from consensus.tendermint import (Broadcast, Decide, EvidenceFound, Outcome, ScheduleTimeout, Tendermint,
+                                  TimeoutConfig)
+from consensus.validator_set import ValidatorSet
+from consensus.wal import FileWAL
+from node.chain import BuiltBlock, ImportError_, VerifiedBlock
+from p2p.framing import PartAssembler, split_payload
+from p2p.host import P2PHost, RequestFailed
+from p2p.topics import TopicKind
+from pallets import validators as validators_pallet
+from primitives.codec import CodecError, pack, unpack
+from primitives.keys import Keypair
+from primitives.types import Justification, SignedBlock
+from runtime.api import TransactionSource
+
+if TYPE_CHECKING:
+    from node.service import NodeService
+
+log = logging.getLogger("gridchain.bft")
+
+#: justification engine id of a commit certificate
+ENGINE_BFT = b"BFT1"
+SYNC_PROTOCOL = "block-sync/1"
+BLOCK_PROTOCOL = "block/1"
+STATUS_PROTOCOL = "status/1"
+#: most blocks (and bytes) in one sync response
+SYNC_MAX_BLOCKS = 64
+SYNC_MAX_BYTES = 8 << 20
+#: transactions gossiped in one message
+TX_BATCH_MAX = 512
+TX_BATCH_BYTES = 512 * 1024
+
+PEER_FAULT = -10.0
+PEER_GARBAGE = -25.0
+
+
+@dataclass
+class BftConfig:
+    timeouts: TimeoutConfig = TimeoutConfig(propose_ms=1000, propose_delta_ms=500, prevote_ms=500,
+                                            prevote_delta_ms=250, precommit_ms=500, precommit_delta_ms=250)
+    block_time_ms: int = 1000          # an empty block at least this often
+    min_block_interval_ms: int = 20    # a block with transactions no sooner than this after the last
+    regossip_ms: int = 1000
+    sync_interval_ms: int = 2000
+    tx_gossip_delay_ms: int = 10       # transactions are batched this long before gossip
+
+
+def timeouts_from_spec(spec: dict) -> TimeoutConfig:
+    t = spec.get("consensus", {}).get("timeouts", {})
+    base = BftConfig().timeouts
+    return TimeoutConfig(**{k: int(t.get(k, getattr(base, k))) for k in base.__dataclass_fields__})
+
+
+def commit_certificate_of(signed: SignedBlock) -> CommitCertificate | None:
+    for j in signed.justifications:
+        if j.engine == ENGINE_BFT:
+            try:
+                return CommitCertificate.decode(j.data)
+            except (CodecError, ValueError):
+                return None
+    return None
+
+
+class BftDriver:
+    """Runs consensus for one node: validator (with a key in the set) or follower."""
+
+    def __init__(self, node: "NodeService", host: P2PHost, keypair: Keypair | None, base_path: Path,
+                 config: BftConfig | None = None) -> None:
+        self.node = node
+        self.chain = node.chain
+        self.host = host
+        self.keypair = keypair
+        self.config = config or BftConfig()
+        self.genesis_hash = self.chain.genesis_hash
+        wal_dir = base_path / "consensus"
+        wal_dir.mkdir(parents=True, exist_ok=True)
+        self.wal = FileWAL(wal_dir / "wal")
+        self.signer = FileSigner(keypair, self.genesis_hash, self.wal) if keypair is not None else None
+        self.tm: Tendermint | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._bodies: dict[bytes, SignedBlock] = {}            # proposed blocks by hash, this height
+        self._checked: dict[bytes, BuiltBlock | VerifiedBlock | None] = {}   # None: invalid
+        self._proposer_peer: dict[bytes, str] = {}              # block hash -> peer that proposed it
+        self._parts = PartAssembler()
+        self._height_started_at = time.monotonic()
+        self._last_commit_at = time.monotonic()
+        self._last_progress = time.monotonic()
+        self._start_handle: asyncio.TimerHandle | None = None
+        self._waiting_to_start = False
+        self._tx_batch: list[bytes] = []
+        self._tx_flush: asyncio.TimerHandle | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._sync_wanted: asyncio.Event | None = None
+        self._syncing = False
+        self._pending_decide: Decide | None = None   # decided before the block's body arrived
+        self.peer_heights: dict[str, int] = {}
+        self.sync_target = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def register(self) -> None:
+        """Install the gossip handlers and served protocols; before the host starts, so nothing a
+        peer sends early goes unhandled."""
+        h = self.host
+        h.on_message(TopicKind.PROPOSAL, self._on_consensus_message)
+        h.on_message(TopicKind.VOTE, self._on_consensus_message)
+        h.on_message(TopicKind.BLOCK_PART, self._on_block_part)
+        h.on_message(TopicKind.TX, self._on_tx_batch)
+        h.serve(SYNC_PROTOCOL, self._serve_sync)
+        h.serve(BLOCK_PROTOCOL, self._serve_block)
+        h.serve(STATUS_PROTOCOL, self._serve_status)
+
+    async def start(self) -> None:
+        """Recover or start the current height (after the host started)."""
+        self._loop = asyncio.get_running_loop()
+        self._sync_wanted = asyncio.Event()
+        vset = self._validator_set()
+        # the machine votes only while the signer's key is in the height's set
+        self.tm = Tendermint(vset, self.genesis_hash, self, self.signer, self.config.timeouts, journal=self.wal)
+        height = self.chain.best_number + 1
+        outcome = self.tm.recover(self.wal.entries(), height, vset)
+        self._height_started_at = time.monotonic()
+        self._execute(outcome)
+        self._tasks.append(asyncio.create_task(self._regossip_loop(), name="bft-regossip"))
+        self._tasks.append(asyncio.create_task(self._sync_loop(), name="bft-sync"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        self._tasks.clear()
+        if self._start_handle is not None:
+            self._start_handle.cancel()
+        self.wal.close()
+
+    # -- the state machine's application ------------------------------------------------------------------
+    def propose_value(self, height: int, round: int) -> bytes | None:
+        """getValue(): build a block on our best block from the ready pool and gossip its body."""
+        if height != self.chain.best_number + 1 or self.keypair is None:
+            return None
+        limit = self.node.config.max_block_extrinsics
+        candidates = []
+        for tx in self.node.pool.ready():
+            candidates.append((tx.hash, tx.data))
+            if len(candidates) >= limit:
+                break
+        try:
+            built = self.chain.propose_block(self.keypair, candidates)
+        except Exception:  # noqa: BLE001 - a failed build must not stop consensus: propose nothing
+            log.exception("building a proposal for #%d failed", height)
+            return None
+        for h, reason in built.skipped_invalid:
+            self.node.pool.remove_invalid([h], reason)
+        self._bodies[built.hash] = built.signed
+        self._checked[built.hash] = built
+        for part in split_payload(built.signed.encode()):
+            self.host.publish(TopicKind.BLOCK_PART, part)
+        return built.hash
+
+    def validate_value(self, height: int, block_hash: bytes) -> bool | None:
+        """valid(v): execute the proposed block on our best block (once per block)."""
+        if block_hash in self._checked:
+            return self._checked[block_hash] is not None
+        signed = self._bodies.get(block_hash)
+        if signed is None:
+            self._fetch_body(block_hash)
+            return None
+        if signed.block.header.number != height:
+            self._checked[block_hash] = None
+            return False
+        try:
+            self._checked[block_hash] = self.chain.verify_block(signed)
+        except ImportError_ as e:
+            log.warning("proposed block #%d 0x%s is invalid: %s", height, block_hash.hex()[:12], e)
+            self._checked[block_hash] = None
+        return self._checked[block_hash] is not None
+
+    # -- inputs from the network --------------------------------------------------------------------------
+    def _on_consensus_message(self, peer: str, data: bytes) -> None:
+        try:
+            msg = decode_message(data)
+        except (CodecError, ValueError):
+            self.host.report(peer, PEER_GARBAGE, "undecodable consensus message")
+            self._count_rejection("undecodable")
+            return
+        tm = self.tm
+        if tm is None:
+            return
+        if msg.height > tm.height:
+            self.peer_heights[peer] = max(self.peer_heights.get(peer, 0), msg.height - 1)
+            if msg.height > tm.height + 1 or tm.is_decided:
+                self._want_sync()
+            if msg.height == tm.height + 1 and self._waiting_to_start:
+                self._start_next_height()
+        if isinstance(msg, Proposal):
+            self._proposer_peer.setdefault(msg.block_hash, peer)
+            outcome = tm.on_proposal(msg)
+        else:
+            outcome = tm.on_vote(msg)
+        if outcome.rejected is not None:
+            self._count_rejection(outcome.rejected.name.lower())
+            if outcome.rejected.peer_fault:
+                self.host.report(peer, PEER_FAULT, outcome.rejected.sentence)
+        self._execute(outcome)
+
+    def _on_block_part(self, peer: str, data: bytes) -> None:
+        try:
+            payload = self._parts.add(data)
+        except ValueError:
+            self.host.report(peer, PEER_GARBAGE, "bad block part")
+            return
+        if payload is not None:
+            self._accept_body(payload, peer)
+
+    def _accept_body(self, payload: bytes, peer: str | None) -> None:
+        try:
+            signed = SignedBlock.decode(payload, max_size=SYNC_MAX_BYTES)
+        except (CodecError, ValueError):
+            if peer is not None:
+                self.host.report(peer, PEER_GARBAGE, "undecodable block")
+            return
+        block_hash = signed.block.header.hash()
+        tm = self.tm
+        if tm is None or signed.block.header.number != tm.height or block_hash in self._bodies:
+            return
+        self._bodies[block_hash] = signed
+        pending = self._pending_decide
+        if pending is not None and pending.block_hash == block_hash:
+            self._pending_decide = None
+            self._decide(pending)
+            return
+        self._execute(tm.on_value_available(tm.height, block_hash))
+
+    def _on_tx_batch(self, peer: str, data: bytes) -> None:
+        try:
+            batch = unpack(data, TX_BATCH_BYTES + 1024)
+            if type(batch) is not list or not all(type(x) is bytes for x in batch):
+                raise CodecError("a transaction batch is a list of byte strings")
+        except (CodecError, ValueError):
+            self.host.report(peer, PEER_GARBAGE, "undecodable transaction batch")
+            return
+        self.node.pool.submit_batch(batch, TransactionSource.EXTERNAL)
+        self._maybe_start_early()
+
+    def gossip_transaction(self, data: bytes) -> None:
+        """Queue a transaction this node accepted from a client for gossip to the other validators."""
+        self._tx_batch.append(data)
+        if len(self._tx_batch) >= TX_BATCH_MAX or sum(map(len, self._tx_batch)) >= TX_BATCH_BYTES:
+            self._flush_txs()
+        elif self._tx_flush is None and self._loop is not None:
+            self._tx_flush = self._loop.call_later(self.config.tx_gossip_delay_ms / 1000, self._flush_txs)
+        self._maybe_start_early()
+
+    def _flush_txs(self) -> None:
+        self._tx_flush = None
+        batch, self._tx_batch = self._tx_batch, []
+        if batch:
+            self.host.publish(TopicKind.TX, pack(batch))
+
+    # -- actions ------------------------------------------------------------------------------------------
+    def _execute(self, outcome: Outcome) -> None:
+        for action in outcome.actions:
+            if isinstance(action, Broadcast):
+                kind = TopicKind.PROPOSAL if isinstance(action.message, Proposal) else TopicKind.VOTE
+                self.host.publish(kind, encode_message(action.message))
+                self._last_progress = time.monotonic()
+            elif isinstance(action, ScheduleTimeout):
+                self._loop.call_later(action.duration_ms / 1000, self._on_timer, action)
+            elif isinstance(action, Decide):
+                self._decide(action)
+            elif isinstance(action, EvidenceFound):
+                self._on_evidence(action)
+
+    def _on_timer(self, t: ScheduleTimeout) -> None:
+        if self.tm is not None:
+            self._execute(self.tm.on_timeout(t.kind, t.height, t.round))
+
+    def _decide(self, d: Decide) -> None:
+        signed = self._bodies.get(d.block_hash)
+        checked = self._checked.get(d.block_hash)
+        if signed is None:
+            log.warning("decided #%d 0x%s without its body; fetching it", d.height, d.block_hash.hex()[:12])
+            self._pending_decide = d
+            self._fetch_body(d.block_hash)
+            self._want_sync()
+            return
+        with_cert = SignedBlock(signed.block, (Justification(ENGINE_BFT, d.certificate.encode()),))
+        try:
+            if checked is None:
+                checked = self.chain.verify_block(signed)
+            self.chain.commit_block(with_cert, checked.prepared, finalize=True)
+        except ImportError_ as e:
+            # only possible if the decided block does not apply on our best block: sync from peers
+            log.error("cannot commit decided block #%d: %s", d.height, e)
+            self._want_sync()
+            return
+        self._committed(with_cert, d.block_hash, checked.result, rounds=d.round + 1)
+
+    def _committed(self, signed: SignedBlock, block_hash: bytes, result: Any, rounds: int) -> None:
+        """After any commit (decided here or synced): tell the node, start the next height."""
+        now = time.monotonic()
+        m = self.node.metrics
+        if m is not None:
+            m.finality_latency.observe(now - self._height_started_at)
+            m.rounds_per_height.observe(rounds)
+        self._last_commit_at = now
+        self._last_progress = now
+        self.node.after_commit(signed, block_hash, [o.hash for o in result.outcomes])
+        self._bodies.clear()
+        self._checked.clear()
+        self._proposer_peer.clear()
+        self._pending_decide = None
+        if self.chain.best_number % 256 == 0:
+            self.wal.compact(self.chain.best_number + 1)
+        self._schedule_next_height()
+
+    def _schedule_next_height(self) -> None:
+        """Start the next height when there is something to put in it (see the module docstring)."""
+        self._waiting_to_start = True
+        if self._start_handle is not None:
+            self._start_handle.cancel()
+        delay_ms = self.config.block_time_ms
+        if self._pool_has_work():
+            delay_ms = self.config.min_block_interval_ms
+        self._start_handle = self._loop.call_later(delay_ms / 1000, self._start_next_height)
+
+    def _maybe_start_early(self) -> None:
+        if self._waiting_to_start and self._pool_has_work():
+            elapsed_ms = (time.monotonic() - self._last_commit_at) * 1000
+            if self._start_handle is not None:
+                self._start_handle.cancel()
+            self._start_handle = self._loop.call_later(
+                max(0.0, self.config.min_block_interval_ms - elapsed_ms) / 1000, self._start_next_height)
+
+    def _pool_has_work(self) -> bool:
+        return self.node.pool.status().get("ready", 0) > 0
+
+    def _start_next_height(self) -> None:
+        if not self._waiting_to_start or self.tm is None:
+            return
+        self._waiting_to_start = False
+        if self._start_handle is not None:
+            self._start_handle.cancel()
+            self._start_handle = None
+        height = self.chain.best_number + 1
+        if height <= self.tm.height:
+            return
+        vset = self._validator_set()
+        self._height_started_at = time.monotonic()
+        self._execute(self.tm.start(height, vset))
+
+    # -- the validator set -----------------------------------------------------------------------------
+    def _validator_set(self, at: bytes | None = None) -> ValidatorSet:
+        return ValidatorSet.from_keys(self.chain.read(validators_pallet.accounts, at))
+
+    def _is_validator(self, vset: ValidatorSet) -> bool:
+        return self.keypair is not None and self.keypair.public_key in vset
+
+    # -- evidence ---------------------------------------------------------------------------------------
+    def _on_evidence(self, e: EvidenceFound) -> None:
+        log.warning("validator %s equivocated at height %d: %s", e.evidence.validator.hex()[:16],
+                    e.evidence.height, e.evidence)
+        submit = getattr(self.node, "submit_evidence", None)
+        if submit is not None:
+            submit(e.evidence)
+
+    # -- catch-up ---------------------------------------------------------------------------------------
+    async def _regossip_loop(self) -> None:
+        period = self.config.regossip_ms / 1000
+        while True:
+            await asyncio.sleep(period / 2)
+            tm = self.tm
+            if tm is None or tm.is_decided or self._waiting_to_start:
+                continue
+            if time.monotonic() - self._last_progress < period:
+                continue
+            for msg in tm.catch_up_messages():
+                kind = TopicKind.PROPOSAL if isinstance(msg, Proposal) else TopicKind.VOTE
+                self.host.publish(kind, encode_message(msg))
+            for block_hash in list(self._bodies):
+                if block_hash in self._checked and self._checked[block_hash] is not None:
+                    for part in split_payload(self._bodies[block_hash].encode()):
+                        self.host.publish(TopicKind.BLOCK_PART, part)
+            self._last_progress = time.monotonic()
+            self._want_sync()
+
+    def _want_sync(self) -> None:
+        if self._sync_wanted is not None:
+            self._sync_wanted.set()
+
+    def _fetch_body(self, block_hash: bytes) -> None:
+        peer = self._proposer_peer.get(block_hash)
+        if peer is None or self._loop is None:
+            return
+
+        async def fetch() -> None:
+            try:
+                data = await self.host.request(peer, BLOCK_PROTOCOL, block_hash, timeout=2.0)
+            except RequestFailed:
+                return
+            if data:
+                self._accept_body(data, peer)
+        self._loop.create_task(fetch())
+
+    async def _sync_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._sync_wanted.wait(), timeout=self.config.sync_interval_ms / 1000)
+            except asyncio.TimeoutError:
+                pass
+            self._sync_wanted.clear()
+            try:
+                await self._sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed sync round is retried; never stop the node
+                log.exception("block sync round failed")
+
+    async def _sync_once(self) -> None:
+        """Ask connected peers for their best height; fetch and import what we lack from the best one."""
+        peers = self.host.connected_peers()
+        if not peers:
+            return
+        statuses = await asyncio.gather(*(self._status_of(p) for p in peers))
+        best_peer, best_height = None, self.chain.best_number
+        for p, height in zip(peers, statuses):
+            if height is not None:
+                self.peer_heights[p] = height
+                if height > best_height:
+                    best_peer, best_height = p, height
+        self.sync_target = max(best_height, self.chain.best_number)
+        if best_peer is None:
+            return
+        self._syncing = True
+        try:
+            while self.chain.best_number < best_height:
+                start = self.chain.best_number + 1
+                try:
+                    data = await self.host.request(best_peer, SYNC_PROTOCOL, pack([start, SYNC_MAX_BLOCKS]),
+                                                   timeout=10.0)
+                    blocks = unpack(data, SYNC_MAX_BYTES + 4096)
+                    if type(blocks) is not list or not blocks:
+                        return
+                except (RequestFailed, CodecError, ValueError):
+                    return
+                for raw in blocks:
+                    if type(raw) is not bytes or not self._import_synced(raw, best_peer):
+                        return
+        finally:
+            self._syncing = False
+
+    async def _status_of(self, peer: str) -> int | None:
+        try:
+            data = await self.host.request(peer, STATUS_PROTOCOL, pack(None), timeout=2.0)
+            status = unpack(data, 256)
+            return status[0] if type(status) is list and status and type(status[0]) is int else None
+        except (RequestFailed, CodecError, ValueError):
+            return None
+
+    def _import_synced(self, raw: bytes, peer: str) -> bool:
+        """Import one synced block after checking its commit certificate against its height's set."""
+        try:
+            signed = SignedBlock.decode(raw, max_size=SYNC_MAX_BYTES)
+        except (CodecError, ValueError):
+            self.host.report(peer, PEER_GARBAGE, "undecodable synced block")
+            return False
+        header = signed.block.header
+        cert = commit_certificate_of(signed)
+        if header.number != self.chain.best_number + 1 or cert is None or cert.height != header.number \
+                or cert.block_hash != header.hash():
+            self.host.report(peer, PEER_FAULT, "synced block without a matching commit certificate")
+            return False
+        try:
+            cert.verify(self._validator_set(), self.genesis_hash)
+        except InvalidCommit as e:
+            self.host.report(peer, PEER_GARBAGE, f"synced block with a bad commit certificate: {e}")
+            return False
+        try:
+            # a synced block may be old: its timestamp is checked by the certificate, not our clock
+            result = self.chain.import_block(signed, finalize=True, check_drift=False)
+        except ImportError_ as e:
+            log.warning("synced block #%d refused: %s", header.number, e)
+            self.host.report(peer, PEER_FAULT, "synced block does not import")
+            return False
+        m = self.node.metrics
+        if m is not None:
+            m.blocks_synced.inc()
+        # the machine's height is over: move it on without waiting for the start delay
+        self._committed(signed, header.hash(), result, rounds=cert.round + 1)
+        self._start_next_height()
+        return True
+
+    # -- serving peers ------------------------------------------------------------------------------------
+    async def _serve_status(self, peer: str, data: bytes) -> bytes:
+        return pack([self.chain.best_number, self.chain.best_hash])
+
+    async def _serve_block(self, peer: str, data: bytes) -> bytes:
+        signed = self._bodies.get(bytes(data))
+        return signed.encode() if signed is not None else b""
+
+    async def _serve_sync(self, peer: str, data: bytes) -> bytes:
+        try:
+            req = unpack(data, 64)
+            start, count = req
+            if type(start) is not int or type(count) is not int or start < 1:
+                raise CodecError("bad sync request")
+        except (CodecError, ValueError, TypeError):
+            self.host.report(peer, PEER_GARBAGE, "bad sync request")
+            return pack([])
+        out: list[bytes] = []
+        size = 0
+        for n in range(start, min(start + min(count, SYNC_MAX_BLOCKS), self.chain.best_number + 1)):
+            h = self.chain.blocks.hash_at(n)
+            signed = self.chain.blocks.block(h) if h is not None else None
+            if signed is None:
+                break
+            raw = signed.encode()
+            if size + len(raw) > SYNC_MAX_BYTES and out:
+                break
+            out.append(raw)
+            size += len(raw)
+        return pack(out)
+
+    # -- status for RPC and metrics ------------------------------------------------------------------------
+    def is_syncing(self) -> bool:
+        return self._syncing or self.sync_target > self.chain.best_number + 1
+
+    def _count_rejection(self, reason: str) -> None:
+        m = self.node.metrics
+        if m is not None:
+            m.consensus_messages_rejected.labels(reason=reason).inc()
