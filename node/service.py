@@ -440,6 +440,20 @@ class NodeService:
         self._accepted(extrinsic)
         return h
 
+    def submit_evidence(self, evidence: Any) -> None:
+        """Report an equivocation the consensus engine found, as an unsigned extrinsic (the
+        validators pallet checks it and removes the offender); gossiped like any transaction."""
+        from pallets import validators  # noqa: PLC0415
+        from primitives.extrinsic import Call, Extrinsic  # noqa: PLC0415
+        cd = validators.report_equivocation.call_def
+        data = Extrinsic(Call(validators.pallet.index, cd.index, (evidence.to_plain(),))).encode()
+        try:
+            self.pool.submit(data, TransactionSource.LOCAL)
+        except ChainError as e:
+            log.info("equivocation evidence not submitted: %s", e)
+            return
+        self._accepted(data)
+
     def _accepted(self, extrinsic: bytes) -> None:
         """A client's transaction entered the pool: gossip it (BFT) or wake instant seal (dev)."""
         if self.bft is not None:

@@ -26,11 +26,14 @@ Rules:
 """
 from __future__ import annotations
 
-from pallets import authorship, identity
+from pallets import authorship, identity, system
 from primitives import ss58
-from primitives.codec import U64, Bytes, ListOf, struct
+from primitives.codec import BOOL, U8, U32, U64, Bytes, ListOf, Tuple, struct
 from primitives.types import AccountId
-from runtime.pallet import ROOT, Origin, Pallet, PalletError, deposit_event, ensure, ensure_root, fail
+from primitives.votes import DuplicateVoteEvidence, InvalidEvidence
+from runtime.api import InvalidKind, InvalidTransaction, TransactionSource, ValidTransaction
+from runtime.pallet import (NONE, ROOT, CallDef, Origin, Pallet, PalletError, deposit_event, ensure, ensure_none,
+                            ensure_root, fail)
 
 pallet = Pallet("validators", index=12, doc=__doc__)
 
@@ -51,6 +54,7 @@ BLS_SIGNATURE_BYTES = 96
 
 W_ADD = 2_000_000          # the proof-of-possession pairing check dominates (~2 ms)
 W_REMOVE = 50_000
+W_EVIDENCE = 300_000       # two ed25519 verifies (validation and again in the block) and the set rewrite
 
 
 @struct
@@ -66,6 +70,9 @@ validators = pallet.value("validators", ListOf(ValidatorInfo, max_len=Config.max
 set_id = pallet.value("set_id", U64, default=0, doc="Bumped on every change of the set")
 effective_from = pallet.value("effective_from", U64, default=0,
                               doc="First height decided by the current set")
+OffenceKey = Tuple(AccountId, U64, U32, U8)
+reported = pallet.map("reported", key=OffenceKey, value=U64,
+                      doc="(offender, height, round, vote kind) -> block the equivocation was reported in")
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -86,6 +93,17 @@ class ValidatorSetChanged:
     validators: ListOf(AccountId, max_len=Config.max_validators)
 
 
+@pallet.event
+class Equivocation:
+    """`offender` signed two different votes for one height, round and kind; `removed` says whether it
+    left the set (it stays only when it is the last validator)."""
+    offender: AccountId
+    height: U64
+    round: U32
+    kind: U8
+    removed: BOOL
+
+
 # --- errors ----------------------------------------------------------------------------------
 class Error(PalletError):
     NotLicensed = "only a participant holding an active validator licence can be a validator"
@@ -95,6 +113,9 @@ class Error(PalletError):
     LastValidator = "the validator set may not become smaller than min_validators"
     BadBlsKey = "the BLS public key is not a valid compressed G1 point"
     BadProofOfPossession = "the BLS proof of possession does not sign the BLS public key"
+    BadEvidence = "the evidence does not prove an equivocation by a current validator on this chain"
+    EvidenceTooOld = "the evidence is about a height older than evidence_max_age_blocks, or in the future"
+    AlreadyReported = "this equivocation has already been reported"
 
 
 pallet.errors(Error)
@@ -167,6 +188,51 @@ def remove_validator(origin: Origin, account: AccountId) -> None:
     ensure(any(v.account == account for v in current_set), Error.NotValidator)
     ensure(len(current_set) - 1 >= Config.min_validators, Error.LastValidator)
     remove(account)
+
+
+# --- equivocation evidence ---------------------------------------------------------------------
+def _check_evidence(evidence: DuplicateVoteEvidence) -> tuple:
+    """Every rule evidence must pass, against current state; returns its offence key."""
+    from pallets import metering  # noqa: PLC0415 - the chain's genesis hash is kept there
+    gh = metering.genesis_hash()
+    if gh is None:
+        raise InvalidTransaction(InvalidKind.FUTURE, Error.BadEvidence.message)
+    try:
+        evidence.verify(set(accounts()), gh)
+    except InvalidEvidence as e:
+        raise InvalidTransaction(InvalidKind.BAD_PROOF, f"{Error.BadEvidence.message}: {e}") from None
+    now = system.number.get()
+    if evidence.height > now + 1 or evidence.height + Config.evidence_max_age_blocks < now:
+        raise InvalidTransaction(InvalidKind.STALE, Error.EvidenceTooOld.message)
+    key = evidence.key()
+    if reported.contains(key):
+        raise InvalidTransaction(InvalidKind.STALE, Error.AlreadyReported.message)
+    return key
+
+
+@pallet.validate_unsigned
+def _validate_unsigned(call_def: CallDef, args: tuple, source: TransactionSource,
+                       signature_ok: bool | None = None) -> ValidTransaction:
+    if call_def is not report_equivocation.call_def:
+        raise InvalidTransaction(InvalidKind.CALL, "only validators.report_equivocation may be submitted unsigned")
+    (evidence,) = args
+    key = _check_evidence(evidence)
+    return ValidTransaction(priority=2**60, requires=(), provides=(b"eq" + OffenceKey.encode(key),),
+                            longevity=64, propagate=True)
+
+
+@pallet.call(2, weight=W_EVIDENCE, origin=NONE)
+def report_equivocation(origin: Origin, evidence: DuplicateVoteEvidence) -> None:
+    """Evidence that a validator signed two different votes for one step (unsigned: any node may
+    submit it, no fee). The offender is named and removed from the set from the next height."""
+    ensure_none(origin)
+    try:
+        key = _check_evidence(evidence)
+    except InvalidTransaction:
+        fail(Error.BadEvidence)
+    reported.insert(key, system.number.get())
+    removed = remove(evidence.validator)
+    deposit_event(Equivocation(evidence.validator, key[1], key[2], key[3], removed))
 
 
 # --- genesis ---------------------------------------------------------------------------------

@@ -9,8 +9,11 @@ import pytest
 from genesis.chain_spec import local_spec
 from pallets import authorship, validators
 from primitives import bls
+from primitives.extrinsic import Call, Extrinsic
 from primitives.keys import Keypair
-from tests.runtime_harness import ChainHarness, chain_factory, events_named
+from primitives.votes import VOTE_DOMAIN, DuplicateVoteEvidence, Step, Vote, vote_payload
+from runtime.api import InvalidTransaction
+from tests.runtime_harness import GENESIS_HASH, ChainHarness, chain_factory, events_named
 from tests.test_identity import ALICE, root, sudo_errors
 
 E = validators.Error
@@ -120,3 +123,56 @@ def test_genesis_refuses_an_unlicensed_validator_or_a_bad_proof():
     with pytest.raises(ValueError, match="proof of possession"):
         _RUNTIME.build_genesis_storage(g)
     assert ALICE  # the registrar stays licensed; only validators were touched
+
+
+# --- equivocation evidence ----------------------------------------------------------------------
+def vote(kp: Keypair, height: int, block: bytes | None, round_: int = 0, kind: Step = Step.PRECOMMIT,
+         genesis: bytes = GENESIS_HASH) -> Vote:
+    sig = kp.sign_domain(VOTE_DOMAIN, genesis, vote_payload(kind, height, round_, block))
+    return Vote(kind, height, round_, block, kp.public_key, sig)
+
+
+def evidence_xt(ev: DuplicateVoteEvidence) -> bytes:
+    cd = validators.report_equivocation.call_def
+    return Extrinsic(Call(validators.pallet.index, cd.index, (ev.to_plain(),))).encode()
+
+
+def test_equivocation_evidence_names_the_offender_and_removes_it_from_the_next_height(chain):
+    offender = V[2]
+    ev = DuplicateVoteEvidence.from_votes(vote(offender, 1, b"\x01" * 32), vote(offender, 1, b"\x02" * 32))
+    assert chain.validate(evidence_xt(ev)).provides      # the pool takes it: unsigned, no fee
+    r = chain.block(evidence_xt(ev))
+    assert events_named(r, _RUNTIME, "validators", "Equivocation") == \
+        [[offender.public_key, 1, 0, int(Step.PRECOMMIT), True]]
+    assert offender.public_key not in current(chain) and len(current(chain)) == 3
+    assert offender.public_key not in chain.read(lambda: authorship.authorities.get())
+    # the same equivocation again is refused, and changes nothing
+    with pytest.raises(InvalidTransaction, match="already been reported|not a validator"):
+        chain.validate(evidence_xt(ev))
+
+
+@pytest.mark.parametrize("case", ["same_block", "different_validators", "foreign_chain", "forged",
+                                  "not_a_validator", "different_rounds", "too_old"])
+def test_evidence_that_proves_nothing_is_refused(chain, case, monkeypatch):
+    a, b = vote(V[0], 1, b"\x01" * 32), vote(V[0], 1, b"\x02" * 32)
+    if case == "same_block":
+        b = vote(V[0], 1, b"\x01" * 32, kind=Step.PRECOMMIT)
+    elif case == "different_validators":
+        b = vote(V[1], 1, b"\x02" * 32)
+    elif case == "foreign_chain":
+        a, b = (vote(V[0], 1, h, genesis=b"\x99" * 32) for h in (b"\x01" * 32, b"\x02" * 32))
+    elif case == "forged":
+        b = Vote(b.kind, b.height, b.round, b.block_hash, b.validator, bytes(64))
+    elif case == "not_a_validator":
+        stranger = Keypair.from_uri("//Stranger")
+        a, b = vote(stranger, 1, b"\x01" * 32), vote(stranger, 1, b"\x02" * 32)
+    elif case == "different_rounds":
+        b = vote(V[0], 1, b"\x02" * 32, round_=1)
+    elif case == "too_old":
+        monkeypatch.setattr(validators.Config, "evidence_max_age_blocks", 0)
+        for _ in range(2):
+            chain.block()
+    ev = DuplicateVoteEvidence.from_votes(a, b)
+    with pytest.raises(InvalidTransaction):
+        chain.validate(evidence_xt(ev))
+    assert len(current(chain)) == 4
