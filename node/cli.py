@@ -284,6 +284,22 @@ def inspect(uri: str, output_type: str, public: bool) -> None:
     _print_key(_key_fields(Keypair.from_seed(seed), phrase, seed), output_type)
 
 
+@key.command("validator")
+@click.argument("uri")
+def key_validator(uri: str) -> None:
+    """Show what governance needs to add a validator: its account and the BLS key (with proof of
+    possession) derived from the same secret, as a validators genesis entry / add_validator arguments."""
+    from primitives import bls  # noqa: PLC0415
+    try:
+        kp = Keypair.from_seed(secret_seed_from_uri(uri))
+    except InvalidSecret as e:
+        _fail(str(e))
+    sk = bls.secret_from_seed(kp.seed)
+    click.echo(json.dumps({"account": kp.address(), "accountId": "0x" + kp.public_key.hex(),
+                           "bls_public_key": "0x" + bls.sk_to_pk(sk).hex(),
+                           "bls_proof_of_possession": "0x" + bls.pop_prove(sk).hex()}, indent=2))
+
+
 # ---------------------------------------------------------------------------------------------
 # chain specs and the database
 # ---------------------------------------------------------------------------------------------

@@ -61,7 +61,30 @@ def vectors() -> dict[str, str]:
 
     from tests.test_meter_reading import reading_vector
     v.update(reading_vector())
+    v.update(consensus_vectors())
     return v
+
+
+def consensus_vectors() -> dict[str, str]:
+    """A precommit by //Validator1 for block 0x22..22 at height 5, round 1, on genesis 0x11..11, and
+    an evidence pair (the same validator also precommitting 0x33..33)."""
+    from primitives.keys import Keypair
+    from primitives.votes import VOTE_DOMAIN, DuplicateVoteEvidence, Step, Vote, vote_payload
+    v1 = Keypair.from_uri("//Validator1")
+    block = bytes.fromhex("22" * 32)
+
+    def precommit(h: bytes) -> Vote:
+        sig = v1.sign_domain(VOTE_DOMAIN, GENESIS, vote_payload(Step.PRECOMMIT, 5, 1, h))
+        return Vote(Step.PRECOMMIT, 5, 1, h, v1.public_key, sig)
+
+    vote = precommit(block)
+    ev = DuplicateVoteEvidence.from_votes(precommit(bytes.fromhex("33" * 32)), vote)
+    return {"vote.validator": "0x" + v1.public_key.hex(),
+            "vote.payload": "0x" + vote_payload(Step.PRECOMMIT, 5, 1, block).hex(),
+            "vote.message": "0x" + signing_message(VOTE_DOMAIN, GENESIS, vote.signed_payload()).hex(),
+            "vote.signature": "0x" + vote.signature.hex(),
+            "vote": "0x" + vote.encode().hex(),
+            "evidence": "0x" + ev.encode().hex()}
 
 
 if __name__ == "__main__":
