@@ -42,6 +42,7 @@ from consensus.tendermint import (Broadcast, Decide, EvidenceFound, Outcome, Sch
 from consensus.validator_set import ValidatorSet
 from consensus.wal import FileWAL
 from node.chain import BuiltBlock, ImportError_, VerifiedBlock
+from node.finality import FinalityCollector
 from p2p.framing import PartAssembler, split_payload
 from p2p.host import P2PHost, RequestFailed
 from p2p.topics import TopicKind
@@ -133,6 +134,9 @@ class BftDriver:
         self._pending_decide: Decide | None = None   # decided before the block's body arrived
         self.peer_heights: dict[str, int] = {}
         self.sync_target = 0
+        self.finality = FinalityCollector(self.chain, keypair,
+                                          lambda data: self.host.publish(TopicKind.FINALITY, data),
+                                          lambda peer, why: self.host.report(peer, PEER_FAULT, why))
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def register(self) -> None:
@@ -143,6 +147,7 @@ class BftDriver:
         h.on_message(TopicKind.VOTE, self._on_consensus_message)
         h.on_message(TopicKind.BLOCK_PART, self._on_block_part)
         h.on_message(TopicKind.TX, self._on_tx_batch)
+        h.on_message(TopicKind.FINALITY, self.finality.on_partial)
         h.serve(SYNC_PROTOCOL, self._serve_sync)
         h.serve(BLOCK_PROTOCOL, self._serve_block)
         h.serve(STATUS_PROTOCOL, self._serve_status)
@@ -347,6 +352,10 @@ class BftDriver:
         self._last_commit_at = now
         self._last_progress = now
         self.node.after_commit(signed, block_hash, [o.hash for o in result.outcomes])
+        try:
+            self.finality.committed(signed.block.header.number, block_hash)
+        except Exception:  # noqa: BLE001 - the light-client certificate must never stop consensus
+            log.exception("finality signature for #%d failed", signed.block.header.number)
         self._bodies.clear()
         self._checked.clear()
         self._proposer_peer.clear()
