@@ -292,8 +292,11 @@ link_flows = pallet.map("link_flows", key=Tuple(U32, U32, U64), value=U64, defau
                         doc="(from zone, to zone, interval start) -> Wh traded over the link")
 trades = pallet.map("trades", key=TradeId, value=Trade, doc="Trade id -> trade")
 next_trade_id = pallet.value("next_trade_id", U64, default=0)
-trades_by_interval = pallet.double_map("trades_by_interval", U64, TradeId, BOOL,
-                                       doc="interval start, trade id -> True: the trades to settle")
+interval_trade_count = pallet.map("interval_trade_count", key=U64, value=U32, default=0,
+                                  doc="Interval start -> trades matched for delivery in it")
+interval_trades = pallet.double_map("interval_trades", U64, U32, TradeId,
+                                    doc="(interval start, position 0..count) -> trade id, in match (= id) "
+                                        "order: settlement pages through an interval without reading the rest")
 standing_orders = pallet.map("standing_orders", key=StandingId, value=StandingOrder,
                              doc="Standing order id -> standing order")
 next_standing_id = pallet.value("next_standing_id", U64, default=0, doc="Id of the next standing order")
@@ -425,10 +428,17 @@ def trade(trade_id: int) -> Trade | None:
     return trades.get(trade_id)
 
 
+def interval_trade_ids(interval_start: int, start: int = 0, limit: int | None = None) -> list[int]:
+    """Ids of the trades to deliver in the interval, in id order, from position `start` (at most
+    `limit` of them)."""
+    count = interval_trade_count.get(interval_start)
+    stop = count if limit is None else min(count, start + limit)
+    return [interval_trades.get(interval_start, pos) for pos in range(start, stop)]
+
+
 def trades_in_interval(interval_start: int):
     """The trades to deliver in the interval, in trade id order."""
-    ids = sorted(trade_id for trade_id, _ in trades_by_interval.iter_prefix(interval_start))
-    return (trades.get(trade_id) for trade_id in ids)
+    return (trades.get(trade_id) for trade_id in interval_trade_ids(interval_start))
 
 
 #: How to tell that a trade has been settled, registered by the settlement pallet (which builds on
@@ -824,7 +834,9 @@ def record_trade(fill: engine.Fill, t: int, touched: dict) -> None:
     trades.insert(trade_id, Trade(trade_id, t, bid.owner, ask.owner, bid.meter, ask.meter, fill.from_zone,
                                   fill.to_zone, fill.wh, fill.price_per_kwh, fill.fee_per_kwh, amount,
                                   fee_amount, MATCHED))
-    trades_by_interval.insert(t, trade_id, True)
+    position = interval_trade_count.get(t)
+    interval_trades.insert(t, position, trade_id)
+    interval_trade_count.insert(t, position + 1)
     deposit_event(TradeMatched(trade_id, t, bid.id, ask.id, bid.owner, ask.owner, fill.from_zone,
                                fill.to_zone, fill.wh, fill.price_per_kwh, fill.fee_per_kwh))
 

@@ -443,7 +443,10 @@ class BlockBuilder:
 
     def _check_room(self, d: Decoded) -> None:
         lim = self.rt.limits
-        if self.normal_weight + d.weight > lim.max_normal_weight:
+        # normal extrinsics get at most their share of the block, and never more than the hooks
+        # (settlement's catch-up) and inherents left of it
+        if self.normal_weight + d.weight > lim.max_normal_weight or \
+                self.total_weight + d.weight > lim.max_block_weight:
             raise InvalidTransaction(InvalidKind.EXHAUSTS_RESOURCES, "the block's weight is used up")
         if self.normal_length + len(d.data) > lim.max_normal_length:
             raise InvalidTransaction(InvalidKind.EXHAUSTS_RESOURCES, "the block's length is used up")
