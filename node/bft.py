@@ -90,6 +90,22 @@ def timeouts_from_spec(spec: dict) -> TimeoutConfig:
     return TimeoutConfig(**{k: int(t.get(k, getattr(base, k))) for k in base.__dataclass_fields__})
 
 
+class _TimedWAL(FileWAL):
+    """The consensus WAL, timing each fsync (the signing guard's, before an own message leaves)."""
+
+    def __init__(self, path: Path, observe: Any) -> None:
+        super().__init__(path)
+        self._observe = observe
+
+    def append(self, entry: Any, sync: bool = False) -> None:
+        if not sync or self._observe is None:
+            super().append(entry, sync)
+            return
+        t0 = time.perf_counter()
+        super().append(entry, True)
+        self._observe(time.perf_counter() - t0)
+
+
 def commit_certificate_of(signed: SignedBlock) -> CommitCertificate | None:
     for j in signed.justifications:
         if j.engine == ENGINE_BFT:
@@ -113,7 +129,8 @@ class BftDriver:
         self.genesis_hash = self.chain.genesis_hash
         wal_dir = base_path / "consensus"
         wal_dir.mkdir(parents=True, exist_ok=True)
-        self.wal = FileWAL(wal_dir / "wal")
+        m = node.metrics
+        self.wal = _TimedWAL(wal_dir / "wal", m.wal_fsync.observe if m is not None else None)
         self.signer = FileSigner(keypair, self.genesis_hash, self.wal) if keypair is not None else None
         self.tm: Tendermint | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

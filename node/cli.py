@@ -110,12 +110,15 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from node.db import DatabaseError  # noqa: PLC0415
     from node.state_db import StateDBError  # noqa: PLC0415
+    from consensus.wal import WALCorrupted, WALLocked  # noqa: PLC0415
     try:
         asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit, cors))
     except OSError as e:
         _fail(f"cannot start the node: {e}")
-    except (ValueError, DatabaseError, StateDBError, ChainSpecError) as e:
+    except (ValueError, DatabaseError, StateDBError, ChainSpecError, WALLocked) as e:
         _fail(str(e))
+    except WALCorrupted as e:
+        _fail(f"the consensus write-ahead log is damaged ({e}); see docs/operations.md, Recovery")
 
 
 _node_options = [
