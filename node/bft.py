@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,48 @@ def timeouts_from_spec(spec: dict) -> TimeoutConfig:
     t = spec.get("consensus", {}).get("timeouts", {})
     base = BftConfig().timeouts
     return TimeoutConfig(**{k: int(t.get(k, getattr(base, k))) for k in base.__dataclass_fields__})
+
+
+class SyncProgress:
+    """Progress of a long sync for the operator: a bar redrawn in place on a terminal, else a log line
+    every few seconds. Short catch-ups (a few blocks behind) stay silent."""
+
+    MIN_BLOCKS = 100
+    LOG_EVERY_S = 5.0
+
+    def __init__(self, start: int, target: int) -> None:
+        self.start, self.target = start, target
+        self.t0 = self._last = time.monotonic()
+        self.active = target - start >= self.MIN_BLOCKS
+        self.tty = sys.stderr.isatty()
+
+    def _line(self, best: int) -> str:
+        done = best - self.start
+        total = max(1, self.target - self.start)
+        rate = done / max(1e-6, time.monotonic() - self.t0)
+        width = 30
+        filled = width * done // total
+        return (f"syncing [{'#' * filled}{'.' * (width - filled)}] #{best} of #{self.target} "
+                f"({100 * done // total}%, {rate:,.0f} blocks/s)")
+
+    def update(self, best: int) -> None:
+        if not self.active:
+            return
+        now = time.monotonic()
+        if self.tty:
+            sys.stderr.write("\r" + self._line(best))
+            sys.stderr.flush()
+        elif now - self._last >= self.LOG_EVERY_S:
+            log.info(self._line(best))
+            self._last = now
+
+    def done(self, best: int) -> None:
+        if not self.active:
+            return
+        if self.tty:
+            sys.stderr.write("\r" + self._line(best) + "\n")
+            sys.stderr.flush()
+        log.info("sync finished at #%d (%d blocks in %.1f s)", best, best - self.start, time.monotonic() - self.t0)
 
 
 class _TimedWAL(FileWAL):
@@ -499,8 +542,10 @@ class BftDriver:
         if best_peer is None:
             return
         self._syncing = True
+        progress = SyncProgress(self.chain.best_number, best_height)
         try:
             while self.chain.best_number < best_height:
+                progress.update(self.chain.best_number)
                 start = self.chain.best_number + 1
                 try:
                     data = await self.host.request(best_peer, SYNC_PROTOCOL, pack([start, SYNC_MAX_BLOCKS]),
@@ -515,6 +560,7 @@ class BftDriver:
                         return
         finally:
             self._syncing = False
+            progress.done(self.chain.best_number)
 
     async def _status_of(self, peer: str) -> int | None:
         try:
