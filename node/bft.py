@@ -43,6 +43,7 @@ from consensus.tendermint import (Broadcast, Decide, EvidenceFound, Outcome, Sch
 from consensus.validator_set import ValidatorSet
 from consensus.wal import FileWAL
 from node.chain import BuiltBlock, ImportError_, VerifiedBlock
+from node.finality import KEEP_HEIGHTS as FINALITY_KEEP_HEIGHTS
 from node.finality import FinalityCollector
 from p2p.framing import PartAssembler, split_payload
 from p2p.host import P2PHost, RequestFailed
@@ -413,7 +414,9 @@ class BftDriver:
         self._last_progress = now
         self.node.after_commit(signed, block_hash, [o.hash for o in result.outcomes])
         try:
-            self.finality.committed(signed.block.header.number, block_hash)
+            number = signed.block.header.number
+            if number + FINALITY_KEEP_HEIGHTS >= self.sync_target:   # not while replaying old blocks
+                self.finality.committed(number, block_hash)
         except Exception:  # noqa: BLE001 - the light-client certificate must never stop consensus
             log.exception("finality signature for #%d failed", signed.block.header.number)
         self._bodies.clear()
