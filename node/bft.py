@@ -46,6 +46,7 @@ from node.chain import BuiltBlock, ImportError_, VerifiedBlock
 from node.finality import KEEP_HEIGHTS as FINALITY_KEEP_HEIGHTS
 from node.finality import FinalityCollector
 from p2p.framing import PartAssembler, split_payload
+from p2p.bridge import P2PError
 from p2p.host import P2PHost, RequestFailed
 from p2p.topics import TopicKind
 from pallets import validators as validators_pallet
@@ -190,6 +191,8 @@ class BftDriver:
         self._tx_batch: list[bytes] = []
         self._tx_flush: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._stopped = False
         self._sync_wanted: asyncio.Event | None = None
         self._syncing = False
         self._pending_decide: Decide | None = None   # decided before the block's body arrived
@@ -208,7 +211,7 @@ class BftDriver:
         h.on_message(TopicKind.VOTE, self._on_consensus_message)
         h.on_message(TopicKind.BLOCK_PART, self._on_block_part)
         h.on_message(TopicKind.TX, self._on_tx_batch)
-        h.on_message(TopicKind.FINALITY, self.finality.on_partial)
+        h.on_message(TopicKind.FINALITY, self._on_finality_partial)
         h.serve(SYNC_PROTOCOL, self._serve_sync)
         h.serve(BLOCK_PROTOCOL, self._serve_block)
         h.serve(STATUS_PROTOCOL, self._serve_status)
@@ -228,6 +231,13 @@ class BftDriver:
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="bft-sync"))
 
     async def stop(self) -> None:
+        """Stop consensus: no input is taken after this (the host may still deliver while it stops),
+        timers are cancelled, then the WAL is closed."""
+        self._stopped = True
+        for handle in (*self._timers, self._start_handle, self._tx_flush):
+            if handle is not None:
+                handle.cancel()
+        self._timers.clear()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -284,6 +294,8 @@ class BftDriver:
 
     # -- inputs from the network --------------------------------------------------------------------------
     def _on_consensus_message(self, peer: str, data: bytes) -> None:
+        if self._stopped:
+            return
         try:
             msg = decode_message(data)
         except (CodecError, ValueError):
@@ -311,6 +323,8 @@ class BftDriver:
         self._execute(outcome)
 
     def _on_block_part(self, peer: str, data: bytes) -> None:
+        if self._stopped:
+            return
         try:
             payload = self._parts.add(data)
         except ValueError:
@@ -339,6 +353,8 @@ class BftDriver:
         self._execute(tm.on_value_available(tm.height, block_hash))
 
     def _on_tx_batch(self, peer: str, data: bytes) -> None:
+        if self._stopped:
+            return
         try:
             batch = unpack(data, TX_BATCH_BYTES + 1024)
             if type(batch) is not list or not all(type(x) is bytes for x in batch):
@@ -348,6 +364,10 @@ class BftDriver:
             return
         self.node.pool.submit_batch(batch, TransactionSource.EXTERNAL)
         self._maybe_start_early()
+
+    def _on_finality_partial(self, peer: str, data: bytes) -> None:
+        if not self._stopped:
+            self.finality.on_partial(peer, data)
 
     def gossip_transaction(self, data: bytes) -> None:
         """Queue a transaction this node accepted from a client for gossip to the other validators."""
@@ -372,15 +392,24 @@ class BftDriver:
                 self.host.publish(kind, encode_message(action.message))
                 self._last_progress = time.monotonic()
             elif isinstance(action, ScheduleTimeout):
-                self._loop.call_later(action.duration_ms / 1000, self._on_timer, action)
+                self._arm(action)
             elif isinstance(action, Decide):
                 self._decide(action)
             elif isinstance(action, EvidenceFound):
                 self._on_evidence(action)
 
-    def _on_timer(self, t: ScheduleTimeout) -> None:
-        if self.tm is not None:
-            self._execute(self.tm.on_timeout(t.kind, t.height, t.round))
+    def _arm(self, t: ScheduleTimeout) -> None:
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            if self.tm is not None and not self._stopped:
+                self._execute(self.tm.on_timeout(t.kind, t.height, t.round))
+        handle = self._loop.call_later(t.duration_ms / 1000, fire)
+        self._timers.add(handle)
+        # stale timers are harmless (the machine ignores them) but should not pile up
+        if len(self._timers) > 256:
+            self._timers = {h for h in self._timers if not h.cancelled() and h.when() > self._loop.time()}
 
     def _decide(self, d: Decide) -> None:
         signed = self._bodies.get(d.block_hash)
@@ -449,7 +478,7 @@ class BftDriver:
         return self.node.pool.status().get("ready", 0) > 0
 
     def _start_next_height(self) -> None:
-        if not self._waiting_to_start or self.tm is None:
+        if not self._waiting_to_start or self.tm is None or self._stopped:
             return
         self._waiting_to_start = False
         if self._start_handle is not None:
@@ -509,9 +538,9 @@ class BftDriver:
         async def fetch() -> None:
             try:
                 data = await self.host.request(peer, BLOCK_PROTOCOL, block_hash, timeout=2.0)
-            except RequestFailed:
+            except P2PError:          # failed, timed out, or the host is stopping
                 return
-            if data:
+            if data and not self._stopped:
                 self._accept_body(data, peer)
         self._loop.create_task(fetch())
 

@@ -222,7 +222,7 @@ class NodeService:
                 pass
         self._tasks.clear()
         if self.bft is not None:
-            await self.bft.stop()
+            await self.bft.stop()          # takes no more input, closes the WAL
         if self.host is not None:
             await self.host.stop()
         self.metrics.close()
