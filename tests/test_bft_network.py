@@ -20,15 +20,13 @@ started is stopped in a `finally`.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 import msgpack
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from bft_network import BftNetwork, BftNode, hx, unhex
+from tests.bft_network import BftNetwork, BftNode, hx, unhex
 
 from consensus.commit import CommitCertificate, InvalidCommit
 from consensus.validator_set import ValidatorSet
