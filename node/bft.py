@@ -18,7 +18,8 @@ signing guard fsyncs its record before a signature is returned, so a restarted v
 height and never equivocates (`Tendermint.recover`).
 
 Catch-up, because gossip is lossy (no delivery guarantee): every `regossip_ms` without progress the
-node re-gossips `catch_up_messages()`; a node that sees a message for a later height, or a peer whose
+node re-gossips `catch_up_messages()` and asks its peers for the messages they hold at its height
+(`votes/1`); a node that sees a message for a later height, or a peer whose
 status is ahead, syncs blocks with their commit certificates over request/response
 (`block-sync/1`), verifying each certificate against the set of its height before importing.
 
@@ -65,6 +66,9 @@ ENGINE_BFT = b"BFT1"
 SYNC_PROTOCOL = "block-sync/1"
 BLOCK_PROTOCOL = "block/1"
 STATUS_PROTOCOL = "status/1"
+VOTES_PROTOCOL = "votes/1"
+#: most messages in one vote catch-up answer (3 rounds x (1 proposal + 2 x 100 votes) fits)
+VOTES_MAX = 1024
 #: most blocks (and bytes) in one sync response
 SYNC_MAX_BLOCKS = 64
 SYNC_MAX_BYTES = 8 << 20
@@ -215,6 +219,7 @@ class BftDriver:
         h.serve(SYNC_PROTOCOL, self._serve_sync)
         h.serve(BLOCK_PROTOCOL, self._serve_block)
         h.serve(STATUS_PROTOCOL, self._serve_status)
+        h.serve(VOTES_PROTOCOL, self._serve_votes)
 
     async def start(self) -> None:
         """Recover or start the current height (after the host started)."""
@@ -525,6 +530,26 @@ class BftDriver:
                         self.host.publish(TopicKind.BLOCK_PART, part)
             self._last_progress = time.monotonic()
             self._want_sync()
+            await self._ask_for_votes(tm.height, tm.round)
+
+    async def _ask_for_votes(self, height: int, round: int) -> None:
+        """Vote catch-up over request/response (gossip gives no delivery guarantee): ask each peer
+        for the messages it holds at our height and feed them to the machine like gossip."""
+        for peer in self.host.connected_peers():
+            try:
+                data = await self.host.request(peer, VOTES_PROTOCOL, pack([height, round]), timeout=2.0)
+                items = unpack(data, 256 * 1024)
+                if type(items) is not list or not all(type(x) is bytes for x in items):
+                    raise CodecError("a vote catch-up answer is a list of messages")
+            except P2PError:
+                continue
+            except (CodecError, ValueError):
+                self.host.report(peer, PEER_GARBAGE, "undecodable vote catch-up answer")
+                continue
+            for raw in items[:VOTES_MAX]:
+                if self._stopped or self.tm is None or self.tm.height != height:
+                    return
+                self._on_consensus_message(peer, raw)
 
     def _want_sync(self) -> None:
         if self._sync_wanted is not None:
@@ -638,6 +663,27 @@ class BftDriver:
     # -- serving peers ------------------------------------------------------------------------------------
     async def _serve_status(self, peer: str, data: bytes) -> bytes:
         return pack([self.chain.best_number, self.chain.best_hash])
+
+    async def _serve_votes(self, peer: str, data: bytes) -> bytes:
+        """The proposals and votes we hold at the asked height, for its round and the one before."""
+        tm = self.tm
+        try:
+            height, round = unpack(data, 64)
+            if type(height) is not int or type(round) is not int:
+                raise CodecError("bad vote catch-up request")
+        except (CodecError, ValueError, TypeError):
+            self.host.report(peer, PEER_GARBAGE, "bad vote catch-up request")
+            return pack([])
+        if tm is None or height != tm.height:
+            return pack([])
+        out: list[bytes] = []
+        for r in sorted({max(0, round - 1), round, tm.round}):
+            p = tm.proposal(r)
+            if p is not None:
+                out.append(encode_message(p))
+            for kind in (Step.PREVOTE, Step.PRECOMMIT):
+                out += [encode_message(v) for v in tm.votes(r, kind).values()]
+        return pack(out[:VOTES_MAX])
 
     async def _serve_block(self, peer: str, data: bytes) -> bytes:
         signed = self._bodies.get(bytes(data))

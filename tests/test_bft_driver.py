@@ -144,7 +144,7 @@ def test_garbage_is_scored_down_and_a_validly_signed_stranger_too(driver):
     assert {"peerA", "peerB", "peerC", "peerD", "peerE"} <= scored
 
 
-@pytest.mark.parametrize("name", ["block-sync/1", "status/1", "block/1"])
+@pytest.mark.parametrize("name", ["block-sync/1", "status/1", "block/1", "votes/1"])
 @pytest.mark.parametrize("payload", [b"", b"\xc1", pack([0, 10**12]), pack(["x", 1]), pack([1, -1]), b"\x00" * 64])
 def test_bad_requests_get_an_answer_and_change_nothing(driver, name, payload):
     d, host, loop = driver
