@@ -157,9 +157,15 @@ def p2p_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("p2p-")]
 
 
-def new_threads(before: set[threading.Thread]) -> list[str]:
-    """Threads alive now that were not before (py-libp2p's own included)."""
-    return [t.name for t in threading.enumerate() if t not in before]
+def new_threads(before: set[threading.Thread], grace_s: float = 5.0) -> list[str]:
+    """Threads alive now that were not before (py-libp2p's own included). asyncio's per-child
+    `waitpid` threads end on their own just after a child exits; they get a short grace period."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = [t for t in threading.enumerate() if t not in before]
+        if not any(t.name.startswith("asyncio-waitpid") for t in alive) or time.monotonic() > deadline:
+            return [t.name for t in alive]
+        time.sleep(0.05)
 
 
 async def stop_all(host: P2PHost | None, *peers: PeerProcess) -> None:
