@@ -102,11 +102,23 @@ class Error(PalletError):
     IssuerNotLicensed = "the issuer may mint or burn only while it holds an active issuer licence"
     SymbolTooLong = "an asset symbol may have at most 16 characters"
     SelfTransfer = "sender and recipient are the same account"
+    CustodyAccount = ("this account holds other participants' funds in custody (escrow); only its pallet "
+                      "moves money in and out of it")
 
 
 pallet.errors(Error)
 
 MAX_BALANCE = 2**64 - 1
+
+#: Accounts that hold others' money for a pallet (the market's escrow). Their balance must equal
+#: what that pallet owes, so the transfer and mint calls refuse to pay into them: money sent there
+#: would belong to no one. Registered by the owning pallet at import (a one-way dependency, like
+#: FRAME's config traits); a constant of the runtime, so every node agrees.
+custody_accounts: set[bytes] = set()
+
+
+def register_custody_account(account: bytes) -> None:
+    custody_accounts.add(account)
 
 
 # --- public interface (fees, escrow, settlement) --------------------------------------------
@@ -164,6 +176,7 @@ def _set_asset_balance(asset: int, who: bytes, amount: int) -> None:
 @pallet.call(0, weight=40_000, origin=SIGNED)
 def transfer(origin: Origin, dest: AccountId, amount: Balance) -> None:
     """Send native tokens to another account."""
+    ensure(dest not in custody_accounts, Error.CustodyAccount)
     transfer_native(ensure_signed(origin), dest, amount)
 
 
@@ -203,6 +216,7 @@ def mint(origin: Origin, asset: AssetId, to: AccountId, amount: Balance) -> None
     ensure(d.issuer == who, Error.NotIssuer)
     ensure(identity.is_licensed(who, identity.Role.ISSUER), Error.IssuerNotLicensed)
     ensure(amount > 0, Error.ZeroAmount)
+    ensure(to not in custody_accounts, Error.CustodyAccount)
     ensure(d.supply + amount <= MAX_BALANCE, Error.Overflow)
     assets.insert(asset, AssetDetails(d.symbol, d.decimals, d.issuer, d.supply + amount))
     asset_balance.insert(asset, to, asset_balance.get(asset, to) + amount)
@@ -229,6 +243,7 @@ def transfer_asset(origin: Origin, asset: AssetId, dest: AccountId, amount: Bala
     """Send units of an asset (for example stablecoin) to another account."""
     who = ensure_signed(origin)
     ensure(who != dest, Error.SelfTransfer)
+    ensure(dest not in custody_accounts, Error.CustodyAccount)
     asset_transfer(asset, who, dest, amount)
     deposit_event(AssetTransferred(asset, who, dest, amount))
 

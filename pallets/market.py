@@ -41,9 +41,9 @@ Standing orders ("sell my surplus whenever the price is at least X", "buy up to 
     owner's meter in the zone able to import/export and rated for the quantity); nothing is
     escrowed then. At most max_standing_per_owner per participant. `cancel_standing_order` (owner
     only) stops it; orders it already posted stay open, to cancel with `cancel`.
-  - `on_initialize` (after expiry, its own bound) posts them for the target interval
-    interval_start(now) + standing_lead_intervals x interval_s, `now` being the previous block's
-    time as for expiry (the gate of the target is then always open). A sweep walks the standing
+  - `on_finalize` posts them for the target interval interval_start(now) + standing_lead_intervals
+    x interval_s, `now` being this block's own time (set by the timestamp inherent), so the target's
+    gate is open when they are placed and matched; `on_initialize` reserves the weight. A sweep walks the standing
     orders in id order (a linked list, so cancelled ids cost nothing) from a cursor, visiting at
     most max_standing_posts_per_block per block; a sweep starts when the target moves past the
     last sweep's target and none is under way. Each due order (next_interval <= target) is placed
@@ -180,6 +180,7 @@ MATCHED = 0
 
 #: the account holding buyers' escrow: keccak256(b"gridchain/market/escrow"); no key signs for it
 ESCROW_ACCOUNT = keccak256(b"gridchain/market/escrow")
+balances.register_custody_account(ESCROW_ACCOUNT)
 
 #: weights (ns of reference compute): a placement reads the books of its interval's zones and may
 #: make max_fills_per_order trades; an expiry is one order released
@@ -983,18 +984,28 @@ def expire_book(key: tuple, budget: int) -> int:
 
 
 @pallet.on_initialize
-def post_standing_orders(n: int) -> int:
-    """Post due standing orders for the target interval (standing_target of the previous block's
-    time, as expiry uses), in standing-id order from a cursor, visiting at most
-    max_standing_posts_per_block per block. Runs after `expire_closed_books` (declared first)."""
+def reserve_standing_posts(n: int) -> int:
+    """The weight `post_standing_orders` may use at the end of this block: hooks declare their
+    weight up front, before the block's extrinsics take the rest."""
     now_s = timestamp.now_s()
-    if now_s == 0:                  # before the first timestamp: no time to post against
+    if now_s == 0 or (standing_cursor.get() is None and standing_head.get() is None):
         return W_STANDING_BASE
+    return W_STANDING_BASE + W_PLACE * Config.max_standing_posts_per_block
+
+
+@pallet.on_finalize
+def post_standing_orders(n: int) -> None:
+    """Post due standing orders for the target interval (standing_target of this block's own time,
+    set by the timestamp inherent, so the target's gate is open at the time the orders are placed
+    and matched), in standing-id order from a cursor, visiting at most max_standing_posts_per_block
+    per block. At the end of the block: on_initialize only knows the previous block's time, and a
+    block may come long after it."""
+    now_s = timestamp.now_s()
     target = standing_target(now_s)
     cursor = standing_cursor.get()
     if cursor is None:              # no sweep under way: start one once the target moves on
         if target <= standing_round.get() or standing_head.get() is None:
-            return W_STANDING_BASE
+            return
         standing_round.put(target)
         cursor = standing_head.get()
     visited = 0
@@ -1006,7 +1017,6 @@ def post_standing_orders(n: int) -> int:
         visited += 1
         cursor = nxt
     standing_cursor.put(cursor) if cursor is not None else standing_cursor.kill()
-    return W_STANDING_BASE + W_PLACE * visited
 
 
 def post_standing(sid: int, so: StandingOrder, target: int) -> None:

@@ -418,6 +418,20 @@ def test_a_negative_price_cannot_even_be_encoded(chain):
         ask(chain, BOB, 100_000, -5)
 
 
+@pytest.mark.parametrize("call", ["transfer", "transfer_asset", "mint"])
+def test_no_one_can_pay_into_the_escrow_account_directly(chain, call):
+    """Money sent there would belong to no one: the escrow must equal what the market owes."""
+    before = stable(chain, ESCROW_ACCOUNT), chain.free(ESCROW_ACCOUNT)
+    if call == "transfer":
+        xt = chain.xt(BOB, "balances", "transfer", ESCROW_ACCOUNT, 1_000)
+    elif call == "transfer_asset":
+        xt = chain.xt(BOB, "balances", "transfer_asset", STABLE, ESCROW_ACCOUNT, 1)
+    else:
+        xt = chain.xt(EVE, "balances", "mint", STABLE, ESCROW_ACCOUNT, 1)
+    assert failure(chain.block(xt)) == balances.Error.CustodyAccount.message
+    assert (stable(chain, ESCROW_ACCOUNT), chain.free(ESCROW_ACCOUNT)) == before
+
+
 def test_a_full_book_side_refuses_the_order(chain, monkeypatch):
     monkeypatch.setattr(Config, "max_orders_per_side", 2)
     ok(chain.block(*(bid(chain, CHARLIE, 100_000, 10, nonce=i) for i in range(2))))

@@ -1,4 +1,5 @@
-"""Standing orders of the market pallet: posted automatically for each interval by on_initialize.
+"""Standing orders of the market pallet: posted automatically for each interval at the end of a
+block (on_finalize, at the block's own time), starting with the block that sets them.
 
 Same cast and genesis as tests/test_market.py (whose helpers this reuses)."""
 from __future__ import annotations
@@ -29,8 +30,15 @@ def named(r, name):
 
 
 def target(ch) -> int:
-    """The interval the next block's hook posts for (it sees this block's time)."""
+    """The interval the last block's hook posted for (it runs at that block's own time)."""
     return market.standing_target(ch.now_ms // 1000)
+
+
+def block_at(ch, ts_s: int):
+    """An empty block at unix second ts_s; its result."""
+    assert ts_s * 1000 > ch.now_ms
+    ch.now_ms = ts_s * 1000 - 1000
+    return ch.block()
 
 
 def book_and_money(ch) -> tuple:
@@ -46,14 +54,13 @@ def test_a_standing_ask_and_bid_post_for_the_next_intervals_and_match(chain):
     assert [e[0] for e in named(r, "StandingOrderSet")] == [0, 1]
     assert chain.read(lambda: market.standing_orders_of(BOB.public_key)) == [0]
     t1 = target(chain)
-    r = chain.block()
     assert [(e[0], e[2]) for e in named(r, "StandingOrderPosted")] == [(0, t1), (1, t1)]
     [tm] = trades_of(r)
     assert (tm[1], tm[8]) == (t1, 400)
+    assert named(chain.block(), "StandingOrderPosted") == []        # once per interval
     check_invariants(chain)
     # the next interval: posted again, for the interval after
-    goto(chain, t1 - 2 * I + I)           # the hook of the next block sees a time in the next interval
-    r = chain.block()
+    r = block_at(chain, t1 - 2 * I + I)   # a block whose own time is in the next interval
     assert [(e[0], e[2]) for e in named(r, "StandingOrderPosted")] == [(0, t1 + I), (1, t1 + I)]
     assert [tm[1] for tm in trades_of(r)] == [t1 + I]
     so = chain.read(lambda: market.standing_order(0))
@@ -62,8 +69,8 @@ def test_a_standing_ask_and_bid_post_for_the_next_intervals_and_match(chain):
 
 
 def test_posting_happens_once_per_interval(chain):
-    ok(chain.block(standing(chain, BOB, ASK, 50_000, 100)))
-    posted = []
+    r = ok(chain.block(standing(chain, BOB, ASK, 50_000, 100)))
+    posted = [e[2] for e in named(r, "StandingOrderPosted")]
     for _ in range(250):                  # crosses at least two interval boundaries (1 s blocks)
         r = chain.block()
         posted += [e[2] for e in named(r, "StandingOrderPosted")]
@@ -74,9 +81,8 @@ def test_posting_happens_once_per_interval(chain):
 
 
 def test_cancel_stops_posting_and_leaves_posted_orders(chain):
-    ok(chain.block(standing(chain, BOB, ASK, 50_000, 100)))
+    r = ok(chain.block(standing(chain, BOB, ASK, 50_000, 100)))
     t1 = target(chain)
-    r = chain.block()
     [(sid, oid, t)] = named(r, "StandingOrderPosted")
     r = ok(chain.block(cancel_standing(chain, BOB, 0)))
     assert named(r, "StandingOrderCancelled") == [[0, BOB.public_key]]
@@ -90,26 +96,26 @@ def test_cancel_stops_posting_and_leaves_posted_orders(chain):
 
 
 def test_an_unaffordable_standing_bid_is_skipped_and_changes_no_balance(chain):
-    ok(chain.block(standing(chain, FERDIE, BID, 100_000, 500)))    # Ferdie holds no stablecoin
     before = book_and_money(chain)
+    r = ok(chain.block(standing(chain, FERDIE, BID, 100_000, 500)))    # Ferdie holds no stablecoin
     t1 = target(chain)
-    r = chain.block()
     assert named(r, "StandingOrderSkipped") == [[0, t1, "InsufficientFunds"]]
     assert named(r, "StandingOrderPosted") == [] and named(r, "OrderPlaced") == []
-    assert book_and_money(chain) == before
+    after = book_and_money(chain)
+    assert after[0] == before[0] and after[1:] == before[1:]       # the book, orders and every balance
     assert chain.read(lambda: market.standing_order(0)).next_interval == t1 + I
     check_invariants(chain)
 
 
 def test_a_standing_order_in_a_paused_zone_is_skipped(chain):
-    ok(chain.block(standing(chain, BOB, ASK, 50_000, 100)))
-    chain.block()                         # first post
+    ok(chain.block(standing(chain, BOB, ASK, 50_000, 100)))    # first post, at the end of this block
     t2 = target(chain) + I
     ok(chain.block(chain.xt(DAVE, "grid", "pause_zone", 1, b"\1" * 32)))
-    goto(chain, t2 - 2 * I)
     before = book_and_money(chain)
-    r = chain.block()
+    r = block_at(chain, t2 - 2 * I)       # the block whose own time makes t2 the target
     assert named(r, "StandingOrderSkipped") == [[0, t2, "ZonePaused"]]
+    assert book_and_money(chain) == before
+    assert chain.read(lambda: market.standing_order(0)).next_interval == t2 + I
     assert book_and_money(chain) == before
     check_invariants(chain)
 
@@ -162,9 +168,10 @@ def test_the_per_block_bound_holds_with_many_standing_orders(chain, monkeypatch)
     for who, side, price in ((BOB, ASK, 50_000), (CHARLIE, BID, 100_000), (FERDIE, BID, 100_000)):
         nonce = chain.nonce(who.public_key)
         xts += [standing(chain, who, side, price, 10, nonce=nonce + i) for i in range(n)]
-    ok(chain.block(*xts))
+    r = ok(chain.block(*xts))
     t1 = target(chain)
-    visited = []
+    visited = [e[0] for e in named(r, "StandingOrderPosted")] + [e[0] for e in named(r, "StandingOrderSkipped")]
+    assert len(visited) <= 3
     for _ in range(10):
         r = chain.block()
         ids = [e[0] for e in named(r, "StandingOrderPosted")] + [e[0] for e in named(r, "StandingOrderSkipped")]
@@ -198,11 +205,10 @@ def check_standing_list(ch) -> list[int]:
 def test_cancelling_the_order_under_the_cursor_moves_the_sweep_on(chain, monkeypatch):
     monkeypatch.setattr(Config, "max_standing_posts_per_block", 3)
     nonce = chain.nonce(BOB.public_key)
-    ok(chain.block(*(standing(chain, BOB, ASK, 50_000 + i, 10, nonce=nonce + i) for i in range(6))))
-    r = ok(chain.block(cancel_standing(chain, BOB, 3)))   # its hook visited 0..2; the cursor was on 3
-    assert [e[0] for e in named(r, "StandingOrderPosted")] == [0, 1, 2]
-    assert chain.read(lambda: market.standing_cursor.get()) == 4
-    r = chain.block()
+    r = ok(chain.block(*(standing(chain, BOB, ASK, 50_000 + i, 10, nonce=nonce + i) for i in range(6))))
+    assert [e[0] for e in named(r, "StandingOrderPosted")] == [0, 1, 2]    # its hook stopped on 3
+    assert chain.read(lambda: market.standing_cursor.get()) == 3
+    r = ok(chain.block(cancel_standing(chain, BOB, 3)))   # cancelling 3 moves the cursor on to 4
     assert [e[0] for e in named(r, "StandingOrderPosted")] == [4, 5]
     assert chain.read(lambda: market.standing_cursor.get()) is None
     assert check_standing_list(chain) == [0, 1, 2, 4, 5]

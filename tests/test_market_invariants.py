@@ -1,0 +1,1120 @@
+"""The energy market's invariants over random sequences of calls, readings and time, through the
+composed runtime with the dev genesis (cast as in tests/test_market.py: Alice registrar, Dave DSO of
+zones 1 and 2, Bob and Ferdie prosumers, Charlie consumer, Eve the GEUR issuer).
+
+A hypothesis state machine drives the chain and keeps its own model of what the issue specifies
+(licences, paused zones, envelopes, meters and the readings they accepted, the stablecoin supply the
+issuer created). Every extrinsic is applied on its own through a block builder, with its verdict
+predicted by the model first: a call predicted to fail must fail with that error and change nothing
+but the signer's fee and nonce (and the author's fee income); a reading predicted to be rejected must
+be refused by the block (it leaves no trace at all). After every step:
+
+  1. money is conserved: native issuance never changes (fees go to the author), GEUR supply moves
+     only by the issuer's mints and burns, and the balances add up to it;
+  2. the escrow account holds exactly the open obligations, derived from storage: every open bid's
+     cost(remaining, limit) (the all-in limit covers the largest grid fee) plus amount + fee of every
+     trade that is not final;
+  3. certificates minted per (zone, interval) equal the model's plausible export deltas of the
+     readings accepted; per token balances + retired == minted, retired <= minted; minted and
+     retired amounts never decrease, and retirements are exactly what settlement outcomes record;
+  4. every trade fits the capacity in force when it matched: the zone flows and link flows it adds
+     to stay within wh_in_interval(min(capacity, envelope)) (an envelope lowered later does not undo
+     trades, as market.py documents); stored flows equal the sums over trades;
+  5. both parties of every trade hold an active licence for their side when it matches (and the
+     trade's zones are not paused, the buyer is not the seller);
+  6. every trade's block time is before its interval's gate closure (and, market.py's rule behind it,
+     so is every order's, whether a call or the standing orders' hook placed it);
+  7. at teardown, after the settlement window and the arbitration window have passed, every trade
+     is SETTLED or REFUNDED, every order expired and the escrow is empty;
+  8. every block re-executes on a copy of its parent state to the same changes, events and state
+     (the in-memory harness has no trie; equal storage is equal state root), immediately and again
+     at teardown, after later blocks ran.
+
+The run is derandomized (the same examples every time, so CI is deterministic) and reports a failure
+unshrunk; GRIDCHAIN_FUZZ=<examples> explores with fresh seeds and shrinks what it finds. A found
+counter-example is kept below as a fixed sequence of the machine's rules.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from genesis.chain_spec import DEV_METERS, DEV_ROLES, DEV_TARIFFS, dev_spec
+from pallets import balances, certificates, grid, identity, market, metering, settlement, system, timestamp
+from pallets.identity import Role, Status
+from pallets.market import ASK, ASK_ROLES, BID, BID_ROLES, ESCROW_ACCOUNT
+from pallets.market_engine import cost
+from primitives.extrinsic import Call, Extrinsic
+from primitives.meter_reading import Reading, SignedReading, sign_reading
+from runtime.api import InvalidTransaction
+from runtime.executive import execute_block
+from runtime.storage import Overlay, externalities
+from tests.runtime_harness import GENESIS_HASH, MemState
+from tests.test_market import (
+    ALICE,
+    BOB,
+    CHARLIE,
+    DAVE,
+    EVE,
+    FERDIE,
+    METER,
+    STABLE,
+    _stable_balances,
+    ask,
+    bid,
+    cancel,
+    check_invariants,
+    goto,
+    new_chain,
+)
+from tests.test_metering import reading_xt
+from tests.test_settlement import METER_KEY, REASON
+
+I = grid.Config.interval_s
+GATE = market.Config.gate_closure_s
+WINDOW = metering.Config.settlement_window_intervals
+DRIFT = metering.Config.max_drift_s
+ME, SE, GE, IE, BE, MTE = (market.Error, settlement.Error, grid.Error, identity.Error, balances.Error,
+                           metering.Error)
+
+_GENESIS = dev_spec()["genesis"]["runtimeGenesis"]["config"]
+_GRID = _GENESIS["grid"]
+ZONE_CAP = {z["id"]: (z["import_capacity_w"], z["export_capacity_w"]) for z in _GRID["zones"]}
+LINK_W = {(a, b): w for a, b, w in _GRID["links"]}
+BANDS = tuple(tuple(b) for b in _GRID["tou_bands"])
+
+KP = {"Alice": ALICE, "Bob": BOB, "Charlie": CHARLIE, "Dave": DAVE, "Eve": EVE, "Ferdie": FERDIE}
+assert set(KP) == set(DEV_ROLES)
+NAME = {kp.public_key: n for n, kp in KP.items()}
+BY_KEY = {kp.public_key: kp for kp in KP.values()}
+METER_OF = {KP[o].public_key: METER_KEY[KP[o]].public_key for o, *_ in DEV_METERS}     # owner -> meter
+UNKNOWN_METER = b"\x09" * 32
+#: per-block bounds of the hooks, made tiny in some runs: (config, name, small value)
+SMALL_BUDGETS = [(market.Config, "max_expiries_per_block", 2), (settlement.Config, "max_trades_per_block", 2),
+                 (settlement.Config, "max_intervals_per_block", 3)]
+
+TRADE_MATCHED = (market.pallet.index, market.TradeMatched._event_index)
+ORDER_PLACED = (market.pallet.index, market.OrderPlaced._event_index)
+STANDING_POSTED = (market.pallet.index, market.StandingOrderPosted._event_index)
+SYSTEM_OR_FEE = {system.pallet.index, 4}          # ExtrinsicFailed, TransactionFeePaid
+
+
+def istart(ts: int) -> int:
+    return grid.interval_start(ts)
+
+
+def wh(power_w: int) -> int:
+    return market.wh_in_interval(power_w)
+
+
+def grid_fee(from_zone: int, to_zone: int, t: int) -> int:
+    return DEV_TARIFFS["local" if from_zone == to_zone else "cross"][grid.band_of(BANDS, t)]
+
+
+@dataclasses.dataclass
+class MeterModel:
+    key: Any
+    owner: bytes
+    zone: int
+    kind: int
+    rated_w: int
+    active: bool = True
+    has_reading: bool = False
+    last_seq: int = 0
+    last_interval: int = 0
+    imp: int = 0
+    exp: int = 0
+    implausible: int = 0
+    intervals: set = dataclasses.field(default_factory=set)
+    last_signed: Any = None
+
+
+@dataclasses.dataclass
+class Lic:
+    roles: int
+    status: int = Status.ACTIVE
+
+
+@dataclasses.dataclass
+class OrderRec:
+    owner: bytes
+    side: int
+    zone: int
+    t: int
+    price: int
+    qty: int
+    meter: bytes | None
+
+
+@dataclasses.dataclass
+class Item:
+    """One extrinsic of a block: built and judged once the block's time is known (inside the
+    builder, after the hooks ran); `expect` returns None (success) or the ErrorDef it must fail or be
+    rejected with; `on_ok` updates the model after a success."""
+    make: Callable[[int], bytes]
+    expect: Callable[[int], Any]
+    signer: Any = None
+    on_ok: Callable[[int], None] = lambda now: None
+    meter: bytes | None = None
+
+
+def _pick(seq: list, n: int):
+    return seq[n % len(seq)] if seq else None
+
+
+def mostly(valid, edges: list):
+    """`valid` four times in five, else one of the edge values (some out of bounds)."""
+    return st.one_of(valid, valid, valid, valid, st.sampled_from(edges))
+
+
+PRICE = mostly(st.integers(1_000, 250_000),
+               [0, 1, market.Config.max_price_per_kwh, market.Config.max_price_per_kwh + 1])
+QTY = mostly(st.integers(1, 2_600), [0, 3_751, market.Config.max_quantity_wh + 1])
+AHEAD = st.sampled_from([1, 1, 1, 2, 2, 3, 0, -1, 4, 6, 97, "unaligned"])
+
+
+class MarketMachine(RuleBasedStateMachine):
+
+    # --- set-up ---------------------------------------------------------------------------
+    @initialize(small_budgets=st.booleans())
+    def start(self, small_budgets=False):
+        """A fresh dev chain; with `small_budgets` the hooks' per-block bounds are tiny, so that
+        expiry and settlement spread over blocks (restored at teardown)."""
+        self.saved_config = [(cfg, name, getattr(cfg, name)) for cfg, name, _ in SMALL_BUDGETS]
+        self.small_budgets = small_budgets
+        if small_budgets:
+            for cfg, name, value in SMALL_BUDGETS:
+                setattr(cfg, name, value)
+        self.chain = new_chain()
+        c = self.chain
+        self.lic = {KP[n].public_key: Lic(identity.roles_from_names(r)) for n, r in DEV_ROLES.items()}
+        self.paused = {z: False for z in ZONE_CAP}
+        self.env: dict = {}
+        self.meters = {METER_KEY[KP[o]].public_key: MeterModel(METER_KEY[KP[o]], KP[o].public_key, z, k, w)
+                       for o, z, k, w in DEV_METERS}
+        self.stable_supply = c.read(lambda: balances.assets.get(STABLE).supply)
+        self.native_issuance = c.read(lambda: balances.total_issuance.get())
+        self.minted: dict = defaultdict(int)
+        self.orders: dict[int, OrderRec] = {}
+        self.standing: dict[int, tuple[bytes, bytes]] = {}         # standing id -> (owner, meter)
+        self.standing_meter: dict[int, bytes] = {}                  # every standing id ever set -> meter
+        self.standing_count: dict = defaultdict(int)
+        self.n_trades = 0
+        self.dflow: dict = defaultdict(int)                          # derived from trades as they match
+        self.finals: dict = {}                                       # trade id -> (status, outcome)
+        self.trade_records: dict = {}
+        self.cert_seen: dict = {}
+        self.retired_seen: dict = {}
+        self.blocks: list = []                                       # (parent, hash, number, xts, changes, events)
+        self.stats: dict = defaultdict(int)                          # outcomes seen, for coverage events
+
+    # --- producing blocks -----------------------------------------------------------------
+    def snapshot(self):
+        return ({k: dataclasses.replace(v) for k, v in self.lic.items()}, dict(self.paused), dict(self.env))
+
+    def produce(self, *items: Item):
+        """One block with `items`, each judged against its predicted verdict."""
+        chain = self.chain
+        parent, parent_hash, number = MemState(chain.state), chain.hashes[-1], chain.number + 1
+        phases = {0: self.snapshot()}
+        xt_meter = {}
+        b = chain.builder()
+        now = chain.now_ms // 1000
+        author = chain.author.public_key
+        for it in items:
+            index = len(b.extrinsics)
+            phases[index] = self.snapshot()
+            with externalities(b.overlay):
+                expected = it.expect(now)
+                xt = it.make(now)
+                who = it.signer.public_key if it.signer is not None else None
+                fees_before = (system.account.get(who).free, system.account.get(author).free) if who else None
+            kind = chain.runtime.decode(xt).call.name
+            before, n_events = b.overlay.changes(), len(b.overlay.events)
+            try:
+                out = b.apply(xt)
+            except InvalidTransaction as e:
+                assert it.signer is None, f"a signed extrinsic was refused: {e.reason}"
+                assert expected is not None, f"a valid reading was refused: {e.reason}"
+                assert e.reason == expected.message, (e.reason, expected.message)
+                self.stats["reading rejected"] += 1
+                assert b.overlay.changes() == before and len(b.overlay.events) == n_events, \
+                    "a rejected reading left a trace"
+                continue
+            got = None if out.error is None else out.error.to_plain()[2]
+            self.stats[f"{kind} {'ok' if got is None else 'failed'}"] += 1
+            want = None if expected is None else expected.message
+            assert got == want, f"expected {want!r}, got {got!r}"
+            if got is not None:
+                self.assert_only_fee_changed(parent, before, b.overlay.changes(), who, author,
+                                             b.overlay.events[n_events:])
+                with externalities(b.overlay):
+                    free_after = (system.account.get(who).free, system.account.get(author).free)
+                if who != author:
+                    assert fees_before[0] - free_after[0] == out.fee == free_after[1] - fees_before[1]
+            else:
+                xt_meter[index] = it.meter
+                with externalities(b.overlay):
+                    it.on_ok(now)
+        phases["end"] = self.snapshot()                       # for events of on_finalize hooks
+        xts = list(b.extrinsics)
+        result = chain.commit(b)
+        self.after_block(parent, parent_hash, number, xts, result, phases, xt_meter)
+        return result
+
+    def jump(self, ts: int):
+        """An empty block at unix second ts (tests.test_market.goto), then the same checks."""
+        chain = self.chain
+        parent, parent_hash, number = MemState(chain.state), chain.hashes[-1], chain.number + 1
+        phases = {0: self.snapshot()}
+        goto(chain, ts)
+        xts = [Extrinsic(Call(1, 0, (chain.now_ms,))).encode()]      # the harness's timestamp inherent
+        self.after_block(parent, parent_hash, number, xts, None, phases, {})
+
+    def tick(self):
+        return self.produce()
+
+    @staticmethod
+    def assert_only_fee_changed(parent, before, after, who, author, new_events):
+        def eff(ch, k):
+            return ch[k] if k in ch else parent.get(k)
+        changed = {k for k in set(before) | set(after) if eff(before, k) != eff(after, k)}
+        allowed = {system.account.key_of(who), system.account.key_of(author)}
+        assert changed <= allowed, f"a failed call changed {len(changed - allowed)} storage entries"
+        assert {e[1] for e in new_events} <= SYSTEM_OR_FEE, new_events
+
+    def replay(self, parent, parent_hash, number, xts):
+        b = self.chain.runtime.begin_block(MemState(parent), parent_hash, number, self.chain.digest())
+        return execute_block(b, xts)
+
+    def after_block(self, parent, parent_hash, number, xts, result, phases, xt_meter):
+        chain = self.chain
+        # 8. re-execution on a copy of the parent state gives the same changes, events and state
+        again = self.replay(parent, parent_hash, number, xts)
+        if result is not None:
+            assert again.changes == result.changes, "replay: different changes"
+            assert again.events == result.events, "replay: different events"
+        post = MemState(parent)
+        post.apply(again.changes)
+        assert post == chain.state, "replay: different state"
+        self.blocks.append((parent, parent_hash, number, xts, again.changes, again.events))
+        self.check_block_events(again.events, phases, xt_meter, chain.now_ms // 1000)
+        # the expiry hook (which sees the parent's time) left no order whose gate had closed by then
+        with externalities(Overlay(parent)):
+            seen_by_hooks = timestamp.now_s()
+        late = chain.read(lambda: [o.id for _, o in market.orders.items()
+                                   if not market.gate_open(o.interval_start, seen_by_hooks)])
+        assert not late or self.small_budgets, f"orders {late} outlived their gate closure"
+
+    def check_block_events(self, events, phases, xt_meter, block_time):
+        matched = []
+        for phase, p, e, fields in events:
+            if (p, e) == ORDER_PLACED:
+                oid, owner, side, zone, t, price, qty, locked = fields
+                meter = xt_meter.get(phase[1]) if phase[0] == 1 else None
+                self.orders[oid] = OrderRec(owner, side, zone, t, price, qty, meter)
+                assert locked == (cost(qty, price) if side == BID else 0)
+                # market.py's gate rule, which invariant 6 rests on: no order is accepted (by a call or
+                # by the standing orders' hook) in a block whose time is past the interval's gate
+                assert block_time < t - GATE, (f"order {oid} for {t} accepted at {block_time}, its gate closed "
+                                               f"at {t - GATE} (phase {phase})")
+            elif (p, e) == STANDING_POSTED:
+                sid, oid, _t = fields
+                self.orders[oid].meter = self.standing_meter[sid]
+            elif (p, e) == TRADE_MATCHED:
+                matched.append((phase, fields))
+        for phase, f in matched:
+            # the model as it stood when the trade matched: hooks first, then each extrinsic in turn
+            at = 0 if phase[0] == 0 else phase[1] if phase[0] == 1 else "end"
+            lic, paused, env = phases.get(at, phases[0])
+            tid, t, bid_id, ask_id, buyer, seller, from_zone, to_zone, w, price, fee = f
+            assert tid == self.n_trades, "trade ids are one sequence"
+            self.n_trades += 1
+            # 5. licensed parties (at the time of the match), zones not paused, no self-trade
+            assert self._licensed(lic, buyer, BID_ROLES), f"trade {tid}: buyer {NAME.get(buyer)} not licensed"
+            assert self._licensed(lic, seller, ASK_ROLES), f"trade {tid}: seller {NAME.get(seller)} not licensed"
+            assert not paused[from_zone] and not paused[to_zone], f"trade {tid} in a paused zone"
+            assert buyer != seller
+            # 6. matched before gate closure, by block time
+            assert block_time < t - GATE, (f"trade {tid} matched at {block_time}, gate of {t} closed at "
+                                           f"{t - GATE} (phase {phase})")
+            # the orders and the price rules
+            b, a = self.orders[bid_id], self.orders[ask_id]
+            assert (b.side, a.side, b.owner, a.owner) == (BID, ASK, buyer, seller)
+            assert (b.zone, a.zone, b.t, a.t) == (to_zone, from_zone, t, t)
+            assert fee == grid_fee(from_zone, to_zone, t)
+            assert price >= a.price and price + fee <= b.price
+            rec = self.chain.read(lambda tid=tid: market.trade(tid))
+            assert (rec.buyer_meter, rec.seller_meter) == (b.meter, a.meter)
+            assert (rec.wh, rec.amount, rec.fee_amount) == (w, cost(w, price), cost(w, fee))
+            # 4. capacity in force at the match
+            rooms = [(("exp", from_zone, t), self._room(env, from_zone, t)[1]),
+                     (("imp", to_zone, t), self._room(env, to_zone, t)[0])]
+            if from_zone != to_zone:
+                rooms.append((("link", from_zone, to_zone, t), wh(LINK_W.get((from_zone, to_zone), 0))))
+            for key, room in rooms:
+                self.dflow[key] += w
+                assert self.dflow[key] <= room, f"trade {tid}: {key} at {self.dflow[key]} Wh > {room} Wh"
+
+    @staticmethod
+    def _licensed(lic, who, roles) -> bool:
+        p = lic.get(who)
+        return p is not None and p.status == Status.ACTIVE and any(p.roles & int(r) for r in roles)
+
+    @staticmethod
+    def _room(env, zone, t):
+        imp, exp = ZONE_CAP[zone]
+        e = env.get((zone, t))
+        if e is not None:
+            imp, exp = min(imp, e[0]), min(exp, e[1])
+        return wh(imp), wh(exp)
+
+    # --- orders ---------------------------------------------------------------------------
+    def order_verdict(self, side, who, zone, t, price, qty, meter, now, placing=True):
+        """The error a placement must fail with, None if it must be accepted (the checks of
+        market.do_place_bid/do_place_ask in their order; `placing` False: set_standing_order's, which
+        neither checks a pause nor locks escrow)."""
+        C = market.Config
+        if not C.min_price_per_kwh <= price <= C.max_price_per_kwh:
+            return ME.PriceOutOfBounds
+        if not C.min_quantity_wh <= qty <= C.max_quantity_wh:
+            return ME.QuantityOutOfBounds
+        if t % I:
+            return ME.UnalignedInterval
+        if not now < t - GATE:
+            return ME.GateClosed
+        if t > istart(now) + C.max_intervals_ahead * I:
+            return ME.TooFarAhead
+        if zone not in ZONE_CAP:
+            return ME.UnknownZone
+        if placing and self.paused[zone]:
+            return ME.ZonePaused
+        p = self.lic.get(who)
+        if p is None or not any(p.roles & int(r) for r in (BID_ROLES if side == BID else ASK_ROLES)):
+            return ME.NotLicensed
+        if p.status != Status.ACTIVE:
+            return ME.LicenceNotActive
+        m = self.meters.get(meter)
+        if m is None:
+            return ME.UnknownMeter
+        if m.owner != who:
+            return ME.NotMeterOwner
+        if m.zone != zone:
+            return ME.MeterInOtherZone
+        if not m.active:
+            return ME.MeterNotActive
+        if side == BID and m.kind == metering.KIND_EXPORT:
+            return ME.MeterCannotImport
+        if side == ASK and m.kind == metering.KIND_IMPORT:
+            return ME.MeterCannotExport
+        if qty > wh(m.rated_w):
+            return ME.ExceedsMeterRating
+        if placing and side == BID and balances.asset_balance_of(STABLE, who) < cost(qty, price):
+            return ME.InsufficientFunds
+        return None
+
+    def _order_meter(self, who, choice):
+        own = METER_OF.get(who.public_key, METER[BOB])
+        if choice == "own":
+            return own
+        if choice == "unknown":
+            return UNKNOWN_METER
+        return next(m for m in self.meters if m != own)
+
+    @rule(who=st.sampled_from(["Bob", "Charlie", "Charlie", "Ferdie", "Eve"]), side=st.sampled_from([BID, ASK]),
+          zone=st.sampled_from(["own"] * 5 + ["other", 9]), ahead=AHEAD, price=PRICE, qty=QTY,
+          meter=st.sampled_from(["own"] * 8 + ["other", "unknown"]), green=st.booleans())
+    def place_order(self, who, side, zone, ahead, price, qty, meter, green):
+        who = KP[who]
+        meter_id = self._order_meter(who, meter)
+        own_zone = self.meters[METER_OF[who.public_key]].zone if who.public_key in METER_OF else 1
+        z = own_zone if zone == "own" else (3 - own_zone if zone == "other" else zone)
+
+        def when(now):
+            return istart(now) + I + 1 if ahead == "unaligned" else istart(now) + ahead * I
+
+        def make(now):
+            if side == BID:
+                return bid(self.chain, who, price, qty, zone=z, t=when(now), meter=meter_id, green=green)
+            return ask(self.chain, who, price, qty, zone=z, t=when(now), meter=meter_id)
+        self.produce(Item(make, lambda now: self.order_verdict(side, who.public_key, z, when(now), price, qty,
+                                                               meter_id, now), who, meter=meter_id))
+
+    @rule(seller=st.sampled_from(["Bob", "Ferdie"]), ahead=st.integers(1, 3), price=st.integers(10_000, 120_000),
+          spread=st.integers(-20_000, 80_000), qty=st.integers(1, 2_000), qty2=st.integers(1, 2_000))
+    def crossing_orders(self, seller, ahead, price, spread, qty, qty2):
+        """An ask then a bid for the same interval at prices that often cross (one block each)."""
+        seller = KP[seller]
+        for who, side, p, q in ((seller, ASK, price, qty), (CHARLIE, BID, price + 35_000 + spread, qty2)):
+            meter_id = METER_OF[who.public_key]
+            z = self.meters[meter_id].zone
+
+            def make(now, who=who, side=side, p=p, q=q, z=z, meter_id=meter_id):
+                t = istart(now) + ahead * I
+                return (bid if side == BID else ask)(self.chain, who, p, q, zone=z, t=t, meter=meter_id)
+            self.produce(Item(make, lambda now, who=who, side=side, p=p, q=q, z=z, meter_id=meter_id:
+                              self.order_verdict(side, who.public_key, z, istart(now) + ahead * I, p, q,
+                                                 meter_id, now), who, meter=meter_id))
+
+    @rule(who=st.sampled_from(["Bob", "Charlie", "Ferdie"]), n=st.integers(0, 10**6))
+    def cancel_order(self, who, n):
+        who = KP[who]
+        ids = sorted(self.orders) + [10**9]
+        oid = ids[n % len(ids)]
+
+        def expect(now):
+            o = market.orders.get(oid)
+            if o is None:
+                return ME.UnknownOrder
+            if o.owner != who.public_key:
+                return ME.NotOrderOwner
+            if not market.gate_open(o.interval_start, now):
+                return ME.GateClosed
+            return None
+        self.produce(Item(lambda now: cancel(self.chain, who, oid), expect, who))
+
+    # --- standing orders --------------------------------------------------------------------
+    @rule(who=st.sampled_from(["Bob", "Charlie", "Ferdie"]), side=st.sampled_from([BID] * 4 + [ASK] * 4 + [2]),
+          price=st.integers(30_000, 200_000), qty=st.integers(1, 1_500), green=st.booleans())
+    def set_standing_order(self, who, side, price, qty, green):
+        who = KP[who]
+        meter_id = METER_OF[who.public_key]
+        zone = self.meters[meter_id].zone
+
+        def expect(now):
+            if side not in (BID, ASK):
+                return ME.InvalidSide
+            v = self.order_verdict(side, who.public_key, zone, istart(now) + 4 * I, price, qty, meter_id, now,
+                                   placing=False)
+            if v is None and self.standing_count[who.public_key] >= market.Config.max_standing_per_owner:
+                return ME.TooManyStandingOrders
+            return v
+
+        def on_ok(now):
+            sid = market.next_standing_id.get() - 1
+            self.standing[sid] = (who.public_key, meter_id)
+            self.standing_meter[sid] = meter_id
+            self.standing_count[who.public_key] += 1
+        self.produce(Item(lambda now: self.chain.xt(who, "market", "set_standing_order", side, zone, price, qty,
+                                                    meter_id, green), expect, who, on_ok))
+
+    @rule(who=st.sampled_from(["Bob", "Charlie", "Ferdie"]), n=st.integers(0, 10**6))
+    def cancel_standing_order(self, who, n):
+        who = KP[who]
+        ids = sorted(self.standing) + [10**6]
+        sid = ids[n % len(ids)]
+        self._cancel_standing(who, sid)
+
+    def _cancel_standing(self, who, sid):
+        def expect(now):
+            if sid not in self.standing:
+                return ME.UnknownStandingOrder
+            return None if self.standing[sid][0] == who.public_key else ME.NotStandingOrderOwner
+
+        def on_ok(now):
+            del self.standing[sid]
+            self.standing_count[who.public_key] -= 1
+        self.produce(Item(lambda now: self.chain.xt(who, "market", "cancel_standing_order", sid), expect, who,
+                          on_ok))
+
+    # --- meter readings -------------------------------------------------------------------
+    def reading_verdict(self, m: MeterModel, seq, t, imp, exp, forged, now):
+        if forged:
+            return MTE.BadReadingSignature
+        if not m.active:
+            return MTE.MeterSuspendedError
+        if t % I:
+            return MTE.UnalignedInterval
+        if now + DRIFT < t + I:
+            return MTE.IntervalNotEnded
+        if now >= t + I + WINDOW * I:
+            return MTE.WindowClosed
+        if m.has_reading and seq == m.last_seq:
+            return MTE.ReadingReplayed
+        if m.has_reading and seq < m.last_seq:
+            return MTE.SequenceTooLow
+        if t in m.intervals:
+            return MTE.DuplicateInterval
+        if not m.has_reading:
+            return None
+        if t < m.last_interval:
+            return MTE.OutOfOrder
+        if imp < m.imp or exp < m.exp:
+            return MTE.RegisterDecreased
+        return None
+
+    def accept_reading(self, m: MeterModel, signed):
+        r = signed.reading
+        if not m.has_reading:
+            d_imp = d_exp = intervals = 0
+            plausible = True
+        else:
+            d_imp, d_exp = r.import_wh - m.imp, r.export_wh - m.exp
+            span = r.interval_start - m.last_interval
+            intervals = span // I
+            bound = m.rated_w * span
+            plausible = (d_imp * 3600 <= (bound if m.kind != metering.KIND_EXPORT else 0)
+                         and d_exp * 3600 <= (bound if m.kind != metering.KIND_IMPORT else 0))
+        e = metering.interval_energy.get(r.meter, r.interval_start)
+        assert (e.import_wh, e.export_wh, e.plausible, e.intervals) == (d_imp, d_exp, plausible, intervals)
+        if not plausible:
+            m.implausible = min(m.implausible + 1, 255)
+        if m.implausible >= metering.Config.rogue_threshold:
+            m.active = False
+        m.has_reading, m.last_seq, m.last_interval, m.imp, m.exp = True, r.seq, r.interval_start, r.import_wh, \
+            r.export_wh
+        m.intervals.add(r.interval_start)
+        m.last_signed = signed
+        if plausible and d_exp > 0:
+            self.minted[(m.zone, r.interval_start)] += d_exp
+
+    @rule(owner=st.sampled_from(["Bob", "Charlie", "Ferdie"]),
+          mode=st.sampled_from(["valid"] * 8 + ["late", "early", "replay", "backwards", "implausible", "seq_low",
+                                                "forged", "unaligned"]),
+          back=st.integers(0, 3), seq_step=st.integers(1, 3), f_imp=st.integers(0, 100), f_exp=st.integers(0, 100))
+    def submit_reading(self, owner, mode, back, seq_step, f_imp, f_exp):
+        owner = KP[owner]
+        key = METER_KEY[owner]
+        m = self.meters[key.public_key]
+        one = wh(m.rated_w)
+        d_imp = one * f_imp // 100 if m.kind != metering.KIND_EXPORT else 0
+        d_exp = one * f_exp // 100 if m.kind != metering.KIND_IMPORT else 0
+        box = {}
+
+        def make(now):
+            seq, imp, exp = m.last_seq + seq_step, m.imp + d_imp, m.exp + d_exp
+            t = istart(now) - (1 + back) * I
+            if mode == "late":
+                t = istart(now) - (WINDOW + 1 + back) * I
+            elif mode == "early":
+                t = istart(now) + (back % 2) * I
+            elif mode == "unaligned":
+                t += 60
+            elif mode == "backwards" and (m.imp or m.exp):
+                imp, exp = (m.imp - 1, exp) if m.imp else (imp, m.exp - 1)
+            elif mode == "implausible":
+                exp = m.exp + 3 * one * (back + 2) + 1
+            elif mode == "seq_low" and m.last_seq > 0:
+                seq = m.last_seq - 1
+            if mode == "replay" and m.last_signed is not None:
+                signed = m.last_signed
+            else:
+                signed = sign_reading(key, Reading(key.public_key, seq, t, imp, exp), GENESIS_HASH)
+            if mode == "forged":        # tampered with after signing
+                signed = SignedReading(Reading(key.public_key, seq, t, imp, exp + 1), signed.signature)
+            box["signed"] = signed
+            return reading_xt(signed)
+
+        def expect(now):
+            make(now)
+            r = box["signed"].reading
+            return self.reading_verdict(m, r.seq, r.interval_start, r.import_wh, r.export_wh, mode == "forged",
+                                        now)
+        self.produce(Item(make, expect, None, lambda now: self.accept_reading(m, box["signed"])))
+
+    @rule(fractions=st.lists(st.integers(0, 100), min_size=6, max_size=6))
+    def meters_report(self, fractions):
+        """The meter fleet reports: every active meter sends a valid reading for each ended interval
+        since its last one that is still within the settlement window (its first: a baseline), in
+        order, all in one block; `fractions` are each meter's import and export per interval in % of
+        what its rated power moves in one."""
+        now = self.chain.now_ms // 1000 + 1                         # the next block's time
+        items = []
+        for i, owner in enumerate((BOB, CHARLIE, FERDIE)):
+            key = METER_KEY[owner]
+            m = self.meters[key.public_key]
+            last_ended, oldest = istart(now) - I, istart(now) - WINDOW * I
+            first = max(m.last_interval + I, oldest) if m.has_reading else last_ended
+            one = wh(m.rated_w)
+            d_imp = one * fractions[2 * i] // 100 if m.kind != metering.KIND_EXPORT else 0
+            d_exp = one * fractions[2 * i + 1] // 100 if m.kind != metering.KIND_IMPORT else 0
+            for t in range(first, last_ended + 1, I):
+                box = {}
+
+                def make(now_, key=key, m=m, t=t, box=box, d_imp=d_imp, d_exp=d_exp):
+                    assert now_ == now
+                    box["signed"] = sign_reading(key, Reading(key.public_key, m.last_seq + 1, t, m.imp + d_imp,
+                                                              m.exp + d_exp), GENESIS_HASH)
+                    return reading_xt(box["signed"])
+
+                def expect(now_, m=m, make=make, box=box):
+                    make(now_)
+                    r = box["signed"].reading
+                    return self.reading_verdict(m, r.seq, r.interval_start, r.import_wh, r.export_wh, False, now_)
+                items.append(Item(make, expect, None, lambda now_, m=m, box=box: self.accept_reading(m, box["signed"])))
+        self.produce(*items)
+
+    @rule(offset=st.integers(0, 120), fractions=st.lists(st.integers(0, 100), min_size=6, max_size=6))
+    def next_interval(self, offset, fractions):
+        """On to the next interval, where the meters report the one that just ended."""
+        self.jump(istart(self.chain.now_ms // 1000) + I + offset)
+        self.meters_report(fractions)
+
+    @rule(owner=st.sampled_from(["Bob", "Charlie", "Ferdie"]), by=st.sampled_from(["Dave", "Dave", "Bob"]),
+          suspend=st.sampled_from([True, False, False]))
+    def suspend_or_reinstate_meter(self, owner, by, suspend):
+        owner, by = KP[owner], KP[by]
+        meter_id = METER_OF[owner.public_key]
+        suspended = [k for k, mm in self.meters.items() if not mm.active]
+        if not suspend and self.meters[meter_id].active and suspended:
+            meter_id = suspended[0]          # mostly reinstate one that is suspended
+        m = self.meters[meter_id]
+
+        def expect(now):
+            if by is not DAVE:
+                return MTE.NotAuthorized
+            if suspend and not m.active:
+                return MTE.NotActive
+            if not suspend and m.active:
+                return MTE.NotSuspended
+            return None
+
+        def on_ok(now):
+            m.active = not suspend
+            if not suspend:
+                m.implausible = 0
+        self.produce(Item(lambda now: self.chain.xt(by, "metering", "suspend_meter" if suspend else "reinstate_meter",
+                                                    meter_id), expect, by, on_ok))
+
+    # --- licences, zones, envelopes ---------------------------------------------------------
+    @rule(action=st.sampled_from(["suspend"] * 8 + ["reinstate"] * 10 + ["revoke"]),
+          whom=st.sampled_from(["Bob", "Charlie", "Ferdie", "Eve", "Dave", "Alice"]),
+          by=st.sampled_from(["Alice"] * 5 + ["Bob"]))
+    def licence(self, action, whom, by):
+        whom, by = KP[whom], KP[by]
+        if action == "revoke" and whom is DAVE:
+            whom = EVE                      # keep the DSO: zones need it for the rest of the run
+        suspended = [k for k, p in self.lic.items() if p.status == Status.SUSPENDED]
+        if action == "reinstate" and self.lic[whom.public_key].status != Status.SUSPENDED and suspended:
+            whom = BY_KEY[suspended[0]]      # mostly reinstate one that is suspended
+        who = whom.public_key
+
+        def expect(now):
+            if not self._licensed(self.lic, by.public_key, (Role.REGISTRAR,)):
+                return IE.NotRegistrar
+            if action != "reinstate" and who == by.public_key:
+                return IE.SelfAction
+            p = self.lic.get(who)
+            if p is None:
+                return IE.NotParticipant
+            if p.status == Status.REVOKED:
+                return IE.RevocationIsFinal
+            if action == "suspend" and p.status != Status.ACTIVE:
+                return IE.NotActive
+            if action == "reinstate" and p.status != Status.SUSPENDED:
+                return IE.NotSuspended
+            return None
+
+        def on_ok(now):
+            self.lic[who].status = {"suspend": Status.SUSPENDED, "reinstate": Status.ACTIVE,
+                                    "revoke": Status.REVOKED}[action]
+        args = (who,) if action == "reinstate" else (who, b"\x03" * 32)
+        self.produce(Item(lambda now: self.chain.xt(by, "identity", action, *args), expect, by, on_ok))
+
+    def _dso_verdict(self, by, zone):
+        if zone not in ZONE_CAP:
+            return GE.UnknownZone
+        if by is not DAVE:
+            return GE.NotZoneDso
+        if not self._licensed(self.lic, DAVE.public_key, (Role.DSO,)):
+            return GE.NotLicensedDso
+        return None
+
+    @rule(zone=st.sampled_from([1, 2, 1, 2, 9]), by=st.sampled_from(["Dave"] * 4 + ["Bob"]), pause=st.booleans())
+    def pause_or_resume_zone(self, zone, by, pause):
+        by = KP[by]
+        def expect(now):
+            v = self._dso_verdict(by, zone)
+            if v is None and pause and self.paused[zone]:
+                return GE.AlreadyPaused
+            if v is None and not pause and not self.paused[zone]:
+                return GE.NotPaused
+            return v
+
+        def on_ok(now):
+            self.paused[zone] = pause
+        args = (zone, b"\x04" * 32) if pause else (zone,)
+        self.produce(Item(lambda now: self.chain.xt(by, "grid", "pause_zone" if pause else "resume_zone", *args),
+                          expect, by, on_ok))
+
+    @rule(zone=st.sampled_from([1, 2]), ahead=st.sampled_from([0, 1, 1, 2, 2, 3, -1, "unaligned"]),
+          imp=st.one_of(st.integers(0, 20_000), st.just(260_000)), exp=st.integers(0, 20_000))
+    def set_envelope(self, zone, ahead, imp, exp):
+        def when(now):
+            return istart(now) + I + 1 if ahead == "unaligned" else istart(now) + ahead * I
+
+        def expect(now):
+            t = when(now)
+            v = self._dso_verdict(DAVE, zone)
+            if v is None:
+                if t % I:
+                    return GE.UnalignedInterval
+                if t < now:
+                    return GE.IntervalInPast
+                if imp > ZONE_CAP[zone][0] or exp > ZONE_CAP[zone][1]:
+                    return GE.EnvelopeAboveCapacity
+            return v
+
+        def on_ok(now):
+            self.env[(zone, when(now))] = (imp, exp)
+        self.produce(Item(lambda now: self.chain.xt(DAVE, "grid", "set_envelope", zone, when(now), imp, exp),
+                          expect, DAVE, on_ok))
+
+    # --- money ------------------------------------------------------------------------------
+    @rule(by=st.sampled_from(["Eve"] * 4 + ["Bob"]), to=st.sampled_from(["Bob", "Charlie", "Ferdie", "Eve"]),
+          amount=st.one_of(st.integers(1, 10**9), st.just(0)), burn=st.booleans())
+    def mint_or_burn(self, by, to, amount, burn):
+        by, to = KP[by], KP[to]
+        def expect(now):
+            if by is not EVE:
+                return BE.NotIssuer
+            if not self._licensed(self.lic, EVE.public_key, (Role.ISSUER,)):
+                return BE.IssuerNotLicensed
+            if amount == 0:
+                return BE.ZeroAmount
+            if burn and balances.asset_balance_of(STABLE, EVE.public_key) < amount:
+                return BE.InsufficientBalance
+            return None
+
+        def on_ok(now):
+            self.stable_supply += -amount if burn else amount
+        if burn:
+            make = lambda now: self.chain.xt(by, "balances", "burn", STABLE, amount)
+        else:
+            make = lambda now: self.chain.xt(by, "balances", "mint", STABLE, to.public_key, amount)
+        self.produce(Item(make, expect, by, on_ok))
+
+    @rule(source=st.sampled_from(["Bob", "Charlie", "Dave", "Ferdie"]),
+          dest=st.sampled_from(["Bob", "Charlie", "Eve", "Ferdie"]),
+          percent=st.sampled_from([0, 1, 10, 50, 99, 100, 101]))
+    def transfer_stablecoin(self, source, dest, percent):
+        source, dest = KP[source], KP[dest]
+        have = self.chain.asset(STABLE, source.public_key)
+        amount = have * percent // 100 + (1 if percent > 100 else 0)
+
+        def expect(now):
+            if source is dest:
+                return BE.SelfTransfer
+            if amount == 0:
+                return BE.ZeroAmount
+            if balances.asset_balance_of(STABLE, source.public_key) < amount:
+                return BE.InsufficientBalance
+            return None
+        self.produce(Item(lambda now: self.chain.xt(source, "balances", "transfer_asset", STABLE, dest.public_key,
+                                                    amount), expect, source))
+
+    # --- disputes -----------------------------------------------------------------------------
+    @rule(n=st.integers(0, 10**6), party=st.sampled_from(["buyer", "buyer", "seller", "seller", "other"]))
+    def dispute(self, n, party):
+        now = self.chain.now_ms // 1000 + 1                         # the next block's time
+        open_now = self.chain.read(lambda: [
+            tid for tid, t in market.trades.items()
+            if t.interval_start + I <= now < settlement.window_closes_at(t.interval_start)
+            and settlement.status.get(tid) is None])
+        tid = _pick(open_now, n) if open_now and n % 4 else n % (self.n_trades + 1)
+        rec = self.chain.read(lambda: market.trade(tid))
+        who = DAVE if rec is None or party == "other" else BY_KEY[rec.buyer if party == "buyer" else rec.seller]
+
+        def expect(now):
+            t = market.trade(tid)
+            if t is None:
+                return SE.UnknownTrade
+            if who.public_key not in (t.buyer, t.seller):
+                return SE.NotParty
+            s = settlement.status.get(tid)
+            if s in settlement.FINAL:
+                return SE.AlreadyFinal
+            if s == settlement.DISPUTED:
+                return SE.AlreadyDisputed
+            if now < t.interval_start + I:
+                return SE.DisputeWindowNotOpen
+            if now >= settlement.window_closes_at(t.interval_start):
+                return SE.DisputeWindowClosed
+            return None
+        self.produce(Item(lambda now: self.chain.xt(who, "settlement", "dispute", tid, REASON), expect, who))
+
+    @rule(n=st.integers(0, 10**6), by=st.sampled_from(["Alice"] * 4 + ["Bob"]), share=st.integers(0, 101))
+    def arbitrate(self, n, by, share):
+        by = KP[by]
+        disputed = self.chain.read(lambda: [t for _, t in settlement.open_disputes.get()])
+        tid = _pick(disputed, n) if disputed and n % 4 else n % (self.n_trades + 1)
+        rec = self.chain.read(lambda: market.trade(tid))
+        seller_wh = (rec.wh * share // 100 + (1 if share > 100 else 0)) if rec is not None else 0
+
+        def expect(now):
+            if not self._licensed(self.lic, by.public_key, (Role.REGISTRAR,)):
+                return SE.NotRegistrar
+            t = market.trade(tid)
+            if t is None:
+                return SE.UnknownTrade
+            if settlement.status.get(tid) != settlement.DISPUTED:
+                return SE.NotDisputed
+            if seller_wh > t.wh:
+                return SE.ShareTooLarge
+            return None
+        self.produce(Item(lambda now: self.chain.xt(by, "settlement", "arbitrate", tid, seller_wh), expect, by))
+
+    # --- time -------------------------------------------------------------------------------
+    @rule()
+    def one_block(self):
+        self.tick()
+
+    @rule(gaps=st.lists(st.integers(1, 3 * I), min_size=1, max_size=4), report=st.booleans(),
+          fractions=st.lists(st.integers(0, 100), min_size=6, max_size=6))
+    def advance(self, gaps, report=False, fractions=(0,) * 6):
+        """Empty blocks after irregular gaps (seconds since the previous block): a chain that stalls;
+        then, if `report`, the meters catch up on the intervals that ended meanwhile."""
+        for gap in gaps:
+            self.jump(self.chain.now_ms // 1000 + gap)
+        if report:
+            self.meters_report(fractions)
+
+    @rule(hours=st.integers(2, 30))
+    def advance_far(self, hours):
+        self.jump(self.chain.now_ms // 1000 + hours * 3600)
+
+    @rule(n=st.integers(0, 10**6))
+    def replay_an_earlier_block(self, n):
+        if not self.blocks:
+            self.tick()
+        self.replay_recorded(self.blocks[n % len(self.blocks)])
+
+    def replay_recorded(self, block):
+        parent, parent_hash, number, xts, changes, events = block
+        again = self.replay(parent, parent_hash, number, xts)
+        assert again.changes == changes and again.events == events, f"block {number} replays differently later"
+
+    # the core of the market, drawn more often than administration (hypothesis picks rules evenly)
+    crossing_orders_again = crossing_orders
+    crossing_orders_once_more = crossing_orders
+    place_order_again = place_order
+    meters_report_again = meters_report
+    next_interval_again = next_interval
+    dispute_again = dispute
+    set_standing_order_again = set_standing_order
+    set_standing_order_once_more = set_standing_order
+    advance_again = advance
+
+    # --- invariants ---------------------------------------------------------------------------
+    @invariant()
+    def money_is_conserved(self):
+        def read():
+            supply = balances.assets.get(STABLE).supply
+            held = sum(_stable_balances())
+            native = sum(i.free + i.reserved for _, i in system.account.items())
+            return supply, held, native, balances.total_issuance.get()
+        supply, held, native, issuance = self.chain.read(read)
+        assert supply == held == self.stable_supply, (supply, held, self.stable_supply)
+        assert native == issuance == self.native_issuance, (native, issuance, self.native_issuance)
+
+    @invariant()
+    def escrow_equals_open_obligations(self):
+        def read():
+            due = 0
+            for o in [o for _, o in market.orders.items()]:
+                locks = cost(o.remaining_wh, o.price_per_kwh) if o.side == BID else 0
+                assert o.escrow_locked == locks, f"order {o.id} locks {o.escrow_locked}, owes {locks}"
+                due += locks
+            for tid, t in market.trades.items():
+                if settlement.status.get(tid) not in settlement.FINAL:
+                    due += cost(t.wh, t.price_per_kwh) + cost(t.wh, t.fee_per_kwh)
+            return due, balances.asset_balance_of(STABLE, ESCROW_ACCOUNT)
+        due, held = self.chain.read(read)
+        assert held == due, f"escrow holds {held}, open obligations are {due}"
+        check_invariants(self.chain)          # tests/test_market.py's own escrow and book checks
+
+    @invariant()
+    def books_hold_exactly_the_open_orders(self):
+        def read():
+            booked = {}
+            for (zone, t, side), entries in market.book.items():
+                for price, oid, owner, left, green in entries:
+                    assert oid not in booked, f"order {oid} booked twice"
+                    booked[oid] = (zone, t, side, price, owner, left, green)
+            open_ = {o.id: (o.zone, o.interval_start, o.side, o.price_per_kwh, o.owner, o.remaining_wh, o.green)
+                     for _, o in market.orders.items()}
+            return booked, open_
+        booked, open_ = self.chain.read(read)
+        assert booked == open_, "the books and the open orders differ"
+        assert all(0 < v[5] <= self.orders[k].qty for k, v in open_.items())
+
+    @invariant()
+    def certificates_equal_verified_export(self):
+        def read():
+            out = {}
+            for tok, s in certificates.supply.items():
+                held = [w for _, w in certificates.balance.iter_prefix(tok)]
+                claims = dict(certificates.retired.iter_prefix(tok))
+                out[tuple(tok)] = (s.minted_wh, s.retired_wh, held, claims)
+            retired_by_trades = defaultdict(int)
+            for tid, t in market.trades.items():
+                o = settlement.outcomes.get(tid)
+                if o is not None:
+                    assert o.certificates_retired_wh <= o.delivered_wh <= t.wh
+                    retired_by_trades[(t.from_zone, t.interval_start)] += o.certificates_retired_wh
+            return out, retired_by_trades
+        tokens, by_trades = self.chain.read(read)
+        assert {k: v[0] for k, v in tokens.items() if v[0]} == {k: v for k, v in self.minted.items() if v}, \
+            "certificates minted != plausible exported Wh of accepted readings"
+        for tok, (minted, retired, held, claims) in tokens.items():
+            assert all(w >= 0 for w in held) and retired <= minted
+            assert sum(held) + retired == minted, tok
+            assert sum(claims.values()) == retired == by_trades.get(tok, 0), tok
+            m0, r0 = self.cert_seen.get(tok, (0, 0))
+            assert minted >= m0 and retired >= r0, f"{tok}: certificates un-minted or un-retired"
+            self.cert_seen[tok] = (minted, retired)
+            for who, w in claims.items():
+                assert w >= self.retired_seen.get((tok, who), 0), "a retired amount went back"
+                self.retired_seen[(tok, who)] = w
+        assert all(v == 0 or k in tokens for k, v in by_trades.items())
+
+    @invariant()
+    def flows_are_the_sum_of_trades(self):
+        def read():
+            derived = defaultdict(int)
+            for t in [t for _, t in market.trades.items()]:
+                derived[("exp", t.from_zone, t.interval_start)] += t.wh
+                derived[("imp", t.to_zone, t.interval_start)] += t.wh
+                if t.from_zone != t.to_zone:
+                    derived[("link", t.from_zone, t.to_zone, t.interval_start)] += t.wh
+            stored = {}
+            for key in list(derived):
+                if key[0] == "link":
+                    stored[key] = market.link_flow(*key[1:])
+                else:
+                    f = market.flow(key[1], key[2])
+                    stored[key] = f.export_wh if key[0] == "exp" else f.import_wh
+            return dict(derived), stored
+        derived, stored = self.chain.read(read)
+        assert derived == stored == {k: v for k, v in self.dflow.items() if v}
+
+    @invariant()
+    def trades_never_change_and_final_is_final(self):
+        def read():
+            return ({tid: t for tid, t in market.trades.items()},
+                    {tid: (settlement.status.get(tid), settlement.outcomes.get(tid))
+                     for tid, _ in market.trades.items()})
+        trades, states = self.chain.read(read)
+        assert len(trades) == self.n_trades
+        for tid, t in trades.items():
+            assert self.trade_records.setdefault(tid, t) == t, f"trade {tid} was rewritten"
+            s, o = states[tid]
+            assert s in (None, settlement.DISPUTED, *settlement.FINAL)
+            assert (s in settlement.FINAL) == (o is not None)
+            if tid in self.finals:
+                assert states[tid] == self.finals[tid], f"final trade {tid} changed"
+            elif s in settlement.FINAL:
+                self.finals[tid] = states[tid]
+
+    # --- the end: everything settles ---------------------------------------------------------
+    def teardown(self):
+        # hypothesis runs this in a `finally`: after a failed step, report that failure, not what
+        # draining the broken state would trip on
+        failing = sys.exc_info()[0] is not None
+        try:
+            if hasattr(self, "chain") and not failing:
+                self.drain()
+        finally:
+            for cfg, name, value in getattr(self, "saved_config", ()):
+                setattr(cfg, name, value)
+
+    def drain(self):
+        for sid, (owner, _m) in sorted(self.standing.items()):
+            self._cancel_standing(BY_KEY[owner], sid)
+        self.check_all()
+        trades = self.chain.read(lambda: [t for _, t in market.trades.items()])
+        last = max([istart(self.chain.now_ms // 1000)] + [t.interval_start for t in trades]
+                   + [o.t for o in self.orders.values()])
+        self.jump(max(settlement.window_closes_at(last), self.chain.now_ms // 1000) + 1)
+        for _ in range(400):
+            if self._unsettled(disputed_too=False) == 0 and not self._open_orders():
+                break
+            self.tick()
+            self.check_all()
+        assert self._unsettled(disputed_too=False) == 0, "trades left unsettled after the settlement window"
+        deadline = max([d for d, _ in self.chain.read(lambda: settlement.open_disputes.get())], default=0)
+        if deadline:
+            self.jump(max(deadline, self.chain.now_ms // 1000) + 1)
+            for _ in range(400):
+                if self._unsettled(disputed_too=True) == 0:
+                    break
+                self.tick()
+        self.check_all()
+        assert self._unsettled(disputed_too=True) == 0, "disputed trades left after the arbitration window"
+        assert not self._open_orders(), "orders left after gate closure"
+        assert self.chain.asset(STABLE, ESCROW_ACCOUNT) == 0, "escrow left after everything settled"
+        assert self.chain.read(lambda: (settlement.open_disputes.get(), market.open_intervals.get())) == ((), ())
+        for block in self.blocks[-4:] + self.blocks[:2]:
+            self.replay_recorded(block)
+        self.report_coverage()
+
+    def report_coverage(self):
+        def read():
+            st_ = [settlement.status.get(tid) for tid, _ in market.trades.items()]
+            return (st_.count(settlement.SETTLED), st_.count(settlement.REFUNDED),
+                    sum(1 for _, o in settlement.outcomes.items() if o.certificates_retired_wh))
+        settled, refunded, retiring = self.chain.read(read)
+
+        def bucket(n):
+            return "0" if n == 0 else "1-4" if n < 5 else "5+"
+        event(f"trades: {bucket(self.n_trades)}")
+        event(f"settled: {bucket(settled)}, refunded: {bucket(refunded)}")
+        event(f"trades retiring certificates: {bucket(retiring)}")
+        event(f"certificate tokens minted: {bucket(sum(1 for v in self.minted.values() if v))}")
+        for name, n in sorted(self.stats.items()):
+            event(f"{name}: {bucket(n)}")
+
+    def check_all(self):
+        self.money_is_conserved()
+        self.escrow_equals_open_obligations()
+        self.books_hold_exactly_the_open_orders()
+        self.certificates_equal_verified_export()
+        self.flows_are_the_sum_of_trades()
+        self.trades_never_change_and_final_is_final()
+
+    def _unsettled(self, disputed_too: bool) -> int:
+        def read():
+            n = 0
+            for tid in [k for k, _ in market.trades.items()]:
+                s = settlement.status.get(tid)
+                if s not in settlement.FINAL and (disputed_too or s != settlement.DISPUTED):
+                    n += 1
+            return n
+        return self.chain.read(read)
+
+    def _open_orders(self) -> int:
+        return self.chain.read(lambda: sum(1 for _ in market.orders.items()))
+
+
+#: GRIDCHAIN_FUZZ=<examples> explores with fresh random seeds and more examples; by default the run is
+#: derandomized (the same examples every time), so CI is deterministic
+_FUZZ = int(os.environ.get("GRIDCHAIN_FUZZ", "0"))
+MarketMachine.TestCase.settings = settings(
+    max_examples=_FUZZ or 30, stateful_step_count=100, deadline=None, derandomize=not _FUZZ,
+    # by default a failure is reported as found, unshrunk (shrinking these runs takes minutes; the
+    # fixed reproducers below are the shrunk ones); GRIDCHAIN_FUZZ shrinks
+    phases=list(Phase) if _FUZZ else [Phase.explicit, Phase.reuse, Phase.generate],
+    report_multiple_bugs=bool(_FUZZ),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+TestMarketInvariants = MarketMachine.TestCase
+
+
+def test_a_standing_order_is_not_posted_or_matched_after_gate_closure_by_a_late_block():
+    """A counter-example of invariant 6 found by the machine, as a fixed sequence: the standing
+    orders' hook checks the gate against the previous block's time, so a block that follows the
+    first block of an interval after a gap of more than ~10 minutes posts Bob's bid for an interval
+    whose gate has closed by its own time, and it matches Ferdie's resting ask there."""
+    machine = MarketMachine()
+    machine.start()
+    machine.set_standing_order(who="Bob", side=BID, price=87_154, qty=1, green=False)
+    machine.crossing_orders(seller="Ferdie", ahead=3, price=10_000, spread=-1, qty=1, qty2=1)
+    machine.advance(gaps=[96, 1_501])     # the first block of an interval, then none for 25 minutes
+    machine.check_all()
