@@ -18,6 +18,11 @@ BENCHES = [
     ("storage commit", ["bench.storage_bench"]),
     ("RPC", ["bench.rpc_bench"]),
     ("node memory", ["bench.node_memory"]),
+    ("settlement of one interval", ["bench.settlement_bench"]),
+    ("BLS finality signatures", ["bench.bls_bench"]),
+    ("consensus simulation", ["bench.consensus_sim", "--seeds", "2000"]),
+    ("p2p gossip and requests", ["bench.p2p_bench"]),
+    ("BFT network", ["bench.bft_bench"]),
 ]
 
 
