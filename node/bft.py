@@ -72,6 +72,8 @@ VOTES_MAX = 1024
 #: most blocks (and bytes) in one sync response
 SYNC_MAX_BLOCKS = 64
 SYNC_MAX_BYTES = 8 << 20
+#: a proposed block up to this size travels inside its proposal's gossip message; larger ones as parts
+MAX_INLINE_BLOCK = 900 * 1024
 #: transactions gossiped in one message
 TX_BATCH_MAX = 512
 TX_BATCH_BYTES = 512 * 1024
@@ -211,7 +213,7 @@ class BftDriver:
         """Install the gossip handlers and served protocols; before the host starts, so nothing a
         peer sends early goes unhandled."""
         h = self.host
-        h.on_message(TopicKind.PROPOSAL, self._on_consensus_message)
+        h.on_message(TopicKind.PROPOSAL, self._on_proposal_gossip)
         h.on_message(TopicKind.VOTE, self._on_consensus_message)
         h.on_message(TopicKind.BLOCK_PART, self._on_block_part)
         h.on_message(TopicKind.TX, self._on_tx_batch)
@@ -275,9 +277,7 @@ class BftDriver:
             self.node.pool.remove_invalid([h], reason)
         self._bodies[built.hash] = built.signed
         self._checked[built.hash] = built
-        for part in split_payload(built.signed.encode()):
-            self.host.publish(TopicKind.BLOCK_PART, part)
-        return built.hash
+        return built.hash            # the body is gossiped with the proposal (_publish_proposal)
 
     def validate_value(self, height: int, block_hash: bytes) -> bool | None:
         """valid(v): execute the proposed block on our best block (once per block)."""
@@ -327,6 +327,33 @@ class BftDriver:
                 self.host.report(peer, PEER_FAULT, outcome.rejected.sentence)
         self._execute(outcome)
 
+    def _on_proposal_gossip(self, peer: str, data: bytes) -> None:
+        """`[proposal message, signed block | nil]`: the block rides with its proposal when it fits
+        (almost always), so a validator can judge it the moment the proposal arrives."""
+        if self._stopped:
+            return
+        try:
+            item = unpack(data, MAX_INLINE_BLOCK + 4096)
+            if type(item) is not list or len(item) != 2 or type(item[0]) is not bytes \
+                    or not (item[1] is None or type(item[1]) is bytes):
+                raise CodecError("proposal gossip is [proposal, block | nil]")
+        except (CodecError, ValueError):
+            self.host.report(peer, PEER_GARBAGE, "undecodable proposal gossip")
+            self._count_rejection("undecodable")
+            return
+        if item[1] is not None:
+            self._accept_body(item[1], peer, announce=False)
+        self._on_consensus_message(peer, item[0])
+
+    def _publish_proposal(self, proposal: Proposal) -> None:
+        body = self._bodies.get(proposal.block_hash)
+        raw = body.encode() if body is not None else None
+        if raw is not None and len(raw) > MAX_INLINE_BLOCK:
+            for part in split_payload(raw):
+                self.host.publish(TopicKind.BLOCK_PART, part)
+            raw = None
+        self.host.publish(TopicKind.PROPOSAL, pack([encode_message(proposal), raw]))
+
     def _on_block_part(self, peer: str, data: bytes) -> None:
         if self._stopped:
             return
@@ -338,7 +365,9 @@ class BftDriver:
         if payload is not None:
             self._accept_body(payload, peer)
 
-    def _accept_body(self, payload: bytes, peer: str | None) -> None:
+    def _accept_body(self, payload: bytes, peer: str | None, announce: bool = True) -> None:
+        """A proposed block's body. `announce`: tell the machine it can now judge the block (not
+        needed when the body came with its proposal, which the machine is about to see)."""
         try:
             signed = SignedBlock.decode(payload, max_size=SYNC_MAX_BYTES)
         except (CodecError, ValueError):
@@ -347,9 +376,12 @@ class BftDriver:
             return
         block_hash = signed.block.header.hash()
         tm = self.tm
-        if tm is None or signed.block.header.number != tm.height or block_hash in self._bodies:
+        number = signed.block.header.number
+        if tm is None or not tm.height <= number <= tm.height + 1 or block_hash in self._bodies:
             return
         self._bodies[block_hash] = signed
+        if number != tm.height or not announce:
+            return
         pending = self._pending_decide
         if pending is not None and pending.block_hash == block_hash:
             self._pending_decide = None
@@ -393,8 +425,10 @@ class BftDriver:
     def _execute(self, outcome: Outcome) -> None:
         for action in outcome.actions:
             if isinstance(action, Broadcast):
-                kind = TopicKind.PROPOSAL if isinstance(action.message, Proposal) else TopicKind.VOTE
-                self.host.publish(kind, encode_message(action.message))
+                if isinstance(action.message, Proposal):
+                    self._publish_proposal(action.message)
+                else:
+                    self.host.publish(TopicKind.VOTE, encode_message(action.message))
                 self._last_progress = time.monotonic()
             elif isinstance(action, ScheduleTimeout):
                 self._arm(action)
@@ -444,6 +478,9 @@ class BftDriver:
         if m is not None:
             m.finality_latency.observe(now - self._height_started_at)
             m.rounds_per_height.observe(rounds)
+        log.info("finalized #%d 0x%s (%d extrinsics, %d round%s, %.0f ms)", signed.block.header.number,
+                 block_hash.hex()[:12], len(signed.block.extrinsics), rounds, "" if rounds == 1 else "s",
+                 (now - self._height_started_at) * 1000)
         self._last_commit_at = now
         self._last_progress = now
         self.node.after_commit(signed, block_hash, [o.hash for o in result.outcomes])
@@ -453,7 +490,8 @@ class BftDriver:
                 self.finality.committed(number, block_hash)
         except Exception:  # noqa: BLE001 - the light-client certificate must never stop consensus
             log.exception("finality signature for #%d failed", signed.block.header.number)
-        self._bodies.clear()
+        committed = signed.block.header.number
+        self._bodies = {h: b for h, b in self._bodies.items() if b.block.header.number > committed}
         self._checked.clear()
         self._proposer_peer.clear()
         self._pending_decide = None
@@ -522,12 +560,10 @@ class BftDriver:
             if time.monotonic() - self._last_progress < period:
                 continue
             for msg in tm.catch_up_messages():
-                kind = TopicKind.PROPOSAL if isinstance(msg, Proposal) else TopicKind.VOTE
-                self.host.publish(kind, encode_message(msg))
-            for block_hash in list(self._bodies):
-                if block_hash in self._checked and self._checked[block_hash] is not None:
-                    for part in split_payload(self._bodies[block_hash].encode()):
-                        self.host.publish(TopicKind.BLOCK_PART, part)
+                if isinstance(msg, Proposal):
+                    self._publish_proposal(msg)
+                else:
+                    self.host.publish(TopicKind.VOTE, encode_message(msg))
             self._last_progress = time.monotonic()
             self._want_sync()
             await self._ask_for_votes(tm.height, tm.round)

@@ -99,7 +99,8 @@ def driver(tmp_path_factory):
 def _valid_messages(genesis: bytes) -> list[bytes]:
     prop = sign_proposal(V[0], genesis, 1, 0, b"\x07" * 32, None)
     vote = sign_vote(V[2], genesis, Step.PREVOTE, 1, 0, b"\x07" * 32)
-    return [encode_message(prop), encode_message(vote)]
+    return [encode_message(prop), encode_message(vote), pack([encode_message(prop), None]),
+            pack([encode_message(prop), b"\x93\x01\x02"])]
 
 
 def _mutate(data: bytes, rng: random.Random) -> bytes:
