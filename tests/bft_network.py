@@ -18,7 +18,6 @@ a SIGKILL or a stop leaves nothing behind; only processes started here are ever 
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import http.client
@@ -26,7 +25,6 @@ import json
 import random
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,17 +34,10 @@ import psutil
 
 from node import testnet
 from node.testnet import NodeSpec
+from tests.node_process import _LIVE, NodeProcess, NodeRpcError  # noqa: F401 - NodeRpcError for callers
 
-#: every node process not yet stopped; an atexit hook kills what a crashed run left behind
-_LIVE: set[BftNode] = set()
 
 PORT_RANGE = (20000, 32000)   # below the usual ephemeral range (32768-60999): outgoing connections never take them
-
-
-class NodeRpcError(Exception):
-    def __init__(self, error: dict) -> None:
-        super().__init__(f"{error.get('code')}: {error.get('message')} ({error.get('data')})")
-        self.error = error
 
 
 def free_ports(count: int, rng: random.Random | None = None) -> list[int]:
@@ -74,38 +65,23 @@ def unhex(s: str) -> bytes:
     return bytes.fromhex(s[2:])
 
 
-class BftNode:
+class BftNode(NodeProcess):
     """One validator (or follower) process; restartable with the same command on the same base path."""
 
     def __init__(self, net: BftNetwork, spec: NodeSpec, peers: Sequence[NodeSpec]) -> None:
         self.net = net
         self.spec = spec
         self.peers = list(peers)          # the nodes whose addresses go into --bootnodes (self excluded there)
-        self.proc: subprocess.Popen | None = None
+        self.port = spec.rpc_port
+        self.log_path = spec.base_path / "node.log"
+        self.proc = None
         self.starts = 0
         self.paused = False
         self._terminated = False
-        self._ids = 0
 
-    # -- addresses -----------------------------------------------------------------------------------
     @property
     def name(self) -> str:
         return f"node{self.spec.index} ({self.spec.key_uri})"
-
-    @property
-    def url(self) -> str:
-        return self.spec.rpc_url
-
-    @property
-    def log_path(self) -> Path:
-        return self.spec.base_path / "node.log"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.proc is None else self.proc.pid
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     # -- life cycle ------------------------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -123,32 +99,8 @@ class BftNode:
         self._terminated = False
         _LIVE.add(self)
         if wait:
-            self.wait_ready()
+            self.wait_ready(90.0)
         return self
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Poll `system_health` until it answers (bounded); raise with the log tail otherwise."""
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise RuntimeError(f"{self.name} exited (code {self.proc.returncode}) before it was ready\n"
-                                   f"{self.log_tail()}")
-            try:
-                self.rpc("system_health", timeout=3.0)
-                return
-            except (OSError, http.client.HTTPException, ValueError, NodeRpcError) as e:
-                last = e
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready after {timeout} s ({last!r})\n{self.log_tail()}")
-
-    def _tree(self) -> list[psutil.Process]:
-        if self.proc is None:
-            return []
-        try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
 
     @staticmethod
     def _signal_all(procs: list[psutil.Process], sig: int) -> None:
@@ -156,38 +108,9 @@ class BftNode:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 p.send_signal(sig)   # psutil checks the pid still names the same process
 
-    @staticmethod
-    def _reap(children: list[psutil.Process], grace: float) -> None:
-        def alive(ps: list[psutil.Process]) -> list[psutil.Process]:
-            out = []
-            for p in ps:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                        out.append(p)
-            return out
-        deadline = time.monotonic() + grace
-        left = alive(children)
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = alive(left)
-        for p in left:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        deadline = time.monotonic() + 5
-        while alive(left) and time.monotonic() < deadline:
-            time.sleep(0.05)
-
     def kill(self) -> None:
-        """SIGKILL the node (a crash) and its worker processes."""
-        if self.proc is None:
-            return
-        children = self._tree()
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(15)
-        self._reap(children, grace=0.0)
+        super().kill()
         self.paused = False
-        _LIVE.discard(self)
 
     def pause(self) -> None:
         """SIGSTOP the node (and its workers): it neither sends nor answers anything until resumed."""
@@ -196,69 +119,30 @@ class BftNode:
         self.paused = True
 
     def resume(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if not self.running():
             return
         self._signal_all([psutil.Process(self.proc.pid), *self._tree()], signal.SIGCONT)
         self.paused = False
 
-    def terminate(self) -> None:
+    def _terminate(self) -> None:
         """SIGCONT (if paused) and SIGTERM, once: a second SIGTERM late in a clean shutdown (after the
         node's loop removed its handler) would kill it with the default action."""
-        if self.proc is None or self.proc.poll() is not None or self._terminated:
+        if self._terminated:
             return
         self._terminated = True
         with contextlib.suppress(Exception):
             self.resume()
         self.proc.send_signal(signal.SIGTERM)
 
-    def stop(self, grace: float = testnet.STOP_GRACE_S) -> int | None:
-        """SIGCONT (if paused), SIGTERM, then SIGKILL after `grace`; the exit code."""
-        if self.proc is None:
-            return None
-        children = self._tree()
-        if self.proc.poll() is None:
-            self.terminate()
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
-        self._reap(children, grace=5.0)
-        _LIVE.discard(self)
-        return self.proc.returncode
+    def terminate(self) -> None:
+        if self.running():
+            self._terminate()
 
-    # -- diagnostics --------------------------------------------------------------------------------------
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+    def stop(self, timeout: float = testnet.STOP_GRACE_S) -> int | None:
+        """SIGCONT (if paused), SIGTERM, then SIGKILL after the grace period; the exit code."""
+        return super().stop(timeout)
 
-    def log_tail(self, lines: int = 40) -> str:
-        return f"--- {self.name}: {self.log_path} ---\n" + "\n".join(self.log_text().splitlines()[-lines:])
-
-    # -- JSON-RPC over HTTP ----------------------------------------------------------------------------
-    def rpc(self, method: str, params: Any = None, *, timeout: float = 10.0) -> Any:
-        self._ids += 1
-        body = json.dumps({"jsonrpc": "2.0", "id": self._ids, "method": method,
-                           "params": [] if params is None else params}).encode()
-        conn = http.client.HTTPConnection("127.0.0.1", self.spec.rpc_port, timeout=timeout)
-        try:
-            conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
-            if resp.status != 200:
-                raise ValueError(f"HTTP {resp.status} for {method}: {data[:200]!r}")
-        finally:
-            conn.close()
-        out = json.loads(data)
-        if "error" in out:
-            raise NodeRpcError(out["error"])
-        return out["result"]
-
-    def best_number(self) -> int:
-        return int(self.rpc("chain_getHeader")["number"], 16)
-
+    # -- JSON-RPC ----------------------------------------------------------------------------------------
     def finalized(self) -> tuple[int, str]:
         """(number, hash) of the finalized head."""
         h = self.rpc("chain_getFinalizedHead")
@@ -368,10 +252,3 @@ class BftNetwork:
             assert None not in hashes.values(), f"block #{number} missing: {hashes}"
             assert len(set(hashes.values())) == 1, f"fork at #{number}: {hashes}"
         return top
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for node in list(_LIVE):
-        with contextlib.suppress(Exception):
-            node.kill()

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 GRIDCHAIN = REPO / ".venv" / "bin" / "gridchain"
 
 #: every DevNode not yet stopped; an atexit hook kills what a crashed test run left behind
-_LIVE: set[DevNode] = set()
+_LIVE: set[NodeProcess] = set()
 
 
 class NodeRpcError(Exception):
@@ -77,27 +77,19 @@ def http_post(port: int, body: bytes, *, timeout: float = 10.0,
         conn.close()
 
 
-class DevNode:
-    """One `gridchain --dev` (or `gridchain run ...`) process on a base path; restartable on the same
-    base path and port."""
+class NodeProcess:
+    """A node process this test run started: its process tree (the node and its worker processes),
+    its log, and JSON-RPC over HTTP. Subclasses say how it starts; only processes started here are
+    ever signalled, by pid."""
 
-    def __init__(self, base_path: Path, *, block_time_ms: int = 200, extra_args: Sequence[str] = (),
-                 port: int | None = None, ready_timeout: float = 20.0,
-                 command: Sequence[str] = ("--dev",)) -> None:
-        """`command` comes before the node options: `("--dev",)`, or e.g. `("run", "--chain", "dev")`
-        for a node that only imports and serves (no authoring key)."""
-        self.command = list(command)
-        self.base_path = Path(base_path)
-        self.block_time_ms = block_time_ms
-        self.extra_args = list(extra_args)
-        self.port = port or free_port()
-        self.ready_timeout = ready_timeout
-        self.log_path = self.base_path.with_name(self.base_path.name + ".log")
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-        self._ids = 0
+    proc: subprocess.Popen | None = None
+    port: int
+    log_path: Path
+    _ids = 0
 
-    # -- addresses ---------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return f"node on port {self.port}"
 
     @property
     def url(self) -> str:
@@ -111,44 +103,23 @@ class DevNode:
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
-    # -- life cycle --------------------------------------------------------------------------------
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
-    def argv(self) -> list[str]:
-        return gridchain_cmd(*self.command, "--rpc-port", str(self.port), "--base-path", str(self.base_path),
-                             "--block-time-ms", str(self.block_time_ms), *self.extra_args)
-
-    def start(self, wait: bool = True) -> DevNode:
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError("node already running")
-        self.starts += 1
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n=== start #{self.starts}: {' '.join(self.argv())}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=str(REPO),
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        _LIVE.add(self)
-        print(f"started node pid {self.proc.pid} on port {self.port}, log {self.log_path}")
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float | None = None) -> dict:
+    def wait_ready(self, timeout: float = 20.0) -> dict:
         """Poll `system_health` until it answers (bounded); raise with the log tail otherwise."""
-        deadline = time.monotonic() + (timeout or self.ready_timeout)
+        deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
+            if not self.running():
                 code = None if self.proc is None else self.proc.returncode
-                raise RuntimeError(f"node exited (code {code}) before it was ready\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited (code {code}) before it was ready\n{self.log_tail()}")
             try:
-                return self.rpc("system_health", timeout=2.0)
-            except (OSError, http.client.HTTPException, ValueError) as e:
+                return self.rpc("system_health", timeout=3.0)
+            except (OSError, http.client.HTTPException, ValueError, NodeRpcError) as e:
                 last = e
             time.sleep(0.05)
-        raise TimeoutError(f"node not ready after {timeout or self.ready_timeout} s ({last!r})\n"
-                           f"{self.log_tail()}")
+        raise TimeoutError(f"{self.name} not ready after {timeout} s ({last!r})\n{self.log_tail()}")
 
     def _tree(self) -> list[psutil.Process]:
         """The node's descendants (worker processes), collected before it is signalled."""
@@ -188,13 +159,16 @@ class DevNode:
         while cls._alive(alive) and time.monotonic() < deadline:
             time.sleep(0.02)
 
+    def _terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit code (None if never started)."""
         if self.proc is None:
             return None
         children = self._tree()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self._terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -215,22 +189,6 @@ class DevNode:
         self._reap(children, grace=0.0)
         _LIVE.discard(self)
 
-    def restart(self, wait: bool = True) -> DevNode:
-        """Start again on the same base path and port (stopping first if still running)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.stop()
-        return self.start(wait=wait)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        try:
-            self.stop()
-        finally:
-            if exc_type is not None:
-                print(f"--- node log ({self.log_path}) ---\n{self.log_tail()}", file=sys.stderr)
-
     # -- diagnostics ---------------------------------------------------------------------------------
 
     def log_text(self) -> str:
@@ -240,7 +198,7 @@ class DevNode:
             return ""
 
     def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        return f"--- {self.name}: {self.log_path} ---\n" + "\n".join(self.log_text().splitlines()[-lines:])
 
     # -- raw JSON-RPC ----------------------------------------------------------------------------------
 
@@ -263,6 +221,68 @@ class DevNode:
 
     def best_number(self) -> int:
         return int(self.rpc("chain_getHeader")["number"], 16)
+
+
+class DevNode(NodeProcess):
+    """One `gridchain --dev` (or `gridchain run ...`) process on a base path; restartable on the same
+    base path and port."""
+
+    def __init__(self, base_path: Path, *, block_time_ms: int = 200, extra_args: Sequence[str] = (),
+                 port: int | None = None, ready_timeout: float = 20.0,
+                 command: Sequence[str] = ("--dev",)) -> None:
+        """`command` comes before the node options: `("--dev",)`, or e.g. `("run", "--chain", "dev")`
+        for a node that only imports and serves (no authoring key)."""
+        self.command = list(command)
+        self.base_path = Path(base_path)
+        self.block_time_ms = block_time_ms
+        self.extra_args = list(extra_args)
+        self.port = port or free_port()
+        self.ready_timeout = ready_timeout
+        self.log_path = self.base_path.with_name(self.base_path.name + ".log")
+        self.proc = None
+        self.starts = 0
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def argv(self) -> list[str]:
+        return gridchain_cmd(*self.command, "--rpc-port", str(self.port), "--base-path", str(self.base_path),
+                             "--block-time-ms", str(self.block_time_ms), *self.extra_args)
+
+    def start(self, wait: bool = True) -> DevNode:
+        if self.running():
+            raise RuntimeError("node already running")
+        self.starts += 1
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n=== start #{self.starts}: {' '.join(self.argv())}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=str(REPO),
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        _LIVE.add(self)
+        print(f"started node pid {self.proc.pid} on port {self.port}, log {self.log_path}")
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> dict:
+        return super().wait_ready(timeout or self.ready_timeout)
+
+    def restart(self, wait: bool = True) -> DevNode:
+        """Start again on the same base path and port (stopping first if still running)."""
+        if self.running():
+            self.stop()
+        return self.start(wait=wait)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            self.stop()
+        finally:
+            if exc_type is not None:
+                print(f"--- node log ({self.log_path}) ---\n{self.log_tail()}", file=sys.stderr)
 
     def wait_for_block(self, number: int, timeout: float = 20.0) -> int:
         """Poll until the best block is at least `number`; returns the best number."""
