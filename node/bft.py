@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from consensus.commit import CommitCertificate, InvalidCommit
-from consensus.messages import Proposal, Step, Vote, decode_message, encode_message
+from consensus.messages import Proposal, Step, decode_message, encode_message
 from consensus.signer import FileSigner
 from consensus.tendermint import (Broadcast, Decide, EvidenceFound, Outcome, ScheduleTimeout, Tendermint,
                                   TimeoutConfig)
@@ -537,9 +537,6 @@ class BftDriver:
     # -- the validator set -----------------------------------------------------------------------------
     def _validator_set(self, at: bytes | None = None) -> ValidatorSet:
         return ValidatorSet.from_keys(self.chain.read(validators_pallet.accounts, at))
-
-    def _is_validator(self, vset: ValidatorSet) -> bool:
-        return self.keypair is not None and self.keypair.public_key in vset
 
     # -- evidence ---------------------------------------------------------------------------------------
     def _on_evidence(self, e: EvidenceFound) -> None:
