@@ -8,8 +8,9 @@ round), and gossips the partial signature on the finality topic:
 
 Every node collects partials for recent heights; once a quorum of the height's validators signed
 the block it committed, it aggregates them into a `FinalityCertificate` (one 96-byte signature and a
-signer bitfield) and stores it as the block's second justification, engine `BLS1`. A partial is
-checked against its validator's key before it counts, so one bad signer cannot spoil the aggregate.
+signer bitfield) and stores it as the block's second justification, engine `BLS1`. The aggregate is
+verified before it is stored; only if that fails are the partials checked one by one, the bad ones
+dropped and their senders scored down: one bad signer costs a retry, never a wrong certificate.
 This work is off consensus's critical path: it runs after the commit, and a missing certificate
 delays nothing.
 """
@@ -44,6 +45,7 @@ class FinalityCollector:
         # height -> block hash -> validator index -> signature
         self._partials: dict[int, dict[bytes, dict[int, bytes]]] = {}
         self._done: set[int] = set()
+        self._senders: dict[tuple[int, bytes], str] = {}   # (height, validator) -> peer that sent it
         self.certificates_built = 0
 
     def _set_of(self, height: int) -> tuple | None:
@@ -89,12 +91,11 @@ class FinalityCollector:
             self._penalise(peer, "finality signature from a non-validator")
             return
         try:
-            ok = bls.verify(vset[index].bls_public_key, fc.finality_message(self.genesis_hash, height, block_hash), sig)
+            bls.decode_signature(sig)            # a point on the curve, in the subgroup
         except bls.BlsError:
-            ok = False
-        if not ok:
-            self._penalise(peer, "bad finality signature")
+            self._penalise(peer, "malformed finality signature")
             return
+        self._senders[(height, account)] = peer
         self._add(height, block_hash, vset, account, sig)
         self._try_build(height, vset)
 
@@ -111,9 +112,27 @@ class FinalityCollector:
         if not sigs or len(sigs) < fc.default_quorum(len(vset)):
             return
         keys = [v.bls_public_key for v in vset]
+        # One pairing check for the aggregate instead of one per partial (each ~2-6 ms of the node's
+        # main thread): partials are checked one by one only when the aggregate fails, and the bad
+        # ones are dropped and their senders scored down.
         cert = fc.build(sigs, keys, genesis_hash=self.genesis_hash, height=height, block_hash=ours,
-                        check_partials=False)          # each was verified on receipt (or is ours)
-        fc.verify(cert, keys, self.genesis_hash)
+                        check_partials=False)
+        try:
+            fc.verify(cert, keys, self.genesis_hash)
+        except bls.BlsError:
+            message = fc.finality_message(self.genesis_hash, height, ours)
+            for i, sig in list(sigs.items()):
+                try:
+                    ok = bls.verify(keys[i], message, sig)
+                except bls.BlsError:
+                    ok = False
+                if not ok:
+                    del sigs[i]
+                    peer = self._senders.get((height, vset[i].account))
+                    if peer is not None:
+                        self._penalise(peer, "bad finality signature")
+            self._try_build(height, vset)
+            return
         batch = self.chain.db.batch()
         self.chain.blocks.add_justification(batch, ours, Justification(ENGINE_FINALITY, cert.encode()))
         self.chain.db.write(batch)
@@ -126,3 +145,4 @@ class FinalityCollector:
         for h in [h for h in self._partials if h < low]:
             del self._partials[h]
         self._done = {h for h in self._done if h >= low}
+        self._senders = {k: p for k, p in self._senders.items() if k[0] >= low}
