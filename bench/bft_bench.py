@@ -1398,7 +1398,7 @@ def pick_port_base(validators: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--validators", type=int, default=4)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the sustained-load run")
     ap.add_argument("--rate", type=float, default=None,
