@@ -198,6 +198,7 @@ class BftDriver:
         self._tx_flush: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task] = []
         self._timers: set[asyncio.TimerHandle] = set()
+        self._fetches: dict[bytes, asyncio.Task] = {}   # block hash -> body request in flight
         self._stopped = False
         self._sync_wanted: asyncio.Event | None = None
         self._syncing = False
@@ -253,8 +254,8 @@ class BftDriver:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
         self._tasks.clear()
-        if self._start_handle is not None:
-            self._start_handle.cancel()
+        for fetch in list(self._fetches.values()):
+            fetch.cancel()
         self.wal.close()
 
     # -- the state machine's application ------------------------------------------------------------------
@@ -589,8 +590,10 @@ class BftDriver:
             self._sync_wanted.set()
 
     def _fetch_body(self, block_hash: bytes) -> None:
+        """Ask the proposer's peer for a block body we lack; one request per block at a time (the
+        machine asks about a missing body on every vote that arrives meanwhile)."""
         peer = self._proposer_peer.get(block_hash)
-        if peer is None or self._loop is None:
+        if peer is None or self._loop is None or block_hash in self._fetches:
             return
 
         async def fetch() -> None:
@@ -598,9 +601,11 @@ class BftDriver:
                 data = await self.host.request(peer, BLOCK_PROTOCOL, block_hash, timeout=2.0)
             except P2PError:          # failed, timed out, or the host is stopping
                 return
+            finally:
+                self._fetches.pop(block_hash, None)
             if data and not self._stopped:
                 self._accept_body(data, peer)
-        self._loop.create_task(fetch())
+        self._fetches[block_hash] = self._loop.create_task(fetch())
 
     async def _sync_loop(self) -> None:
         while True:
