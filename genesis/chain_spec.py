@@ -8,6 +8,7 @@ the builder version; `build-spec --raw` produces it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,52 @@ def local_spec(validators: int = 4) -> dict:
         raise ChainSpecError("a local testnet has 1 to 100 validators")
     names = [f"Validator{i}" for i in range(1, validators + 1)]
     return _dev_accounts_spec("Local Testnet", "local_testnet", "Local", names, "bft")
+
+
+@dataclass(frozen=True)
+class Household:
+    """A simulated household of a neighbourhood chain: its account is the secret URI `//<name>`,
+    its meter `//<name>//meter` (bidirectional for a prosumer, import-only for a consumer)."""
+
+    name: str
+    prosumer: bool
+    zone: int
+    rated_power_w: int
+
+
+#: what each neighbourhood household holds at genesis: 1,000 GRID for fees, 2,000 GEUR to trade with
+HOUSEHOLD_NATIVE_BALANCE = 1_000 * 10**TOKEN_DECIMALS
+HOUSEHOLD_STABLE_BALANCE = 2_000 * 10**STABLECOIN_DECIMALS
+#: zone and link capacity per household, so a larger neighbourhood is not capped by the dev feeders
+CAPACITY_PER_HOUSEHOLD_W = 8_000
+
+
+def neighbourhood_spec(validators: int, households: list[Household], clock: dict | None = None) -> dict:
+    """The local testnet (`validators` BFT validators, the dev registrar, DSO and issuer) with
+    `households` licensed, metered and funded at genesis, and optionally an accelerated chain clock
+    (`consensus.timeWarp`, see primitives.chain_clock) for simulated days."""
+    spec = local_spec(validators)
+    spec["name"], spec["id"] = "Neighbourhood", "neighbourhood"
+    if clock is not None:
+        spec["consensus"]["timeWarp"] = clock
+    config = spec["genesis"]["runtimeGenesis"]["config"]
+    config["identity"]["participants"] += [
+        {"address": Keypair.from_uri(f"//{h.name}").address(), "roles": ["prosumer" if h.prosumer else "consumer"]}
+        for h in households]
+    config["metering"]["meters"] += [
+        {"meter": "0x" + Keypair.from_uri(f"//{h.name}//meter").public_key.hex(),
+         "owner": Keypair.from_uri(f"//{h.name}").address(), "zone": h.zone, "kind": 2 if h.prosumer else 0,
+         "rated_power_w": h.rated_power_w} for h in households]
+    addresses = [Keypair.from_uri(f"//{h.name}").address() for h in households]
+    config["balances"]["balances"] += [[a, HOUSEHOLD_NATIVE_BALANCE] for a in addresses]
+    config["balances"]["assets"][0]["balances"] += [[a, HOUSEHOLD_STABLE_BALANCE] for a in addresses]
+    grid = config["grid"]
+    for z in grid["zones"]:
+        n = sum(1 for h in households if h.zone == z["id"])
+        z["import_capacity_w"] = max(z["import_capacity_w"], n * CAPACITY_PER_HOUSEHOLD_W)
+        z["export_capacity_w"] = max(z["export_capacity_w"], n * CAPACITY_PER_HOUSEHOLD_W)
+    grid["links"] = [[a, b, max(w, len(households) * CAPACITY_PER_HOUSEHOLD_W // 4)] for a, b, w in grid["links"]]
+    return spec
 
 
 PRESETS = {"dev": dev_spec, "local": local_spec}

@@ -25,6 +25,7 @@ from node.metrics import NodeMetrics
 from node.pool import TransactionPool, TxStatus
 from node.verifier import SignatureVerifier
 from pallets import timestamp
+from primitives.chain_clock import ChainClock
 from primitives.errors import ChainError
 from primitives.hashing import keccak256
 from primitives.keys import Keypair
@@ -152,7 +153,10 @@ class NodeService:
         self.verifier = SignatureVerifier(workers=config.verifier_workers, eager=config.engine == "bft")
         self.chain = Chain(self.db, _no_genesis, keep_states=config.keep_states,
                            verify_deferred=self.verifier.verify_batch_deferred, check_genesis=False)
-        if config.time_warp != 1:
+        spec_clock = ChainClock.from_spec(config.spec)
+        if spec_clock is not None:
+            self.chain.clock_ms = spec_clock.now_ms
+        elif config.time_warp != 1:
             self.chain.clock_ms = warped_clock(self.chain.read(lambda: timestamp.now.get()), config.time_warp)
         self.author = Keypair.from_uri(config.author_uri) if config.author_uri else None
         self._starting_block = self.chain.best_number

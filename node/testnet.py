@@ -48,15 +48,16 @@ class NodeSpec:
 
 
 def prepare(validators: int, base_dir: Path, rpc_port_base: int, p2p_port_base: int,
-            prometheus_port_base: int) -> tuple[Path, list[NodeSpec]]:
-    """Write the chain spec and node keys; returns the spec path and the nodes."""
+            prometheus_port_base: int, spec: dict | None = None) -> tuple[Path, list[NodeSpec]]:
+    """Write the chain spec (`spec`, default the `local` preset; kept if the directory has one
+    already, so a testnet restarts on its own chain) and node keys; returns the spec path and the nodes."""
     from p2p.keys import load_or_create_node_key, peer_id_of  # noqa: PLC0415
     from pallets import build_runtime  # noqa: PLC0415
     base_dir.mkdir(parents=True, exist_ok=True)
     spec_path = base_dir / "chain-spec.json"
     if not spec_path.exists():
-        spec = to_raw(local_spec(validators), build_runtime())
-        spec_path.write_text(json.dumps(spec, indent=1))
+        raw = to_raw(spec if spec is not None else local_spec(validators), build_runtime())
+        spec_path.write_text(json.dumps(raw, indent=1))
     nodes = []
     for i in range(validators):
         base = base_dir / f"node{i}"
