@@ -12,14 +12,20 @@ messages. Figures:
 * gossip latency: the same sizes at a steady rate, by default half the flood throughput just
   measured (latency at saturation is only queueing), or `--rate`: p50/p99 from `publish` in the
   peer to the handler here (both read the same wall clock);
-* request/response: sequential round trips of 64 B and 16 KiB to the peer's echo handler.
+* request/response: sequential round trips of 64 B and 16 KiB to the peer's echo handler;
+* CPU per gossip message, for each gossip run: CPU time spent while the run lasted divided by the
+  messages delivered, for this (receiving) process, for its libp2p thread alone, and for the
+  publishing peer process (read from /proc; Linux only). Idle CPU is ~0, so this is the cost of
+  moving one message, the figure that bounds how many messages/s the 2 cores can carry.
 
 The same-run limit is raw trio TCP between this process and a child: length-prefixed frames
 streamed one way (msg/s) and a ping-pong echo (round trip). libp2p adds noise encryption, yamux,
 protobuf, a signature per message and, here, two thread hops; the ratio says what all that costs.
 For what this layer adds on top of py-libp2p, the latency runs are repeated with bare py-libp2p
 (gossipsub v1.1, spam protection off, subscription drained in a tight loop) at the same rate.
-The machine is shared and noisy: run it twice before quoting a figure.
+The machine is shared and noisy: run it twice before quoting a figure. For the effect of
+p2p/libp2p_tuning.py, alternate runs with GRIDCHAIN_LIBP2P_TUNING=0 (py-libp2p's own code paths,
+in both processes) and without it.
 """
 from __future__ import annotations
 
@@ -46,6 +52,23 @@ REPO = Path(__file__).resolve().parent.parent
 PEER_SCRIPT = REPO / "tests" / "p2p_peer.py"
 GENESIS = bytes(range(32))
 SIZES = (250, 16 * 1024)
+
+
+def thread_cpu(thread: Any) -> float:
+    """CPU seconds used so far by a running threading.Thread (nan where unsupported)."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (AttributeError, OSError, TypeError):
+        return float("nan")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by another process, from /proc (nan elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -263,6 +286,8 @@ async def gossip_run(host: P2PHost, peer: Peer, received: list[tuple[float, int,
                      count: int, rate: float) -> dict[str, float]:
     received.clear()
     drops_before = {k: v for k, v in host.counters_snapshot().items() if "drop" in k}
+    libp2p_thread = host._bridge._thread if host._bridge is not None else None  # the libp2p (trio) thread
+    cpu0 = (time.process_time(), thread_cpu(libp2p_thread), process_cpu(peer.proc.pid))
     peer.send(cmd="publish_many", kind=TopicKind.TX.value, count=count, size=size, rate=rate)
     sent = await peer.event("published_many")
     last, idle_since = -1, time.monotonic()
@@ -270,16 +295,20 @@ async def gossip_run(host: P2PHost, peer: Peer, received: list[tuple[float, int,
         await asyncio.sleep(0.05)
         if len(received) != last:
             last, idle_since = len(received), time.monotonic()
+    cpu1 = (time.process_time(), thread_cpu(libp2p_thread), process_cpu(peer.proc.pid))
+    n = max(1, len(received))
+    cpu = {"cpu_here_us": (cpu1[0] - cpu0[0]) / n * 1e6, "cpu_thread_us": (cpu1[1] - cpu0[1]) / n * 1e6,
+           "cpu_peer_us": (cpu1[2] - cpu0[2]) / n * 1e6}
     if not received:
         return {"delivered": 0, "rate": 0.0, "p50": float("nan"), "p99": float("nan"), "refused": sent["refused"],
-                "local_drops": 0, "count": count}
+                "local_drops": 0, "count": count, **cpu}
     latencies = [recv - sent_at for recv, _, sent_at in received]
     first_sent = min(s for _, _, s in received)
     span = max(r for r, _, _ in received) - first_sent
     drops_after = {k: v for k, v in host.counters_snapshot().items() if "drop" in k}
     return {"delivered": len({seq for _, seq, _ in received}), "rate": len(received) / span if span > 0 else 0.0,
             "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99), "refused": sent["refused"],
-            "local_drops": sum(drops_after.values()) - sum(drops_before.values()), "count": count}
+            "local_drops": sum(drops_after.values()) - sum(drops_before.values()), "count": count, **cpu}
 
 
 async def measure_p2p(count: int, rate: float, requests: int) -> dict[str, dict[str, float]]:
@@ -352,6 +381,11 @@ def main() -> None:
         print(f"gossip {size:>6} B, {s['offered']:>4.0f}/s: latency p50 {s['p50'] * 1e3:6.2f} ms, "
               f"p99 {s['p99'] * 1e3:6.2f} ms, {s['delivered']}/{s['count']} arrived; bare py-libp2p at that rate: "
               f"p50 {b['p50'] * 1e3:.2f} ms, p99 {b['p99'] * 1e3:.2f} ms, {b['delivered']}/{b['count']} arrived")
+    for run in ("flood", "steady"):
+        for size in SIZES:
+            r = p2p[f"{run}_{size}"]
+            print(f"gossip {size:>6} B, {run:<6} CPU per message: receiver {r['cpu_here_us']:5.0f} us "
+                  f"(its libp2p thread {r['cpu_thread_us']:5.0f} us), publisher process {r['cpu_peer_us']:5.0f} us")
     for size, bare_size in ((64, 250), (16 * 1024, 16 * 1024)):
         r, rtt, b = p2p[f"request_{size}"], raw[f"rtt_{size}"], bare[bare_size]
         print(f"request/response {size:>6} B: p50 {r['p50'] * 1e3:6.2f} ms, p99 {r['p99'] * 1e3:6.2f} ms, "

@@ -54,6 +54,12 @@ g. We speak gossipsub v1.1 only: v1.2 makes every node send an IDONTWANT control
    peer for every message, own publishes included. Between two processes with bare py-libp2p at
    200 msg/s offered, v1.2 delivered 86-92 msg/s and v1.1 135-197 msg/s (three runs each, busy
    machine), for a bandwidth saving that only matters in large meshes.
+h. py-libp2p spends much of its per-message CPU on work whose answer does not change: verifying
+   the sender's signed peer record attached to every RPC, rebuilding our own record's addresses
+   for every message sent or forwarded, a list-based LRU, verifying our own signature right after
+   signing, and a yamux window update per read. p2p/libp2p_tuning.py (written against py-libp2p
+   0.8.1, refused with a warning on any other version) removes that for our hosts only; message
+   signatures (`strict_signing`) are still made and checked, and nothing accepted changes.
 """
 from __future__ import annotations
 
@@ -78,6 +84,7 @@ from libp2p.request_response import (BytesCodec, MessageTooLargeError, ProtocolN
                                      RequestResponse, RequestResponseConfig, RequestTimeoutError)
 from libp2p.tools.anyio_service import background_trio_service
 
+from p2p import libp2p_tuning
 from p2p.bridge import Bridge, Hop, NotRunning, P2PError
 from p2p.framing import LIBP2P_MAX_FRAME, MAX_GOSSIP_PAYLOAD, BadFrame, decode_response, encode_error, encode_ok
 from p2p.keys import load_or_create_node_key, peer_id_of
@@ -438,12 +445,23 @@ class P2PHost:
                     connection_config=ConnectionConfig(
                         max_connections=n_conn, min_connections=0, low_watermark=0, high_watermark=n_conn,
                         max_connections_per_peer=2, dial_timeout=cfg.dial_timeout))
-                router = self._router = GossipSub(
+                # Per-message CPU savings inside py-libp2p 0.8.1 (item h above; each explained in
+                # p2p/libp2p_tuning.py): signed peer records verified once per peer and record
+                # instead of once per RPC, our own record looked up once a second and left out of
+                # per-message RPCs, an O(1) validation cache, no re-verification of what we just
+                # signed, fewer yamux window updates. `install` replaces names the pubsub and yamux
+                # modules hold, once per process, and refuses any py-libp2p but 0.8.1; only hosts
+                # adopted here (from this thread) are affected. GRIDCHAIN_LIBP2P_TUNING=0: all off.
+                tuned = libp2p_tuning.enabled() and libp2p_tuning.install()
+                router_cls = libp2p_tuning.LeanGossipSub if tuned else GossipSub
+                router = self._router = router_cls(
                     protocols=[PROTOCOL_ID_V11], degree=d, degree_low=d_low, degree_high=d_high,
                     heartbeat_interval=cfg.heartbeat_interval, spam_protection_enabled=False,
                     adaptive_gossip_enabled=False)
                 pubsub = self._pubsub = Pubsub(host, router, strict_signing=True,
                                                max_inbound_rpc_size=LIBP2P_MAX_FRAME)
+                if tuned:
+                    libp2p_tuning.adopt(host, pubsub)
                 self._rr = RequestResponse(host)
                 self._gossip.guard_streams(host, pubsub)
                 self._keeper.host, self._keeper.pubsub = host, pubsub

@@ -19,6 +19,14 @@ With `--evil TARGET_ADDR` it is instead a misbehaving raw py-libp2p host (no P2P
 to TARGET_ADDR and, on pubsub streams, sends an undecodable frame, a frame over 1 MiB, and a
 well-formed RPC whose published message has a forged sender and a garbage key, `--rounds` times;
 then prints `{"event": "evil_done", ...}` and waits for "stop".
+
+With `--record-test TARGET_ADDR` it is a raw py-libp2p host that sends, on one pubsub stream, tx
+gossip it signed properly, each RPC with a different signed peer record (senderRecord): its own
+valid record, as identify sent it ("record ok 1"), the same record with one signature bit flipped ("record forged"),
+its own record with the addresses changed under the old signature ("record altered"), another
+peer's valid record ("record of another peer"), its own valid record again ("record ok 2", the
+cached case) and no record ("no record"); then prints `{"event": "record_done"}` and waits for
+"stop". Only the "ok" and "no record" messages may be delivered.
 """
 from __future__ import annotations
 
@@ -33,6 +41,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -188,6 +197,68 @@ def run_evil(args: argparse.Namespace) -> None:
     trio.run(main)
 
 
+def run_record_test(args: argparse.Namespace) -> None:
+    """A raw py-libp2p host sending gossip with valid, forged and foreign peer records."""
+    import multiaddr
+    import trio
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+    from libp2p.peer.pb import envelope_pb2
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.peer.peerstore import create_signed_peer_record, env_to_send_in_RPC
+    from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
+    from libp2p.utils.varint import encode_uvarint
+
+    tx_topic = topic_name(bytes.fromhex(args.genesis), TopicKind.TX)
+    keys, other = create_new_key_pair(), create_new_key_pair()
+    me, someone = ID.from_pubkey(keys.public_key), ID.from_pubkey(other.public_key)
+    seqno = iter(range(1, 1 << 30))
+
+    def frame(text: str, record: bytes | None) -> bytes:
+        msg = rpc_pb2.Message(data=text.encode(), topicIDs=[tx_topic], from_id=me.to_bytes(),
+                              seqno=next(seqno).to_bytes(8, "big"))
+        msg.signature = keys.private_key.sign(PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
+        msg.key = keys.public_key.serialize()
+        rpc = rpc_pb2.RPC(publish=[msg])
+        if record is not None:
+            rpc.senderRecord = record
+        body = rpc.SerializeToString()
+        return encode_uvarint(len(body)) + body
+
+    def frames(host: Any) -> list[bytes]:
+        own = env_to_send_in_RPC(host)[0]  # the record identify sent too (an older one is refused)
+        env = envelope_pb2.Envelope.FromString(own)
+        env.signature = bytes([env.signature[0] ^ 1]) + env.signature[1:]
+        forged = env.SerializeToString()
+        env = envelope_pb2.Envelope.FromString(own)
+        env.payload = envelope_pb2.Envelope.FromString(create_signed_peer_record(
+            me, [multiaddr.Multiaddr("/ip4/10.6.6.6/tcp/1")], keys.private_key).marshal_envelope()).payload
+        altered = env.SerializeToString()
+        foreign = create_signed_peer_record(someone, [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/9")],
+                                            other.private_key).marshal_envelope()
+        return [frame("record ok 1", own), frame("record forged", forged), frame("record altered", altered),
+                frame("record of another peer", foreign), frame("record ok 2", own), frame("no record", None)]
+
+    async def main() -> None:
+        host = new_host(key_pair=keys, listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")])
+        async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            target = info_from_p2p_addr(multiaddr.Multiaddr(args.record_test))
+            await host.connect(target)
+            emit(event="evil_ready", peer_id=me.to_base58())
+            stream = await host.new_stream(target.peer_id, [PROTOCOL_ID_V11])
+            sent = frames(host)
+            for f in sent:
+                await stream.write(f)
+                await trio.sleep(0.05)
+            emit(event="record_done", sent=len(sent))
+            await trio.to_thread.run_sync(sys.stdin.readline)  # any line (or EOF) ends it
+
+    trio.run(main)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base")
@@ -198,11 +269,14 @@ def main() -> None:
     parser.add_argument("--evil")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--frames", default="undecodable,oversize_frame,bad_sender")
+    parser.add_argument("--record-test")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.evil:
         run_evil(args)
+    elif args.record_test:
+        run_record_test(args)
     else:
         asyncio.run(run_peer(args))
 

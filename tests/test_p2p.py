@@ -415,12 +415,16 @@ def test_peer_limit_and_reported_ban(tmp_path: Path) -> None:
             h.report(a.peer_id, -30, "garbage vote")
             assert h.connected_peers() == [a.peer_id] and h.book.score(a.peer_id) < 0
             h.report(a.peer_id, -30, "more garbage")
-            await until(lambda: h.connected_peers() == [] and a.connected_peers() == [], 10, "a banned and cut off")
+            # b may be admitted once a's slot is free: py-libp2p's Swarm.new_stream redials a peer
+            # it has no connection to, and b's identify/pubsub stream set-up can race with its
+            # refusal above (seen with and without p2p/libp2p_tuning.py, about 1 run in 40)
+            await until(lambda: a.peer_id not in h.connected_peers() and a.connected_peers() == [], 10,
+                        "a banned and cut off")
             assert h.counters.get("peers_banned") == 1
             with contextlib.suppress(ConnectFailed):  # h may close it before a's dial completes
                 await a.connect(h.listen_addrs[0])
             await until(lambda: h.counters.get("connections_refused_banned") >= 1, 10, "a refused")
-            assert h.connected_peers() == []
+            assert set(h.connected_peers()) <= {b.peer_id}
         finally:
             for host in hosts:
                 await host.stop()
@@ -556,3 +560,271 @@ def test_hop_batches_and_bounds() -> None:
     scheduled.pop()()
     assert delivered == [[0, 1, 2]]
     assert hop.post(9) and len(scheduled) == 1
+
+
+# =============================================================================================
+# py-libp2p per-message savings (p2p/libp2p_tuning.py)
+# =============================================================================================
+
+class _RecordHost:
+    """Just enough of a host for maybe_consume_signed_record: a real peerstore."""
+
+    def __init__(self) -> None:
+        from libp2p.peer.peerstore import PeerStore
+        self.peerstore = PeerStore()
+
+    def get_peerstore(self) -> Any:
+        return self.peerstore
+
+
+def _signed_record(keys: Any, addr: str = "/ip4/10.0.0.1/tcp/30333", peer: Any = None) -> bytes:
+    import multiaddr
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import create_signed_peer_record
+    pid = peer if peer is not None else ID.from_pubkey(keys.public_key)
+    return create_signed_peer_record(pid, [multiaddr.Multiaddr(addr)], keys.private_key).marshal_envelope()
+
+
+def test_signed_peer_records_are_verified_once_and_forgeries_still_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached check answers exactly as py-libp2p's own maybe_consume_signed_record (run side by
+    side on a second peerstore) for valid, repeated, forged, altered, foreign and superseded
+    records, and runs the library's check only once for a record it has already accepted."""
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+    from libp2p.peer.pb import envelope_pb2
+    from libp2p.pubsub import gossipsub as gossipsub_mod
+    from libp2p.pubsub import pubsub as pubsub_mod
+    from libp2p.pubsub import utils as utils_mod
+    from p2p import libp2p_tuning
+
+    assert libp2p_tuning.install()
+    assert pubsub_mod.maybe_consume_signed_record is libp2p_tuning.cached_consume_signed_record
+    assert gossipsub_mod.maybe_consume_signed_record is libp2p_tuning.cached_consume_signed_record
+    library_check = utils_mod.maybe_consume_signed_record
+    assert library_check is not libp2p_tuning.cached_consume_signed_record
+    checks: list[bytes] = []
+
+    def counted(msg: rpc_pb2.RPC, host: Any, peer: Any) -> bool:
+        checks.append(msg.senderRecord)
+        return library_check(msg, host, peer)
+    monkeypatch.setattr(libp2p_tuning, "_original_consume", counted)
+
+    tuned, plain, unadopted = _RecordHost(), _RecordHost(), _RecordHost()
+    assert libp2p_tuning.adopt(tuned)
+    libp2p_tuning._thread.__dict__.clear()  # this test thread is no libp2p thread (see 6.)
+    a, b = create_new_key_pair(), create_new_key_pair()
+    pa, pb = ID.from_pubkey(a.public_key), ID.from_pubkey(b.public_key)
+
+    def consume(record: bytes | None, peer: Any) -> bool:
+        rpc = rpc_pb2.RPC()
+        if record is not None:
+            rpc.senderRecord = record
+        got = libp2p_tuning.cached_consume_signed_record(rpc, tuned, peer)
+        assert got == library_check(rpc, plain, peer), "differs from py-libp2p's own answer"
+        return got
+
+    record = _signed_record(a)
+    assert consume(record, pa) is True
+    assert len(checks) == 1
+    for _ in range(5):
+        assert consume(record, pa) is True
+    assert len(checks) == 1, "an accepted record is not verified again"
+    assert consume(None, pa) is True  # no record: nothing to check, as in the library
+
+    env = envelope_pb2.Envelope.FromString(record)
+    env.signature = bytes([env.signature[0] ^ 1]) + env.signature[1:]
+    forged = env.SerializeToString()
+    env = envelope_pb2.Envelope.FromString(record)
+    env.payload = envelope_pb2.Envelope.FromString(_signed_record(a, "/ip4/10.6.6.6/tcp/1")).payload
+    altered = env.SerializeToString()
+    for _ in range(2):  # failures are never cached: each one takes the library's full check
+        assert consume(forged, pa) is False
+        assert consume(altered, pa) is False
+        assert consume(record, pb) is False                  # a's valid record on b's connection
+        assert consume(_signed_record(b, peer=pa), pa) is False  # signed by b, claims to be a
+        assert consume(b"\x0a\x03junk", pa) is False          # not an envelope at all
+    assert consume(record, pa) is True  # the genuine record is still accepted...
+    assert tuned.peerstore.peer_record_map[pa].envelope.marshal_envelope() == record
+
+    newer = _signed_record(a, "/ip4/10.0.0.2/tcp/30333")
+    assert consume(newer, pa) is True
+    n = len(checks)
+    assert consume(record, pa) is False  # ...until a newer record of a is stored: then, as the library, no
+    assert len(checks) == n + 1
+    assert consume(newer, pa) is True and len(checks) == n + 1
+
+    monkeypatch.setattr(libp2p_tuning, "RECORD_RECHECK_SECONDS", 0.0)  # periodic full recheck
+    assert consume(newer, pa) is True and len(checks) == n + 2
+
+    rpc = rpc_pb2.RPC(senderRecord=newer)  # hosts P2PHost did not adopt: always the library's path
+    for _ in range(2):
+        assert libp2p_tuning.cached_consume_signed_record(rpc, unadopted, pa) is True
+    assert len(checks) == n + 4
+
+
+def test_own_record_is_reused_and_not_sent_with_every_rpc(tmp_path: Path) -> None:
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import env_to_send_in_RPC
+    from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
+    from libp2p.pubsub.rpc_queue import RpcQueue
+    from p2p import libp2p_tuning
+
+    assert libp2p_tuning.install()
+    host = new_host(key_pair=create_new_key_pair(), listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")])
+    assert libp2p_tuning.adopt(host)
+    libp2p_tuning._thread.__dict__.clear()  # this test thread is no libp2p thread (see 6.)
+    calls: list[float] = []
+    real = libp2p_tuning._original_env
+    try:
+        libp2p_tuning._original_env = lambda h: (calls.append(time.monotonic()), real(h))[1]
+        first = libp2p_tuning.cached_env_to_send_in_rpc(host)
+        assert first == env_to_send_in_RPC(host) and len(calls) == 1
+        for _ in range(100):
+            assert libp2p_tuning.cached_env_to_send_in_rpc(host) == (first[0], False)
+        assert len(calls) == 1
+        libp2p_tuning._HostState.__init__(getattr(host, libp2p_tuning._STATE_ATTR))  # as if a second went by
+        assert libp2p_tuning.cached_env_to_send_in_rpc(host)[0] == first[0] and len(calls) == 2
+    finally:
+        libp2p_tuning._original_env = real
+
+    peer = ID.from_pubkey(create_new_key_pair().public_key)
+    for cls, keeps_record in ((GossipSub, True), (libp2p_tuning.LeanGossipSub, False)):
+        router = cls(protocols=[PROTOCOL_ID_V11], degree=1, degree_low=1, degree_high=2)
+        queue = RpcQueue()
+
+        class _Pubsub:
+            peer_queues = {peer: queue}
+        router.pubsub = _Pubsub()  # type: ignore[assignment]
+        router.send_rpc(peer, rpc_pb2.RPC(publish=[rpc_pb2.Message(data=b"m", topicIDs=["t"])], senderRecord=first[0]))
+        sent = queue._queue.pop()
+        assert sent is not None and [m.data for m in sent.publish] == [b"m"]
+        assert sent.HasField("senderRecord") == keeps_record
+
+
+def test_fast_validation_cache_behaves_like_the_library_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from libp2p.pubsub.pubsub import ValidationCache, ValidationResult
+    from p2p.libp2p_tuning import FastValidationCache
+    rng = random.Random(7)
+    now = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    ref, fast = ValidationCache(ttl=30, max_size=6), FastValidationCache(ttl=30, max_size=6)
+    for _ in range(5000):
+        key = bytes([rng.randrange(12)])
+        op = rng.random()
+        if op < 0.45:
+            result = ValidationResult(is_valid=rng.random() < 0.7, timestamp=now[0] - rng.choice((0, 10, 40)))
+            ref.put(key, result)
+            fast.put(key, result)
+        elif op < 0.9:
+            assert fast.get(key) == ref.get(key)
+        elif op < 0.95:
+            ref._remove(key)
+            fast._remove(key)
+        else:
+            now[0] += rng.choice((1, 20))
+            ref.clear_expired()
+            fast.clear_expired()
+        assert list(fast.cache) == ref.access_order and fast.cache == ref.cache
+
+
+@pytest.mark.parametrize("tuning", ["1", "0"])
+def test_forged_signed_peer_records_are_rejected_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            tuning: str) -> None:
+    """A raw py-libp2p peer sends properly signed gossip with valid, forged, altered and foreign
+    signed peer records: only the messages with its own valid record (or none) are delivered, with
+    the per-message savings on and off."""
+    monkeypatch.setenv("GRIDCHAIN_LIBP2P_TUNING", tuning)
+
+    async def run() -> None:
+        host = P2PHost(config(tmp_path / "h"))
+        inbox = Inbox(host)
+        sender: PeerProcess | None = None
+        try:
+            await host.start()
+            from p2p.libp2p_tuning import FastValidationCache, LeanGossipSub
+            assert isinstance(host._router, LeanGossipSub) == (tuning == "1")
+            assert isinstance(host._pubsub.validation_cache, FastValidationCache) == (tuning == "1")
+            sender = PeerProcess(tmp_path / "sender", 0, "--record-test", host.listen_addrs[0])
+            await sender.start()
+            await sender.wait(lambda e: e["event"] == "record_done", 30)
+            await until(lambda: len(inbox.got["tx"]) >= 3, 10, "the messages with acceptable records")
+            await asyncio.sleep(0.5)  # anything else would have arrived by now
+            assert sorted(data for _, data in inbox.got["tx"]) == [b"no record", b"record ok 1", b"record ok 2"]
+            assert {origin for origin, _ in inbox.got["tx"]} == {sender.peer_id}
+            if tuning == "1":  # "record ok 2" was the cached case: the accepted record is remembered
+                from p2p.libp2p_tuning import _STATE_ATTR
+                assert [str(peer) for peer, _ in getattr(host._host, _STATE_ATTR).records] == [sender.peer_id]
+            assert host.running and host.failure is None
+        finally:
+            await stop_all(host, *(p for p in (sender,) if p))
+    asyncio.run(run())
+
+
+def test_own_publishes_skip_only_their_own_signature_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after our key signed a message, that message (and only it, once, unaltered) passes
+    without the ed25519 check; anything else is checked by py-libp2p's signature_validator."""
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+    from libp2p.pubsub import pubsub as pubsub_mod
+    from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX, signature_validator
+    from p2p import libp2p_tuning
+
+    assert libp2p_tuning.install()
+    assert pubsub_mod.signature_validator is libp2p_tuning.own_aware_signature_validator
+    checked: list[bytes] = []
+
+    def counted(msg: rpc_pb2.Message) -> bool:
+        checked.append(msg.data)
+        return signature_validator(msg)
+    monkeypatch.setattr(libp2p_tuning, "_original_signature_validator", counted)
+    keys, other = create_new_key_pair(), create_new_key_pair()
+    key = libp2p_tuning.RememberingKey(keys.private_key)
+    assert key.get_public_key() == keys.public_key  # everything but sign is the wrapped key's
+
+    def signed(data: bytes, signer: Any = key, sender: Any = keys) -> rpc_pb2.Message:
+        msg = rpc_pb2.Message(data=data, topicIDs=["t"], from_id=ID.from_pubkey(sender.public_key).to_bytes(),
+                              seqno=b"\0\0\0\0\0\0\0\1")
+        msg.signature = signer.sign(PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
+        return msg
+    try:
+        own = signed(b"own")
+        assert libp2p_tuning.own_aware_signature_validator(own) and checked == []
+        assert libp2p_tuning.own_aware_signature_validator(own) and checked == [b"own"]  # once only
+        altered = signed(b"own")
+        altered.data = b"altered"
+        assert not libp2p_tuning.own_aware_signature_validator(altered) and checked[-1] == b"altered"
+        retopic = signed(b"own")
+        retopic.topicIDs.append("u")
+        assert not libp2p_tuning.own_aware_signature_validator(retopic) and len(checked) == 3
+        impostor = signed(b"impostor", sender=other)  # our signature, someone else's id
+        assert not libp2p_tuning.own_aware_signature_validator(impostor) and checked[-1] == b"impostor"
+        theirs = signed(b"theirs", signer=other.private_key, sender=other)
+        assert libp2p_tuning.own_aware_signature_validator(theirs) and checked[-1] == b"theirs"
+
+        mine = signed(b"signed here")  # another thread's message is checked in full
+        results: list[bool] = []
+        worker = threading.Thread(target=lambda: results.append(libp2p_tuning.own_aware_signature_validator(mine)))
+        worker.start()
+        worker.join()
+        assert results == [True] and checked[-1] == b"signed here"
+    finally:
+        libp2p_tuning._thread.__dict__.clear()
+
+
+def test_yamux_credit_on_read_is_off_only_in_our_libp2p_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from libp2p.stream_muxer.yamux import yamux as yamux_mod
+    from p2p import libp2p_tuning
+
+    assert libp2p_tuning.install()
+    monkeypatch.delenv("PY_YAMUX_RELEASE_ON_READ", raising=False)
+    assert yamux_mod._yamux_release_on_read() is True  # py-libp2p's default, in other threads
+    libp2p_tuning._thread.ours = True
+    try:
+        assert yamux_mod._yamux_release_on_read() is False
+        monkeypatch.setenv("PY_YAMUX_RELEASE_ON_READ", "1")  # an explicit setting wins
+        assert yamux_mod._yamux_release_on_read() is True
+    finally:
+        libp2p_tuning._thread.__dict__.clear()
