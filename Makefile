@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/gridchain --dev
+	$(BIN)/gridchain demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

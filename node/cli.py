@@ -104,6 +104,8 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
     # the spec is loaded here and owned by the config alone: the node drops its genesis section
     config = NodeConfig(spec=_spec(chain), base_path=base_path, author_uri=author, block_time_ms=block_time_ms,
                         dev_finality=True, keep_states=keep, time_warp=time_warp, **(network or {}))
+    if time_warp != 1 and config.spec.get("consensus", {}).get("timeWarp") is not None:
+        _fail("--time-warp cannot be used with a chain spec that sets its own clock (consensus.timeWarp)")
     if config.engine == "bft" and time_warp != 1:
         _fail("--time-warp is for single-node dev chains: validators refuse blocks from the future")
     host = "0.0.0.0" if rpc_external else "127.0.0.1"
@@ -214,6 +216,35 @@ def testnet(validators: int, base_dir: Path, rpc_port_base: int, p2p_port_base: 
     from node import testnet as tn  # noqa: PLC0415
     sys.exit(tn.run(validators, base_dir, rpc_port_base, p2p_port_base, prometheus_port_base,
                     echo=lambda m: click.echo(m)))
+
+
+@main.command()
+@click.option("--households", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              help="Simulated households, each with a licence, a meter and a standing-order strategy.")
+@click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--speed", type=click.IntRange(1, 2_000), default=360, show_default=True,
+              help="How many times faster than real time the chain's clock runs through the simulated day.")
+@click.option("--hours", type=click.IntRange(1, 48), default=24, show_default=True, help="Simulated hours.")
+@click.option("--base-dir", type=click.Path(path_type=Path), default=None,
+              help="Keep the chain, logs and meter spool here (default: a temporary directory).")
+@click.option("--keep", is_flag=True, help="Leave the network up after the day (RPC on --rpc-port-base) until Ctrl-C.")
+@click.option("--rpc-port-base", type=click.IntRange(1, 65535), default=DEFAULT_RPC_PORT, show_default=True)
+@click.option("--p2p-port-base", type=click.IntRange(1, 65535), default=DEFAULT_P2P_PORT, show_default=True)
+@click.option("--prometheus-port-base", type=click.IntRange(1, 65535), default=DEFAULT_PROMETHEUS_PORT,
+              show_default=True)
+@click.option("--seed", type=int, default=2011, show_default=True, help="Seed of the neighbourhood's households.")
+@click.option("--start-hour", type=click.IntRange(0, 23), default=0, show_default=True,
+              help="Chain-time hour (UTC) the simulated day starts at, e.g. 10 for a short sunny run.")
+def demo(households: int, validators: int, speed: int, hours: int, base_dir: Path | None, keep: bool,
+         rpc_port_base: int, p2p_port_base: int, prometheus_port_base: int, seed: int, start_hour: int) -> None:
+    """A neighbourhood trading energy for a simulated day over a local BFT network, then a summary."""
+    from node import demo as demo_mod  # noqa: PLC0415
+    try:
+        status = demo_mod.run(households, validators, speed, hours, base_dir, keep, rpc_port_base, p2p_port_base,
+                              prometheus_port_base, seed, start_hour, echo=lambda m: click.echo(m))
+    except demo_mod.DemoError as e:
+        _fail(str(e))
+    sys.exit(status)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,6 +587,17 @@ def report_trades(start: int, end: int, url: str, output) -> None:
         merged = {**r, **o}
         writer.writerow(["" if merged.get(k) is None else merged[k] for k in REPORT_COLUMNS])
     click.echo(f"{len(rows)} trades", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# clients: the household wallet and the meter gateway (outside clients of the node, over JSON-RPC)
+# ---------------------------------------------------------------------------------------------
+
+from meters.cli import meter as _meter_group  # noqa: E402
+from wallet.cli import wallet as _wallet_group  # noqa: E402
+
+main.add_command(_wallet_group)
+main.add_command(_meter_group)
 
 
 def entry() -> None:

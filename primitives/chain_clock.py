@@ -43,7 +43,7 @@ class ChainClock:
             raise ChainClockError("timeWarp.untilChainMs must not be before chainStartMs")
 
     @classmethod
-    def from_spec(cls, spec: dict) -> "ChainClock | None":
+    def from_spec(cls, spec: dict) -> ChainClock | None:
         """The clock a chain spec prescribes, or None for real time."""
         warp = spec.get("consensus", {}).get("timeWarp")
         if warp is None:

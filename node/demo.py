@@ -1,0 +1,230 @@
+"""`gridchain demo`: a neighbourhood trading energy for a simulated day over a local BFT network.
+
+What it does, in order:
+1. Builds a neighbourhood of N households from the real data in meters/data (meters/simulator.py),
+   and a chain spec for it: the local testnet's validators, registrar (Alice), DSO (Dave, two
+   feeders with grid-fee tariffs) and stablecoin issuer (Eve), with every household licensed,
+   metered (a certified meter key per home) and funded at genesis, as a chain launched for an
+   existing neighbourhood would be. The spec carries an accelerated clock (primitives/chain_clock.py):
+   `speed` times real time through the simulated day, normal speed afterwards.
+2. Starts the validators on loopback (node/testnet.py; node i serves RPC on rpc_port_base + i) and
+   waits until they finalise blocks.
+3. Runs the simulator as outside clients over JSON-RPC: every household's meter (the meter SDK's
+   gateway, spooled on disk) and its standing-order strategy, with an hourly line and a progress
+   line, then waits for the day's settlement and prints the summary.
+4. Stops every process it started, or with `keep` leaves the network up until Ctrl-C.
+
+Ctrl-C (or SIGTERM) at any point stops every validator it started, and nothing else.
+"""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from genesis.chain_spec import DEV_TARIFFS, Household, neighbourhood_spec
+from meters.household import ATTRIBUTION
+from meters.simulator import (
+    HOUR_S,
+    Simulator,
+    build_households,
+    format_hour,
+    format_summary,
+    simulated_gateway,
+)
+from node import testnet
+from primitives.chain_clock import ChainClock
+from rpc.client import AsyncClient, RpcError
+
+#: the demo's validators author an empty block at least this often (ms), so the accelerated clock
+#: is sampled often enough for 15-minute intervals that last a few seconds
+DEMO_BLOCK_TIME_MS = 500
+#: wall seconds the network gets to start before the accelerated clock reaches the run-up
+STARTUP_S = 12
+#: chain time before the simulated day: standing orders are set an hour ahead, and the meters'
+#: first (baseline) readings need an interval or two
+RUN_UP_S = 5400
+#: chain time after the day at accelerated speed: the last intervals' settlement windows close
+TAIL_S = 2 * HOUR_S
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why in one line."""
+
+
+def demo_clock(speed: int, wall_now_s: float, day_start: int, hours: int) -> ChainClock:
+    """The chain clock: at wall time now + STARTUP_S the chain is RUN_UP_S before `day_start`, and it
+    runs `speed` times faster until TAIL_S after the day, then at normal speed."""
+    return ChainClock(factor=speed, wall_start_ms=int((wall_now_s + STARTUP_S) * 1000),
+                      chain_start_ms=(day_start - RUN_UP_S) * 1000,
+                      until_chain_ms=(day_start + hours * HOUR_S + TAIL_S) * 1000)
+
+
+async def _wait_ready(urls: list[str], procs: list, timeout_s: float = 60.0) -> None:
+    """Every node answers RPC and the network has finalised a block."""
+    deadline = time.monotonic() + timeout_s
+    for url, p in zip(urls, procs):
+        async with AsyncClient(url, timeout=5) as c:
+            while True:
+                if p.poll() is not None:
+                    raise DemoError(f"a validator exited during start-up (status {p.returncode}); see its node.log")
+                try:
+                    await c.request("system_health")
+                    break
+                except (TimeoutError, RpcError, OSError):
+                    if time.monotonic() > deadline:
+                        raise DemoError(f"{url} did not answer within {timeout_s:.0f} s") from None
+                    await asyncio.sleep(0.3)
+    async with AsyncClient(urls[0], timeout=5) as c:
+        while True:
+            head = await c.request("chain_getFinalizedHead")
+            header = await c.request("chain_getHeader", [head])
+            if int(header["number"], 16) >= 1:
+                return
+            if time.monotonic() > deadline:
+                raise DemoError("the validators did not finalise a block in time; see their node.log files")
+            await asyncio.sleep(0.3)
+
+
+class Progress:
+    """One line redrawn in place on a terminal; plain lines now and then otherwise."""
+
+    def __init__(self, echo: Callable[[str], None], tty: bool) -> None:
+        self.echo, self.tty, self._last = echo, tty, ""
+        self._plain_at = 0.0
+
+    def tick(self, frac: float, text: str) -> None:
+        width = 30
+        filled = int(width * min(1.0, frac))
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {frac:4.0%} {text}"
+        if self.tty:
+            sys.stdout.write("\r" + line.ljust(len(self._last)))
+            sys.stdout.flush()
+            self._last = line
+        elif time.monotonic() - self._plain_at > 30:
+            self._plain_at = time.monotonic()
+            self.echo(line)
+
+    def clear(self) -> None:
+        """Erase the progress line (on a terminal) so that ordinary output follows cleanly."""
+        if self.tty and self._last:
+            sys.stdout.write("\r" + " " * len(self._last) + "\r")
+            sys.stdout.flush()
+            self._last = ""
+
+    def line(self, text: str) -> None:
+        self.clear()
+        self.echo(text)
+
+
+async def _simulate(urls: list[str], clock: ChainClock, households: list, day_start: int, hours: int,
+                    spool: Path, progress: Progress) -> list[str]:
+    gateway = simulated_gateway(households, urls, spool, clock, last_reading_at=day_start + hours * HOUR_S)
+    sim = Simulator(urls, clock, households, day_start, hours, gateway=gateway,
+                    on_hour=lambda r: progress.line(format_hour(r)), on_tick=progress.tick)
+    summary = await sim.run()
+    progress.clear()
+    return format_summary(summary, DEV_TARIFFS["local"])
+
+
+def _check_ports(ports: list[int]) -> None:
+    """Refuse to start when a port the network needs is taken (an earlier demo or testnet, most
+    likely), instead of leaving validators to fail one by one."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # as the nodes' listeners do: connections of an earlier run in TIME_WAIT do not count
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise DemoError(f"port {port} on 127.0.0.1 is in use (another node or demo?); stop it or choose "
+                                f"other --rpc-port-base / --p2p-port-base / --prometheus-port-base") from None
+
+
+def run(households: int = 20, validators: int = 4, speed: int = 360, hours: int = 24, base_dir: Path | None = None,
+        keep: bool = False, rpc_port_base: int = 9944, p2p_port_base: int = 30333,
+        prometheus_port_base: int = 9615, seed: int = 2011, start_hour: int = 0,
+        echo: Callable[[str], None] = print) -> int:
+    """Run the demo; returns the process exit status."""
+    _check_ports([b + i for b in (rpc_port_base, p2p_port_base, prometheus_port_base) for i in range(validators)])
+    temp = base_dir is None
+    base = Path(tempfile.mkdtemp(prefix="gridchain-demo-")) if temp else base_dir
+    if not temp and (base / "chain-spec.json").exists():
+        raise DemoError(f"{base} holds an earlier demo; choose another --base-dir or remove it")
+    sims = build_households(households, seed)
+    now = time.time()
+    day_start = (int(now) // 86_400 + 1) * 86_400 + start_hour * HOUR_S   # from the chain's next midnight (UTC)
+    clock = demo_clock(speed, now, day_start, hours)
+    spec = neighbourhood_spec(validators, [Household(h.name, h.prosumer, h.zone, h.rated_power_w) for h in sims],
+                              clock=clock.to_json())
+    echo(f"gridchain demo: {households} households, {validators} validators, a simulated day at {speed}x "
+         f"(a 15-minute interval every {900 / speed:.1f} s)")
+    echo(f"  {ATTRIBUTION}")
+    spec_path, nodes = testnet.prepare(validators, base, rpc_port_base, p2p_port_base, prometheus_port_base,
+                                       spec=spec)
+    stopping = {"signal": None}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping["signal"] = signum
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    procs = []
+    progress = Progress(echo, sys.stdout.isatty())
+    status = 0
+    try:
+        extra = ["--block-time-ms", str(DEMO_BLOCK_TIME_MS)]
+        for n in nodes:
+            procs.append(testnet.start_node(spec_path, n, nodes, extra))
+        urls = [n.rpc_url for n in nodes]
+        for n, p in zip(nodes, procs):
+            echo(f"  node{n.index} pid {p.pid:<7} RPC {n.rpc_url}  log {n.base_path / 'node.log'}")
+        asyncio.run(_wait_ready(urls, procs))
+        echo(f"network up: {validators} validators finalising; simulating {hours} h from "
+             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(day_start))} chain time (UTC)")
+        summary = asyncio.run(_simulate(urls, clock, sims, day_start, hours, base / "meters.spool", progress))
+        echo("")
+        echo("summary")
+        for line in summary:
+            echo("  " + line)
+        echo(f"  ({ATTRIBUTION})")
+        if keep:
+            echo("")
+            echo(f"the network stays up: RPC {urls[0]} (and {', '.join(urls[1:])}); chain time now runs at "
+                 f"normal speed. Try: gridchain wallet import bob --uri //Bob; gridchain wallet balance bob")
+            echo("Ctrl-C stops every node.")
+            while True:
+                time.sleep(0.5)
+                dead = [n for n, p in zip(nodes, procs) if p.poll() is not None]
+                if len(dead) == len(procs):
+                    echo("every node has exited")
+                    return 1
+    except KeyboardInterrupt:
+        progress.line("")
+        echo("interrupted: stopping the network ...")
+        status = 130
+    except DemoError as e:
+        progress.clear()
+        echo(f"demo failed: {e}")
+        status = 1
+    except (TimeoutError, RpcError, OSError) as e:
+        progress.clear()
+        echo(f"demo failed: the network stopped answering ({e or type(e).__name__}); see the nodes' logs")
+        status = 1
+    finally:
+        testnet.stop_all(procs)
+        for s, h in old.items():
+            signal.signal(s, h)
+        if procs:
+            echo("all nodes stopped")
+        if temp and status == 0 and not keep:
+            shutil.rmtree(base, ignore_errors=True)
+        elif procs:
+            echo(f"chain data and logs kept in {base}")
+    return status
