@@ -181,14 +181,12 @@ def neighbourhood_spec(validators: int, households: list[Household], clock: dict
     if clock is not None:
         spec["consensus"]["timeWarp"] = clock
     config = spec["genesis"]["runtimeGenesis"]["config"]
-    config["identity"]["participants"] += [
-        {"address": Keypair.from_uri(f"//{h.name}").address(), "roles": ["prosumer" if h.prosumer else "consumer"]}
-        for h in households]
-    config["metering"]["meters"] += [
-        {"meter": "0x" + Keypair.from_uri(f"//{h.name}//meter").public_key.hex(),
-         "owner": Keypair.from_uri(f"//{h.name}").address(), "zone": h.zone, "kind": 2 if h.prosumer else 0,
-         "rated_power_w": h.rated_power_w} for h in households]
     addresses = [Keypair.from_uri(f"//{h.name}").address() for h in households]
+    config["identity"]["participants"] += [
+        {"address": a, "roles": ["prosumer" if h.prosumer else "consumer"]} for h, a in zip(households, addresses)]
+    config["metering"]["meters"] += [
+        {"meter": "0x" + Keypair.from_uri(f"//{h.name}//meter").public_key.hex(), "owner": a, "zone": h.zone,
+         "kind": 2 if h.prosumer else 0, "rated_power_w": h.rated_power_w} for h, a in zip(households, addresses)]
     config["balances"]["balances"] += [[a, HOUSEHOLD_NATIVE_BALANCE] for a in addresses]
     config["balances"]["assets"][0]["balances"] += [[a, HOUSEHOLD_STABLE_BALANCE] for a in addresses]
     grid = config["grid"]

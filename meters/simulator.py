@@ -152,8 +152,13 @@ class Summary:
         return self.self_consumed_wh / self.consumption_wh if self.consumption_wh else 0.0
 
     def finality_ms(self, q: float) -> float | None:
-        xs = sorted(self.tx_finality_ms)
-        return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else None
+        return percentile(self.tx_finality_ms, q)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (nearest rank) of `values`, None if there are none."""
+    xs = sorted(values)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else None
 
 
 def simulated_gateway(households: list[SimHousehold], urls: list[str], spool_path: Path, clock: ChainClock,
@@ -174,11 +179,11 @@ def reading_figures(gateway: Gateway, clock: ChainClock) -> dict[str, Any]:
     """What the meters did: readings built, finalised, rejected, still pending, and the lag from an
     interval's end (on the chain's clock) to its reading being final, in wall seconds."""
     s = gateway.summary()
-    lags = sorted(wall - clock.wall_ms_at(end * 1000) / 1000 for end, _chain, wall in gateway.stats.lags)
+    lags = [wall - clock.wall_ms_at(end * 1000) / 1000 for end, _chain, wall in gateway.stats.lags]
     out = {k: s[k] for k in ("built", "finalised", "rejected", "pending")}
     if lags:
-        out["lag p50"] = f"{lags[len(lags) // 2]:.1f} s"
-        out["lag p99"] = f"{lags[min(len(lags) - 1, int(0.99 * len(lags)))]:.1f} s"
+        out["lag p50"] = f"{percentile(lags, 0.5):.1f} s"
+        out["lag p99"] = f"{percentile(lags, 0.99):.1f} s"
     return out
 
 

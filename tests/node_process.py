@@ -301,3 +301,22 @@ def _kill_leftovers() -> None:
     for node in list(_LIVE):
         with contextlib.suppress(Exception):  # best effort at interpreter exit
             node.kill()
+
+
+def stop_supervisor(sup: subprocess.Popen, pids: list[int]) -> None:
+    """End a supervisor command (`gridchain testnet`, `gridchain demo`) a test started and, should
+    it have left any behind, the validator processes it reported (by pid, and only if they are
+    node processes)."""
+    if sup.poll() is None:
+        sup.send_signal(signal.SIGTERM)
+        try:
+            sup.wait(30)
+        except subprocess.TimeoutExpired:
+            sup.kill()
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            if "node.cli" in " ".join(p.cmdline()):
+                p.kill()
+        except psutil.Error:
+            pass

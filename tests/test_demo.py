@@ -10,7 +10,7 @@ import time
 
 import psutil
 
-from tests.node_process import REPO, gridchain_cmd
+from tests.node_process import REPO, gridchain_cmd, stop_supervisor
 from tests.test_testnet_command import _free_run
 
 
@@ -27,22 +27,6 @@ def _gone(pids: list[int]) -> bool:
     return all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
 
 
-def _cleanup(demo: subprocess.Popen, pids: list[int]) -> None:
-    if demo.poll() is None:
-        demo.send_signal(signal.SIGTERM)
-        try:
-            demo.wait(30)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            if "node.cli" in " ".join(p.cmdline()):
-                p.kill()
-        except psutil.Error:
-            pass
-
-
 def test_a_short_sunny_demo_trades_settles_and_keeps_every_reading(tmp_path):
     demo = _start_demo(tmp_path, "--households", "8", "--hours", "2", "--start-hour", "11", "--speed", "720")
     pids: list[int] = []
@@ -52,7 +36,7 @@ def test_a_short_sunny_demo_trades_settles_and_keeps_every_reading(tmp_path):
         assert demo.returncode == 0, out
         assert len(pids) == 4, out
         assert "CC BY 4.0" in out                                   # the data's attribution is shown
-        hours = re.findall(r"^(\d\d:\d\d)-\d\d:\d\d  trades", out, re.M)
+        hours = re.findall(r"^(\d\d:\d\d)-\d\d:\d\d  trades", out, re.MULTILINE)
         assert hours == ["11:00", "12:00"], out
         traded = float(re.search(r"energy traded locally\s+([\d.]+) kWh", out).group(1))
         delivered = float(re.search(r"delivered and settled ([\d.]+) kWh", out).group(1))
@@ -65,7 +49,7 @@ def test_a_short_sunny_demo_trades_settles_and_keeps_every_reading(tmp_path):
         assert "all nodes stopped" in out
         assert _gone(pids)
     finally:
-        _cleanup(demo, pids)
+        stop_supervisor(demo, pids)
 
 
 def test_ctrl_c_stops_every_validator_the_demo_started(tmp_path):
@@ -91,4 +75,4 @@ def test_ctrl_c_stops_every_validator_the_demo_started(tmp_path):
         assert "interrupted" in rest and "all nodes stopped" in rest
         assert _gone(pids)
     finally:
-        _cleanup(demo, pids)
+        stop_supervisor(demo, pids)

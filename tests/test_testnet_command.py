@@ -12,7 +12,7 @@ import time
 import psutil
 
 from tests.bft_network import free_ports
-from tests.node_process import REPO, gridchain_cmd, http_post
+from tests.node_process import REPO, gridchain_cmd, http_post, stop_supervisor
 
 
 def _free_run(count: int, taken: set[int]) -> int:
@@ -86,16 +86,4 @@ def test_testnet_finalises_the_same_blocks_on_all_four_nodes_and_stops_them_on_s
         for pid in pids:
             assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     finally:
-        if sup.poll() is None:
-            sup.send_signal(signal.SIGTERM)
-            try:
-                sup.wait(30)
-            except subprocess.TimeoutExpired:
-                sup.kill()
-        for pid in pids:
-            try:
-                p = psutil.Process(pid)
-                if p.cmdline() and "node.cli" in " ".join(p.cmdline()):
-                    p.kill()
-            except psutil.Error:
-                pass
+        stop_supervisor(sup, pids)
