@@ -23,15 +23,14 @@ file is refused rather than signing as some other, uncertified key.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from primitives.keys import SEED_LEN, InvalidSecret, Keypair, secret_seed_from_uri
+from primitives.private_file import write_private_file
 
 KEY_FILE_TYPE = "gridchain-meter-key"
 KEY_FILE_VERSION = 1
@@ -47,50 +46,6 @@ def key_document(keypair: Keypair) -> dict[str, Any]:
             "seed": "0x" + keypair.seed.hex(), "publicKey": "0x" + keypair.public_key.hex()}
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a new directory entry durable (a crash right after must not lose the name)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_new_file(path: Path, data: bytes) -> None:
-    """Write `data` to a new file at `path` with mode 0600, atomically; never replace an existing file."""
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)          # atomic, and fails with EEXIST if the name is taken
-        except OSError as e:
-            if e.errno == errno.EEXIST:
-                raise
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                raise
-            # a file system without hard links: check, then rename (a small race, no link)
-            if path.exists():
-                raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
-            os.rename(tmp, path)
-        _fsync_dir(directory)
-    finally:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-
-
 def write_key_file(path: Path | str, keypair: Keypair) -> Path:
     """Store `keypair` in a new key file at `path` (refuses to overwrite anything)."""
     path = Path(path)
@@ -101,7 +56,7 @@ def write_key_file(path: Path | str, keypair: Keypair) -> Path:
         raise KeyFileError(f"cannot write {path}: directory {path.parent} does not exist")
     data = (json.dumps(key_document(keypair), indent=2) + "\n").encode()
     try:
-        _write_new_file(path, data)
+        write_private_file(path, data)
     except FileExistsError:
         raise KeyFileError(f"{path} already exists; a meter key file is never overwritten") from None
     except OSError as e:

@@ -10,8 +10,9 @@ import nacl.pwhash
 import pytest
 
 from primitives.keys import Keypair, dev_keypair
+from primitives.private_file import write_private_file as write_atomic
 from wallet import keystore as ks
-from wallet.keystore import KdfParams, Keystore, KeystoreError, write_atomic
+from wallet.keystore import KdfParams, Keystore, KeystoreError
 
 FAST = KdfParams.minimal()
 BOB = dev_keypair("Bob")

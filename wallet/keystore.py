@@ -27,11 +27,9 @@ Why these choices:
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ import nacl.utils
 
 from primitives import ss58
 from primitives.keys import SEED_LEN, Keypair
+from primitives.private_file import write_private_file
 
 VERSION = 1
 KDF_NAME = "argon2id"
@@ -227,53 +226,6 @@ def decrypt_seed(doc: Any, password: str, where: str = "keystore") -> bytes:
     return seed
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return                      # a platform without directory handles: nothing more to do
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, *, overwrite: bool = False) -> None:
-    """Write `data` to `path` so a crash leaves either no file / the old file, or the whole new one.
-
-    The bytes go to a 0600 temporary file in the same directory, which is fsynced and then moved
-    into place: by a hard link when `overwrite` is false (the link fails if `path` exists, so two
-    writers cannot both win), else by rename. The directory is fsynced so the new name is durable.
-    """
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)      # FileExistsError (EEXIST) if the name is taken
-            except OSError as e:
-                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                    raise
-                # no hard links on this file system: check, then rename (a small race, but no link)
-                if path.exists():
-                    raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
-                os.rename(tmp, path)
-        _fsync_dir(directory)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 class Keystore:
     """A directory of account files, addressed by account name."""
 
@@ -330,7 +282,7 @@ class Keystore:
         doc = encrypt_seed(name, seed, password, kdf)
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
+            write_private_file(path, (json.dumps(doc, indent=2) + "\n").encode())
         except FileExistsError:
             raise KeystoreError(f"an account named {name!r} already exists in {self.directory}") from None
         except OSError as e:
@@ -348,6 +300,6 @@ class Keystore:
         doc = encrypt_seed(name, seed, new_password, kdf)
         path = self.path_of(name)
         try:
-            write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode(), overwrite=True)
+            write_private_file(path, (json.dumps(doc, indent=2) + "\n").encode(), overwrite=True)
         except OSError as e:
             raise KeystoreError(f"cannot write keystore {path}: {e.strerror}") from None
