@@ -19,8 +19,13 @@ One SQLite file per gateway holds all its meters. Guarantees, and how they are k
     the last reading's. A gateway that restarts continues from the spool's counters.
   - **A file that is not ours is never touched**: a file that is not an SQLite database, an SQLite
     database with tables of some other program, or a damaged one gives one SpoolError naming the
-    file, before anything is written to it. A spool is bound to one chain (genesis hash) on first
+    file, before anything is written to it. An empty file (zero bytes, or an SQLite database without
+    tables) is damage too, never a fresh spool: a truncated spool must not silently become an empty
+    one and drop its pending readings. A spool is bound to one chain (genesis hash) on first
     contact; opening it against another chain is refused.
+  - **A new spool appears whole or not at all**: `create` on a path where no file exists builds the
+    spool in a temporary file beside it and links it into place, so a crash while creating never
+    leaves an empty file at the path (which the next start would refuse).
   - **One gateway per spool**: the file is locked (flock) while a gateway has it open, so two
     processes cannot hand out the same seq. Read-only inspection needs no lock.
 
@@ -135,28 +140,24 @@ class Spool:
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True, readonly: bool = False) -> Spool:
-        """Open (or create, if `create` and the file is absent or empty) the spool at `path`.
+        """Open the spool at `path`, or create it if `create` and no file exists there.
 
-        Raises SpoolError, naming the file, for a foreign or damaged file, a spool of a newer
+        Raises SpoolError, naming the file, for a foreign, damaged or empty file, a spool of a newer
         version, one locked by another gateway, or a missing file when `create` is false."""
         path = Path(path)
-        exists = path.exists()
-        if exists and path.is_dir():
+        if path.is_dir():
             raise SpoolError(f"spool {path} is a directory")
-        size = path.stat().st_size if exists else 0
-        if not exists and (readonly or not create):
-            raise SpoolError(f"spool {path} does not exist")
-        if exists and size > 0:
+        if path.exists():
             _check_magic(path)
-        if not exists and not path.parent.is_dir():
-            raise SpoolError(f"cannot create spool {path}: directory {path.parent} does not exist")
+        elif readonly or not create:
+            raise SpoolError(f"spool {path} does not exist")
+        else:
+            _create_file(path)
         lock_fd = None if readonly else _lock(path)
         try:
             conn = _connect(path, readonly)
             try:
-                fresh = _inspect(conn, path, empty_ok=not readonly)
-                if fresh:
-                    _create(conn, path)
+                _inspect(conn, path)
                 if not readonly:
                     _durable(conn, path)
             except BaseException:
@@ -456,6 +457,9 @@ def _check_magic(path: Path) -> None:
             head = f.read(len(_SQLITE_MAGIC))
     except OSError as e:
         raise SpoolError(f"cannot read spool {path}: {e.strerror or e}") from None
+    if not head:
+        raise SpoolError(f"{path} is not a meter spool (an empty file: a truncated or damaged spool, or "
+                         "some other file); nothing was changed")
     if head != _SQLITE_MAGIC:
         raise SpoolError(f"{path} is not a meter spool (not an SQLite database: damaged, or some other "
                          "file); nothing was changed")
@@ -464,7 +468,7 @@ def _check_magic(path: Path) -> None:
 def _lock(path: Path) -> int:
     """An exclusive lock on the spool for this process (released on close or exit)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR)
     except OSError as e:
         raise SpoolError(f"cannot open spool {path}: {e.strerror or e}") from None
     try:
@@ -488,17 +492,16 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
         raise SpoolError(f"cannot open spool {path}: {e}") from None
 
 
-def _inspect(conn: sqlite3.Connection, path: Path, *, empty_ok: bool) -> bool:
-    """Check the file is an intact spool of a version we read; True if it is empty (to be created).
-    Only reads: a foreign or damaged file is left exactly as it was."""
+def _inspect(conn: sqlite3.Connection, path: Path) -> None:
+    """Check the file is an intact spool of a version we read. Only reads: a foreign, damaged or
+    empty file is left exactly as it was."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
         raise SpoolError(f"{path} is not a usable meter spool (damaged SQLite file: {e}); nothing was changed") from None
     if not tables:
-        if empty_ok:
-            return True
-        raise SpoolError(f"{path} is an empty database, not a meter spool")
+        raise SpoolError(f"{path} is not a meter spool (an empty SQLite database: a damaged spool, or some "
+                         "other file); nothing was changed")
     if not {"meta", "meters", "readings"} <= tables:
         raise SpoolError(f"{path} is not a meter spool (an SQLite database of something else: tables "
                          f"{', '.join(sorted(tables))}); nothing was changed")
@@ -514,7 +517,51 @@ def _inspect(conn: sqlite3.Connection, path: Path, *, empty_ok: bool) -> bool:
                          f"version {SPOOL_VERSION}")
     if check != [("ok",)]:
         raise SpoolError(f"{path} is damaged (SQLite integrity check: {check[0][0]}); nothing was changed")
-    return False
+
+
+def _create_file(path: Path) -> None:
+    """Create a new, empty spool at `path`, where no file exists: built in a temporary file in the
+    same directory, synced, then hard-linked into place (which, unlike a rename, never replaces a
+    file another gateway created meanwhile; that one is then opened instead). The path therefore
+    never holds a half-created spool, and an empty file there can only be damage."""
+    if not path.parent.is_dir():
+        raise SpoolError(f"cannot create spool {path}: directory {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    leftovers = (tmp, tmp.with_name(tmp.name + "-journal"))
+    try:
+        for p in leftovers:
+            p.unlink(missing_ok=True)
+        try:
+            conn = sqlite3.connect(str(tmp), isolation_level=None)
+        except sqlite3.Error as e:
+            raise SpoolError(f"cannot create spool {path}: {e}") from None
+        try:
+            _create(conn, path)
+        finally:
+            conn.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fchmod(fd, 0o600)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass                                  # another gateway was quicker: open its spool
+        except PermissionError:                   # a file system without hard links
+            if not path.exists():
+                os.rename(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise SpoolError(f"cannot create spool {path}: {e.strerror or e}") from None
+    finally:
+        for p in leftovers:
+            p.unlink(missing_ok=True)
 
 
 def _create(conn: sqlite3.Connection, path: Path) -> None:

@@ -201,6 +201,50 @@ def test_a_damaged_or_foreign_file_gives_one_clear_error_and_is_left_untouched(t
     assert digest(path) == before
 
 
+@pytest.mark.parametrize("how", ["gateway", "create=False", "read-only"])
+def test_an_empty_spool_file_is_damage_refused_and_left_untouched(tmp_path, how):
+    """A zero-byte file where a spool should be is a truncated spool whose pending readings are
+    gone, never a fresh one: refused with the damaged-spool error, however it is opened."""
+    path = tmp_path / "spool.db"
+    path.write_bytes(b"")
+    kwargs = {"gateway": {}, "create=False": {"create": False}, "read-only": {"readonly": True}}[how]
+    with pytest.raises(SpoolError) as e:
+        Spool.open(path, **kwargs)
+    message = str(e.value)
+    assert str(path) in message and "empty file" in message and "nothing was changed" in message
+    assert "\n" not in message
+    assert path.read_bytes() == b"" and [p.name for p in tmp_path.iterdir()] == ["spool.db"]
+
+
+def test_the_gateway_commands_refuse_an_empty_spool_in_one_line(tmp_path):
+    path = tmp_path / "spool.db"
+    path.write_bytes(b"")
+    key = tmp_path / "meter.key"
+    generate_key_file(key)
+    for args in (("meter", "spool", str(path)),
+                 ("meter", "run", "--key", str(key), "--spool", str(path), "--rpc", "http://127.0.0.1:9")):
+        r = run_gridchain(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode != 0 and len(lines) == 1, (args, r.stderr)
+        assert str(path) in lines[0] and "empty file" in lines[0], args
+        assert path.read_bytes() == b""
+
+
+def test_create_makes_a_new_spool_only_where_there_is_no_file(tmp_path):
+    path = tmp_path / "new.spool"
+    with pytest.raises(SpoolError, match="does not exist"):
+        Spool.open(path, create=False)
+    assert not path.exists()
+    with Spool.open(path) as s:                  # the default: create if absent
+        s.add_meters({M1: {}})
+    # the new spool appeared whole: no temporary file is left beside it
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == ["new.spool"]
+    with Spool.open(path, create=False) as s:
+        assert s.meter(M1).next_seq == 1
+    with pytest.raises(SpoolError, match="directory .* does not exist"):
+        Spool.open(tmp_path / "missing" / "x.spool")
+
+
 def test_a_spool_belongs_to_one_chain_and_one_gateway(spool_path):
     with Spool.open(spool_path) as s:
         s.bind_chain(GENESIS, I, 60, 4)
