@@ -164,11 +164,16 @@ def test_the_cli_lists_pending_and_rejected_readings_with_the_reason(spool_path)
     assert text.returncode == 0 and "no meter with this key is certified" in text.stdout
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "scrambled"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "scrambled", "database without tables"])
 def test_a_damaged_or_foreign_file_gives_one_clear_error_and_is_left_untouched(tmp_path, damage):
     path = tmp_path / "spool.db"
     if damage == "garbage":
         path.write_bytes(b"timestamp,import_wh,export_wh\n" * 100)
+    elif damage == "database without tables":     # an SQLite header, no schema: never a fresh spool
+        c = sqlite3.connect(path)
+        c.execute("PRAGMA user_version = 7")
+        c.commit()
+        c.close()
     elif damage == "foreign":
         c = sqlite3.connect(path)
         c.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount INTEGER)")
