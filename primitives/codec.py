@@ -23,6 +23,12 @@ import msgpack
 #: their own limit (see runtime config); this is only the outer safety net.
 MAX_DECODE_BYTES = 16 * 1024 * 1024
 
+#: Deepest nesting of arrays and maps any decoded value may have (the outermost value is level 1).
+#: The codec enforces it itself, before msgpack builds anything: msgpack's C extension and its
+#: pure-Python fallback stop at different depths (about 1,024 and 1,000 less the caller's stack),
+#: so leaving the limit to them would let two honest nodes disagree about one block.
+MAX_NESTING_DEPTH = 32
+
 
 class CodecError(ValueError):
     """The input is not a valid canonical encoding of the expected type."""
@@ -57,6 +63,7 @@ def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES, *, typed: bool = False
         raise CodecError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_size:
         raise CodecError(f"input of {len(data)} bytes exceeds the limit of {max_size}")
+    check_structure(data)
     try:
         obj = msgpack.unpackb(
             data, raw=False, use_list=True, strict_map_key=False,
@@ -72,6 +79,91 @@ def unpack(data: bytes, max_size: int = MAX_DECODE_BYTES, *, typed: bool = False
     if msgpack.packb(obj, use_bin_type=True) != bytes(data):
         raise CodecError("non-canonical encoding")
     return obj
+
+
+# What each leading byte of a msgpack value is, for `check_structure`:
+# (kind, header bytes, width of the big-endian length or count that follows the type byte).
+_SCALAR, _BLOB, _ARRAY, _MAP, _FORBIDDEN = range(5)
+
+
+def _layout_table() -> tuple[tuple[int, int, int], ...]:
+    table: list[tuple[int, int, int]] = [(_FORBIDDEN, 0, 0)] * 256
+    for b in range(0x00, 0x80):
+        table[b] = (_SCALAR, 1, 0)                     # positive fixint
+    for b in range(0xE0, 0x100):
+        table[b] = (_SCALAR, 1, 0)                     # negative fixint
+    for b in range(0x80, 0x90):
+        table[b] = (_MAP, 1, 0)                        # fixmap, count in the low 4 bits
+    for b in range(0x90, 0xA0):
+        table[b] = (_ARRAY, 1, 0)                      # fixarray, count in the low 4 bits
+    for b in range(0xA0, 0xC0):
+        table[b] = (_BLOB, 1, 0)                       # fixstr, length in the low 5 bits
+    for b in (0xC0, 0xC2, 0xC3):
+        table[b] = (_SCALAR, 1, 0)                     # nil, false, true
+    for b, width in ((0xC4, 1), (0xC5, 2), (0xC6, 4), (0xD9, 1), (0xDA, 2), (0xDB, 4)):
+        table[b] = (_BLOB, 1 + width, width)           # bin 8/16/32, str 8/16/32
+    for b, size in ((0xCC, 2), (0xCD, 3), (0xCE, 5), (0xCF, 9), (0xD0, 2), (0xD1, 3), (0xD2, 5), (0xD3, 9)):
+        table[b] = (_SCALAR, size, 0)                  # uint and int 8/16/32/64
+    table[0xDC], table[0xDD] = (_ARRAY, 3, 2), (_ARRAY, 5, 4)
+    table[0xDE], table[0xDF] = (_MAP, 3, 2), (_MAP, 5, 4)
+    # left forbidden: 0xC1 (never used), float 32/64 (0xCA, 0xCB), every ext type (0xC7-0xC9, 0xD4-0xD8)
+    return tuple(table)
+
+
+_LAYOUT = _layout_table()
+_FORBIDDEN_NAMES = {0xC1: "the reserved byte", 0xCA: "a float", 0xCB: "a float"}
+
+
+def check_structure(data: bytes, max_depth: int = MAX_NESTING_DEPTH) -> None:
+    """Walk msgpack's headers without building anything and refuse what the codec never accepts:
+    nesting deeper than `max_depth`, floats, ext types, the reserved byte, a length or count that
+    runs past the input, and trailing bytes.
+
+    This runs before msgpack decodes, without recursion, so the verdict on any input is the codec's
+    own and the same under msgpack's C extension and its pure-Python fallback, whatever the
+    caller's stack depth. Blobs are skipped by their length, so the cost is one step per value.
+    """
+    view = memoryview(data)
+    end = len(view)
+    pos = 0
+    remaining = [1]                 # values still to read at each open nesting level
+    layout = _LAYOUT
+    while remaining:
+        if remaining[-1] == 0:
+            remaining.pop()
+            continue
+        remaining[-1] -= 1
+        if pos >= end:
+            raise CodecError("truncated input")
+        b = view[pos]
+        kind, header, width = layout[b]
+        if kind == _SCALAR:
+            pos += header
+            continue
+        if kind == _FORBIDDEN:
+            what = _FORBIDDEN_NAMES.get(b, "an ext type")
+            raise CodecError(f"{what} (0x{b:02x}) is not allowed in canonical encoding")
+        if width:
+            if pos + header > end:
+                raise CodecError("truncated input")
+            n = int.from_bytes(view[pos + 1:pos + header], "big")
+        else:
+            n = b & (0x1F if kind == _BLOB else 0x0F)
+        pos += header
+        if kind == _BLOB:
+            pos += n
+            continue
+        if len(remaining) > max_depth:
+            raise CodecError(f"nested deeper than {max_depth} levels")
+        if n:
+            # a count is a promise of at least one byte per value: refuse early one the input cannot keep
+            if pos + n > end:
+                raise CodecError("truncated input")
+            remaining.append(n * 2 if kind == _MAP else n)
+    if pos > end:
+        raise CodecError("truncated input")
+    if pos != end:
+        raise CodecError("trailing bytes after the encoded value")
 
 
 def _reject_floats_and_unsorted(obj: Any) -> None:

@@ -1,13 +1,21 @@
 """Canonical msgpack: round trips, and every kind of non-canonical or hostile input is refused."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import types
+from unittest import mock
+
 import msgpack
+import msgpack.fallback as msgpack_fallback
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from primitives.codec import (BOOL, H256, U8, U32, U128, CodecError, ListOf, Optional, Text, pack,
-                              struct, unpack)
+from primitives import codec
+from primitives.codec import (BOOL, H256, MAX_NESTING_DEPTH, U8, U32, U128, CodecError, ListOf, Optional,
+                              Text, pack, struct, unpack)
 from primitives.extrinsic import Call, Extrinsic
 from primitives.types import DigestItem, Header
 
@@ -115,3 +123,92 @@ def test_header_round_trip_and_hash_changes_with_content():
     assert Header.decode(h.encode()) == h
     h2 = Header(b"\1" * 32, 8, b"\2" * 32, b"\3" * 32, h.digest)
     assert h.hash() != h2.hash()
+
+
+# ------------------------------------------------------------------------------------------
+# msgpack's C extension and its pure-Python fallback must give every input the same verdict
+# ------------------------------------------------------------------------------------------
+
+def _implementation(name: str) -> types.SimpleNamespace:
+    """The parts of msgpack the codec uses, from one implementation."""
+    if name == "c":
+        from msgpack import _cmsgpack as impl
+        packer = impl.Packer
+    else:
+        impl = msgpack_fallback
+        packer = msgpack_fallback.Packer
+    return types.SimpleNamespace(
+        unpackb=impl.unpackb, packb=lambda o, **kw: packer(**kw).pack(o),
+        ExtraData=msgpack.ExtraData, UnpackException=msgpack.UnpackException)
+
+
+def _codec_verdict(implementation: str, data: bytes) -> tuple:
+    with mock.patch.object(codec, "msgpack", _implementation(implementation)):
+        try:
+            return ("ok", unpack(data))
+        except CodecError:
+            return ("refused",)
+
+
+#: one msgpack value opened per element: a container header, its count, and how its items close
+_OPENERS = st.sampled_from([b"\x91", b"\x92", b"\xdc\x00\x01", b"\xdd\x00\x00\x00\x01", b"\x81\xa1k"])
+_LEAVES = st.sampled_from([b"\x00", b"\xc0", b"\xc4\x01x", b"\xa1s", b"\xca\x00\x00\x00\x00", b"\xd4\x00\x00",
+                           b"\xc1", b"\xcc\x05", b"\xcf" + b"\xff" * 8, b""])
+
+
+@st.composite
+def nestings(draw) -> bytes:
+    """Bytes of a value nested to a random depth, up to far past both implementations' limits,
+    with a random leaf and sometimes a mutation (a byte dropped, added or changed)."""
+    depth = draw(st.integers(0, 1500))
+    opener = draw(_OPENERS)
+    body = opener * depth + draw(_LEAVES)
+    # a [x, y] opener needs a second item at every level: close them with nil
+    if opener == b"\x92":
+        body += b"\xc0" * depth
+    mutation = draw(st.sampled_from(["none", "drop", "add", "flip"]))
+    if mutation != "none" and body:
+        i = draw(st.integers(0, len(body) - 1))
+        if mutation == "drop":
+            body = body[:i] + body[i + 1:]
+        elif mutation == "add":
+            body = body[:i] + bytes([draw(st.integers(0, 255))]) + body[i:]
+        else:
+            body = body[:i] + bytes([body[i] ^ draw(st.integers(1, 255))]) + body[i + 1:]
+    return body
+
+
+@settings(max_examples=300, deadline=None)
+@given(nestings(), st.sampled_from([0, 300, 800]))
+def test_c_extension_and_fallback_give_any_nesting_the_same_verdict(data, stack_frames):
+    def at_depth(n: int, fn):
+        return fn() if n <= 0 else at_depth(n - 1, fn)
+    c = at_depth(stack_frames, lambda: _codec_verdict("c", data))
+    py = at_depth(stack_frames, lambda: _codec_verdict("python", data))
+    assert c == py
+
+
+def test_nesting_past_the_limit_is_refused_by_both_implementations():
+    for depth in (MAX_NESTING_DEPTH + 1, 999, 1000, 1024, 1025):
+        data = b"\x91" * depth + b"\x00"
+        assert _codec_verdict("c", data) == _codec_verdict("python", data) == ("refused",)
+    data = b"\x91" * MAX_NESTING_DEPTH + b"\x00"
+    assert _codec_verdict("c", data)[0] == _codec_verdict("python", data)[0] == "ok"
+
+
+def test_the_msgpack_implementation_is_the_one_this_run_asked_for():
+    fallback_wanted = bool(os.environ.get("MSGPACK_PUREPYTHON"))
+    assert (msgpack.Unpacker is msgpack_fallback.Unpacker) == fallback_wanted
+
+
+def test_codec_tests_pass_under_the_pure_python_fallback():
+    """The whole of this file again, in a process where msgpack runs its pure-Python fallback
+    (as on PyPy, or where the C extension did not build)."""
+    env = dict(os.environ, MSGPACK_PUREPYTHON="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "not test_codec_tests_pass_under_the_pure_python_fallback"],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
+        capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
