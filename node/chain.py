@@ -12,11 +12,13 @@ extrinsics root and the state root match the header.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import msgpack
+import plyvel
 
 from node.blockstore import BlockStore
 from node.db import COL_META, Database
@@ -37,6 +39,13 @@ META_GENESIS_DIGEST = b"genesis_storage_digest"
 
 #: how the timestamp inherent is called (pallet timestamp, call set)
 TIMESTAMP_CALL = (timestamp.pallet.index, timestamp.set.call_def.index)
+
+
+_log = logging.getLogger(__name__)
+
+#: Failures of our own storage are the node's fault, not the block's: they propagate (the storage
+#: fault handling reports them) instead of being taken as a verdict on the block.
+_STORAGE_FAULTS = (plyvel.Error, OSError)
 
 
 class ImportError_(Exception):
@@ -212,6 +221,11 @@ class Chain:
             checks = [builder.signature_check(x) for x in xts]
         except (TransactionValidityError, BadFormat, BlockError) as e:
             raise ImportError_(f"block has an invalid extrinsic: {getattr(e, 'message', e)}") from None
+        except _STORAGE_FAULTS:
+            raise
+        except Exception as e:  # noqa: BLE001 - a block that cannot be judged is refused, never a crash
+            _log.exception("block %d could not be checked", header.number)
+            raise ImportError_(f"block could not be checked ({type(e).__name__})") from None
         # signatures are checked in the workers while the block executes here
         collect = self._verify_deferred([c for c in checks if c is not None])
         try:
@@ -219,6 +233,13 @@ class Chain:
         except BlockError as e:
             collect()
             raise ImportError_(str(e)) from None
+        except _STORAGE_FAULTS:
+            collect()
+            raise
+        except Exception as e:  # noqa: BLE001 - see above
+            collect()
+            _log.exception("block %d could not be executed", header.number)
+            raise ImportError_(f"block could not be executed ({type(e).__name__})") from None
         if not all(collect()):
             raise ImportError_("block contains an extrinsic with a bad signature")
         if ordered_trie_root(xts) != header.extrinsics_root:

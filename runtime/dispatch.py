@@ -2,9 +2,20 @@
 
 Pallets that dispatch nested calls (sudo, later governance) go through here, so a nested call gets
 the same decoding, origin check and rollback as a top-level one.
+
+Two rules keep an untrusted call from stopping or splitting consensus:
+- nesting is bounded: a call may carry calls at most `MAX_CALL_NESTING` levels below the
+  extrinsic's own call, and both the weight and the dispatch of nested calls count the levels, so
+  nothing here recurses deeper than that, whatever the input (the codec's own depth limit bounds
+  the bytes first);
+- a call that fails in any way (a pallet's error, or any other exception, such as a value that does
+  not fit its storage type) fails as a `DispatchError` with a fixed message: its writes roll back
+  and its fee stays paid, and every node records the same result.
 """
 from __future__ import annotations
 
+import contextvars
+import logging
 from typing import Any
 
 from primitives.codec import CodecError
@@ -27,7 +38,22 @@ class CallTable:
         return cd
 
 
+#: How many levels of calls a call may carry below itself (sudo(call) is one level).
+MAX_CALL_NESTING = 8
+
+#: The ExtrinsicFailed message of a call that raised something other than a DispatchError. It is
+#: fixed, not the exception's text, which can differ between Python versions and would then split
+#: the event's bytes and so the state root.
+INTERNAL_ERROR = "the call failed with an internal error and changed nothing"
+
+_log = logging.getLogger(__name__)
+
 _table: CallTable | None = None
+_nesting: contextvars.ContextVar[int] = contextvars.ContextVar("call_nesting", default=0)
+
+
+class CallNestingTooDeep(CodecError):
+    """A call carries calls more than MAX_CALL_NESTING levels deep: the extrinsic is invalid."""
 
 
 def install(table: CallTable) -> None:
@@ -44,12 +70,28 @@ def _lookup_plain(plain: Any) -> tuple[CallDef, tuple]:
     return cd, cd.decode_args(call.args)
 
 
+def _enter_nested() -> contextvars.Token:
+    depth = _nesting.get()
+    if depth >= MAX_CALL_NESTING:
+        raise CallNestingTooDeep(f"calls nested more than {MAX_CALL_NESTING} levels deep")
+    return _nesting.set(depth + 1)
+
+
 def weight_of_plain_call(plain: Any) -> int:
+    """Weight of a nested call given as plain data (0 if it does not decode: it then fails when
+    dispatched). Raises CallNestingTooDeep past MAX_CALL_NESTING, which makes the whole extrinsic
+    invalid before any signature or origin check runs."""
+    token = _enter_nested()
     try:
-        cd, args = _lookup_plain(plain)
-    except CodecError:
-        return 0
-    return cd.weight_of(args)
+        try:
+            cd, args = _lookup_plain(plain)
+        except CallNestingTooDeep:
+            raise
+        except CodecError:
+            return 0
+        return cd.weight_of(args)
+    finally:
+        _nesting.reset(token)
 
 
 def check_origin(cd: CallDef, origin: Origin) -> None:
@@ -62,20 +104,34 @@ def check_origin(cd: CallDef, origin: Origin) -> None:
 
 
 def dispatch(cd: CallDef, origin: Origin, args: tuple) -> PostInfo | None:
-    """Run a decoded call in its own transactional layer; DispatchError rolls its writes back."""
+    """Run a decoded call in its own transactional layer. Any failure rolls its writes back and is
+    raised as a DispatchError (see INTERNAL_ERROR for exceptions that are not one)."""
     check_origin(cd, origin)
-    with storage.transactional():
-        return cd.fn(origin, *args)
+    try:
+        with storage.transactional():
+            return cd.fn(origin, *args)
+    except DispatchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure of a call fails that call, never the block
+        _log.warning("%s.%s raised %s: %s", cd.pallet.name, cd.name, type(e).__name__, e)
+        raise DispatchError(INTERNAL_ERROR) from None
 
 
 def dispatch_plain_call(origin: Origin, plain: Any) -> DispatchError | None:
     """Dispatch a nested call given as plain data; returns its error instead of raising."""
     try:
-        cd, args = _lookup_plain(plain)
-    except CodecError as e:
-        return DispatchError(f"undecodable call: {e}")
+        token = _enter_nested()
+    except CallNestingTooDeep as e:
+        return DispatchError(str(e))
     try:
-        dispatch(cd, origin, args)
-    except DispatchError as e:
-        return e
-    return None
+        try:
+            cd, args = _lookup_plain(plain)
+        except CodecError as e:
+            return DispatchError(f"undecodable call: {e}")
+        try:
+            dispatch(cd, origin, args)
+        except DispatchError as e:
+            return e
+        return None
+    finally:
+        _nesting.reset(token)

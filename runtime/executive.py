@@ -16,8 +16,10 @@ records why. Unused declared weight is refunded.
 """
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from primitives.codec import CodecError, collect_structs
 from primitives.errors import BadFormat, ChainError
@@ -30,6 +32,8 @@ from runtime.api import (InvalidKind, InvalidTransaction, SignatureCheck, StateR
                          ValidTransaction, nonce_tag)
 from runtime.pallet import CallDef, DispatchError, Origin, Pallet, PostInfo
 from runtime.storage import EmptyState, Overlay, externalities
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,25 @@ class BlockResult:
 
 class BlockError(Exception):
     """A block that must not be imported: the reason names the first rule it broke."""
+
+
+@contextmanager
+def refusing_unexpected(what: str) -> Iterator[None]:
+    """Turn any exception other than a validity verdict into a refusal of the extrinsic.
+
+    Pallet code that judges an untrusted extrinsic (unsigned validators, signature checks) must
+    refuse it, never raise into the pool or the block import; the message names only the exception's
+    type, so the verdict reads the same on every node and Python version.
+    """
+    try:
+        yield
+    except (TransactionValidityError, BadFormat):
+        raise
+    except CodecError as e:
+        raise InvalidTransaction(InvalidKind.CALL, str(e)) from None
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        _log.warning("%s raised %s: %s", what, type(e).__name__, e)
+        raise InvalidTransaction(InvalidKind.CALL, f"{what} failed ({type(e).__name__})") from None
 
 
 class Runtime:
@@ -182,12 +205,16 @@ class Runtime:
             xt = Extrinsic.decode(data)
         except CodecError as e:
             raise BadFormat(f"Extrinsic has invalid format: {e}") from None
+        except Exception as e:  # noqa: BLE001 - untrusted bytes: any failure is a refusal
+            raise BadFormat(f"Extrinsic has invalid format ({type(e).__name__})") from None
         try:
             cd = self.calls.lookup(xt.call)
             args = cd.decode_args(xt.call.args)
             weight = self.limits.base_extrinsic_weight + cd.weight_of(args)
         except CodecError as e:
             raise InvalidTransaction(InvalidKind.CALL, str(e)) from None
+        except Exception as e:  # noqa: BLE001 - a weight function that fails refuses its extrinsic
+            raise InvalidTransaction(InvalidKind.CALL, f"the call could not be weighed ({type(e).__name__})") from None
         return Decoded(bytes(data), extrinsic_hash(data), xt, cd, args, weight)
 
     def _birth_hash(self, d: Decoded, number: int) -> bytes:
@@ -213,7 +240,10 @@ class Runtime:
         s = d.xt.signature
         if s is None:
             fn = d.call.pallet.unsigned_signature
-            return None if fn is None else fn(d.call, d.args)
+            if fn is None:
+                return None
+            with refusing_unexpected(f"{d.call.pallet.name}.{d.call.name}'s signature check"):
+                return fn(d.call, d.args)
         birth = self._birth_hash(d, number)
         payload = signing_payload(d.xt.call, s.mortality, s.nonce, s.tip, self.version.spec_version,
                                   self.version.transaction_version, birth)
@@ -333,7 +363,8 @@ class ValidationContext:
             if validator is None:
                 raise UnknownTransaction(UnknownKind.NO_UNSIGNED_VALIDATOR,
                                          f"{d.call.pallet.name}.{d.call.name} cannot be submitted unsigned")
-            return validator(d.call, d.args, source)
+            with refusing_unexpected(f"{d.call.pallet.name}.{d.call.name}'s validation"):
+                return validator(d.call, d.args, source)
         s = d.xt.signature
         chain_nonce, _fee = rt._check_signed(d, self.number, signature_ok, for_block=False)
         requires = (nonce_tag(s.signer, s.nonce - 1),) if s.nonce > chain_nonce else ()
@@ -400,7 +431,8 @@ class BlockBuilder:
                     if validator is None:
                         raise UnknownTransaction(UnknownKind.NO_UNSIGNED_VALIDATOR,
                                                  f"{d.call.pallet.name}.{d.call.name} cannot be unsigned")
-                    validator(d.call, d.args, TransactionSource.IN_BLOCK, signature_ok)
+                    with refusing_unexpected(f"{d.call.pallet.name}.{d.call.name}'s validation"):
+                        validator(d.call, d.args, TransactionSource.IN_BLOCK, signature_ok)
                     self._check_room(d)
                 origin = Origin.none()
                 fee = 0
