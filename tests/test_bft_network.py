@@ -20,8 +20,14 @@ started is stopped in a `finally`.
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import queue
+import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -35,8 +41,11 @@ from node.bft import ENGINE_BFT
 from pallets import build_runtime
 from pallets import validators as validators_pallet
 from primitives import bls
+from primitives.hashing import keccak256
 from primitives.keys import Keypair, dev_keypair
-from rpc.client import Client, call_from_metadata
+from rpc.client import Client, RpcError, call_from_metadata
+
+pytestmark = pytest.mark.slow   # real node processes
 
 VALIDATOR_KEYS = [Keypair.from_uri(f"//Validator{i}") for i in range(1, 6)]
 NAME_OF = {kp.public_key: f"//Validator{i}" for i, kp in enumerate(VALIDATOR_KEYS, start=1)}
@@ -415,3 +424,105 @@ def test_validator_added_by_governance_starts_voting(tmp_path):
         net.assert_same_chain(everyone)
     finally:
         net.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. an untrusted transaction nested too deep cannot halt the network
+# ---------------------------------------------------------------------------------------------
+
+PEER_SCRIPT = Path(__file__).resolve().parent / "p2p_peer.py"
+
+
+class GossipPeer:
+    """tests/p2p_peer.py as an outside peer of the network, publishing what the test gives it."""
+
+    def __init__(self, base: Path, genesis: bytes, bootnodes: list[str]) -> None:
+        self.log = open(base.with_suffix(".log"), "ab")
+        args = [sys.executable, str(PEER_SCRIPT), "--base", str(base), "--genesis", genesis.hex()]
+        for addr in bootnodes:
+            args += ["--bootnode", addr]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
+
+    def wait(self, event: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                e = self.events.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"the gossip peer exited ({self.proc.returncode})")
+                continue
+            if e.get("event") == event:
+                return e
+        raise AssertionError(f"the gossip peer sent no {event!r} within {timeout} s")
+
+    def send(self, **cmd) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.send(cmd="stop")
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.mark.timeout(240)
+def test_a_deeply_nested_transaction_through_rpc_and_gossip_does_not_halt_finality(net, tmp_path):
+    from tests.test_untrusted_calls import nested_sudo_bytes, signed_from_call_bytes
+    entry = net.validators[0]
+    genesis = unhex(entry.block_hash(0))
+    with Client(entry.url, timeout=30) as c:
+        nonce = c.request("system_accountNextIndex", [BOB.address()])
+        attacks = [signed_from_call_bytes(BOB, nested_sudo_bytes(levels), nonce, genesis)
+                   for levels in (9, 322, 1000)]
+        # through RPC: each is refused at once, with a JSON-RPC error, and nothing is pooled
+        for xt in attacks:
+            with pytest.raises(RpcError) as refused:
+                c.request("author_submitExtrinsic", [hx(xt)])
+            assert refused.value.code in (1001, 1010), refused.value
+        witness = c.build_extrinsic(CHARLIE, "balances", "transfer", [BOB.public_key, 777])
+    start = max_finalized(net.validators)
+    # through gossip: an outside peer publishes the attacks in the same batch as a valid transfer
+    # (the witness that the batch was delivered and judged)
+    peer = GossipPeer(tmp_path / "peer", genesis, [n.spec.p2p_addr for n in net.validators])
+    try:
+        peer.wait("ready", 60)
+        net.poll("the gossip peer in the validators' transaction topic",
+                 lambda: (peer.send(cmd="topic_peers", kind="tx"), peer.wait("topic_peers", 10)["peers"])[1],
+                 PROGRESS_TIMEOUT, interval=1.0)
+        peer.send(cmd="publish", kind="tx", data=msgpack.packb([*attacks, witness], use_bin_type=True).hex())
+        witness_hash = hx(keccak256(witness))
+
+        def witness_final() -> int | None:
+            for n in net.validators:
+                number = n.finalized_number()
+                for k in range(start + 1, number + 1):
+                    block = n.rpc("chain_getBlock", [n.block_hash(k)])
+                    if hx(witness) in block["block"]["extrinsics"]:
+                        return k
+            return None
+        included = net.poll(f"the gossiped transfer {witness_hash} in a finalized block", witness_final,
+                            PROGRESS_TIMEOUT)
+    finally:
+        peer.stop()
+    # and the network keeps finalizing, all four on one chain, without any attack in a block
+    net.wait_finalized(included + 3, net.validators, timeout=PROGRESS_TIMEOUT)
+    top = net.assert_same_chain(net.validators)
+    attack_hex = {hx(a) for a in attacks}
+    for k in range(start + 1, top + 1):
+        block = entry.rpc("chain_getBlock", [entry.block_hash(k)])
+        assert not attack_hex & set(block["block"]["extrinsics"]), f"an attack reached block #{k}"
+    print(f"attacks refused; the gossiped transfer finalized in #{included}; all four agree up to #{top}")

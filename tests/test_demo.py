@@ -9,9 +9,12 @@ import subprocess
 import time
 
 import psutil
+import pytest
 
 from tests.node_process import REPO, gridchain_cmd, stop_supervisor
 from tests.test_testnet_command import _free_run
+
+pytestmark = pytest.mark.slow   # real node processes
 
 
 def _start_demo(tmp_path, *args: str) -> subprocess.Popen:

@@ -16,6 +16,7 @@ import threading
 import time
 
 import aiohttp
+import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from node_process import DevNode
@@ -25,6 +26,8 @@ from primitives.codec import U64
 from primitives.extrinsic import Extrinsic
 from primitives.keys import dev_keypair
 from rpc.client import AsyncClient, TxResult
+
+pytestmark = pytest.mark.slow   # real node processes
 
 NAMES = ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie")
 DEV = {n: dev_keypair(n) for n in NAMES}

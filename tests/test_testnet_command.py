@@ -10,9 +10,12 @@ import subprocess
 import time
 
 import psutil
+import pytest
 
 from tests.bft_network import free_ports
 from tests.node_process import REPO, gridchain_cmd, http_post, stop_supervisor
+
+pytestmark = pytest.mark.slow   # real node processes
 
 
 def _free_run(count: int, taken: set[int]) -> int:

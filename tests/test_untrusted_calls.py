@@ -41,12 +41,14 @@ def nested_sudo_bytes(levels: int) -> bytes:
     return b"\x93\x05\x00\x91" * levels + inner
 
 
-def signed_from_call_bytes(who, call_bytes: bytes, nonce: int = 0) -> bytes:
-    """A correctly signed extrinsic around raw call bytes, as an attacker would build it."""
+def signed_from_call_bytes(who, call_bytes: bytes, nonce: int = 0, genesis_hash: bytes = GENESIS_HASH) -> bytes:
+    """A correctly signed immortal extrinsic around raw call bytes, as an attacker would build it
+    (msgpack's own packer refuses to go as deep). `nonce` must be below 128 (a positive fixint)."""
+    assert 0 <= nonce < 128
     payload = (b"\x97" + call_bytes + b"\x92\x00\x00" + bytes([nonce]) + b"\x00"
                + bytes([VERSION.spec_version]) + bytes([VERSION.transaction_version])
-               + b"\xc4\x20" + GENESIS_HASH)
-    sig = who.sign(signing_message(EXTRINSIC_DOMAIN, GENESIS_HASH, payload))
+               + b"\xc4\x20" + genesis_hash)
+    sig = who.sign(signing_message(EXTRINSIC_DOMAIN, genesis_hash, payload))
     signature = b"\x95\xc4\x20" + who.public_key + b"\xc4\x40" + sig + b"\x92\x00\x00" + bytes([nonce]) + b"\x00"
     return b"\x93\x01" + signature + call_bytes
 
