@@ -123,7 +123,7 @@ def check_structure(data: bytes, max_depth: int = MAX_NESTING_DEPTH) -> None:
     own and the same under msgpack's C extension and its pure-Python fallback, whatever the
     caller's stack depth. Blobs are skipped by their length, so the cost is one step per value.
     """
-    view = memoryview(data)
+    view = data if type(data) is bytes else bytes(data)
     end = len(view)
     pos = 0
     remaining = [1]                 # values still to read at each open nesting level
@@ -146,7 +146,7 @@ def check_structure(data: bytes, max_depth: int = MAX_NESTING_DEPTH) -> None:
         if width:
             if pos + header > end:
                 raise CodecError("truncated input")
-            n = int.from_bytes(view[pos + 1:pos + header], "big")
+            n = int.from_bytes(view[pos + 1:pos + header], "big") if width > 1 else view[pos + 1]
         else:
             n = b & (0x1F if kind == _BLOB else 0x0F)
         pos += header
