@@ -5,7 +5,9 @@ document cannot drift from what the node does. Run `python -m tests.protocol_vec
 """
 from __future__ import annotations
 
-from primitives import codec
+from typing import Any
+
+from primitives import codec, ss58
 from primitives.extrinsic import (EXTRINSIC_DOMAIN, Call, Mortality, extrinsic_hash, sign_extrinsic,
                                   signing_payload)
 from primitives.keys import signing_message, dev_keypair, secret_seed_from_uri
@@ -17,12 +19,13 @@ GENESIS = bytes.fromhex("11" * 32)
 
 
 def vectors() -> dict[str, str]:
-    from pallets import balances, system, timestamp
+    from pallets import balances, system, timestamp, validators
     alice, bob = dev_keypair("Alice"), dev_keypair("Bob")
     v: dict[str, str] = {}
     v["alice.seed"] = "0x" + secret_seed_from_uri("//Alice").hex()
     v["alice.public"] = "0x" + alice.public_key.hex()
     v["alice.ss58"] = alice.address()
+    v["ss58.prefix_bytes"] = "0x" + ss58._prefix_bytes(ss58.GRIDCHAIN_SS58_PREFIX).hex()
     v["bob.public"] = "0x" + bob.public_key.hex()
 
     call = Call(balances.pallet.index, balances.transfer.call_def.index, (bob.public_key, 1_000_000))
@@ -39,6 +42,9 @@ def vectors() -> dict[str, str]:
     v["key.system.account.alice"] = "0x" + system.account.key_of(alice.public_key).hex()
     v["key.balances.asset_balance.1.alice"] = "0x" + balances.asset_balance.key_of(1, alice.public_key).hex()
     v["key.timestamp.now"] = "0x" + timestamp.now.prefix.hex()
+    v["key.validators.validators"] = "0x" + validators.validators.prefix.hex()
+    v["key.validators.set_id"] = "0x" + validators.set_id.prefix.hex()
+    v["key.validators.effective_from"] = "0x" + validators.effective_from.prefix.hex()
 
     account_value = system.AccountInfo(3, 5_000_000, 0).encode()
     v["value.account"] = "0x" + account_value.hex()
@@ -62,6 +68,7 @@ def vectors() -> dict[str, str]:
     from tests.test_meter_reading import reading_vector
     v.update(reading_vector())
     v.update(consensus_vectors())
+    v.update(finality_vectors())
     return v
 
 
@@ -85,6 +92,81 @@ def consensus_vectors() -> dict[str, str]:
             "vote.signature": "0x" + vote.signature.hex(),
             "vote": "0x" + vote.encode().hex(),
             "evidence": "0x" + ev.encode().hex()}
+
+
+#: the testnet's validators (`gridchain testnet --validators 4`), and which of them sign the vector
+FINALITY_VALIDATOR_URIS = tuple(f"//Validator{i}" for i in range(1, 5))
+FINALITY_SIGNERS = (0, 1, 3)          # indices in the set's order (by account id): bits 0b1011
+FINALITY_HEIGHT, FINALITY_ROUND = 5, 1
+
+
+def finality_set() -> list[tuple[str, Any, int]]:
+    """The four validators as the validators pallet orders them (by account id): (URI, keypair, BLS secret)."""
+    from primitives import bls
+    from primitives.keys import Keypair
+    kps = sorted(((u, Keypair.from_uri(u)) for u in FINALITY_VALIDATOR_URIS), key=lambda x: x[1].public_key)
+    return [(u, kp, bls.secret_from_seed(kp.seed)) for u, kp in kps]
+
+
+def finality_vectors() -> dict[str, str]:
+    """Block 0x22..22 at height 5 on genesis 0x11..11, decided in round 1 by validators 0, 1 and 3 of
+    the four testnet validators: the BLS key of //Validator1, the set, the BFT1 commit certificate and
+    the BLS1 finality certificate exactly as a block's justifications carry them."""
+    import hashlib
+
+    from consensus import finality_certificate as fc
+    from consensus.commit import CommitCertificate
+    from consensus.validator_set import ValidatorSet
+    from node.bft import ENGINE_BFT
+    from node.finality import ENGINE_FINALITY
+    from pallets.validators import ValidatorInfo
+    from primitives import bls
+    from primitives.keys import Keypair
+    from primitives.votes import VOTE_DOMAIN, Step, Vote, vote_payload
+    block = bytes.fromhex("22" * 32)
+    members = finality_set()
+    v: dict[str, str] = {}
+
+    v1 = Keypair.from_uri("//Validator1")
+    ikm = hashlib.sha256(b"gridchain/bls-from-ed25519-seed/v1" + v1.seed).digest()
+    sk1 = bls.secret_from_seed(v1.seed)
+    assert bls.keygen(ikm) == sk1, "the document's BLS key derivation no longer matches primitives.bls"
+    v["bls.validator1.seed"] = "0x" + v1.seed.hex()
+    v["bls.validator1.ikm"] = "0x" + ikm.hex()
+    v["bls.validator1.secret"] = "0x" + sk1.to_bytes(32, "big").hex()
+    v["bls.validator1.public"] = "0x" + bls.sk_to_pk(sk1).hex()
+    v["bls.validator1.pop"] = "0x" + bls.pop_prove(sk1).hex()
+    for i, (uri, kp, sk) in enumerate(members):   # a row of the doc's table: index, URI, account, BLS key
+        v[f"bls.set.{i}"] = f"| {i} | `{uri}` | `0x{kp.public_key.hex()}` | `0x{bls.sk_to_pk(sk).hex()}` |"
+    infos = [ValidatorInfo(kp.public_key, bls.sk_to_pk(sk), 1) for _, kp, sk in members]
+    v["value.validators.validators"] = "0x" + validators_value(infos).hex()
+
+    message = fc.finality_message(GENESIS, FINALITY_HEIGHT, block)
+    v["bls.message"] = "0x" + message.hex()
+    partials = {i: fc.sign_finality(members[i][2], GENESIS, FINALITY_HEIGHT, block) for i in FINALITY_SIGNERS}
+    v["bls.partial.0"] = "0x" + partials[0].hex()
+    cert = fc.build(partials, [bls.sk_to_pk(sk) for _, _, sk in members], genesis_hash=GENESIS,
+                    height=FINALITY_HEIGHT, block_hash=block, round=FINALITY_ROUND)
+    v["bls.signers"] = "0x" + cert.signers.hex()
+    v["bls.signature"] = "0x" + cert.signature.hex()
+    v["bls.justification"] = "0x" + cert.encode().hex()
+    v["bls.engine"] = "0x" + ENGINE_FINALITY.hex()
+
+    def precommit(i: int) -> Vote:
+        kp = members[i][1]
+        sig = kp.sign_domain(VOTE_DOMAIN, GENESIS, vote_payload(Step.PRECOMMIT, FINALITY_HEIGHT, FINALITY_ROUND, block))
+        return Vote(Step.PRECOMMIT, FINALITY_HEIGHT, FINALITY_ROUND, block, kp.public_key, sig)
+    vset = ValidatorSet.from_keys(kp.public_key for _, kp, _ in members)
+    commit = CommitCertificate.from_precommits([precommit(i) for i in reversed(FINALITY_SIGNERS)], vset)
+    v["bft.justification"] = "0x" + commit.encode().hex()
+    v["bft.engine"] = "0x" + ENGINE_BFT.hex()
+    return v
+
+
+def validators_value(infos: list) -> bytes:
+    """`validators.validators` as stored: the set's canonical msgpack."""
+    from pallets import validators
+    return validators.validators.value_type.encode(tuple(infos))
 
 
 if __name__ == "__main__":
