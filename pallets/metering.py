@@ -15,16 +15,18 @@ Rules for a reading, in the order they are checked (each rejection is an Invalid
 sentence from `Error`, changes nothing and leaves no trace):
   1. the meter is certified, and the signature is the meter's own, over this chain's genesis hash;
   2. the meter is active (not suspended, not retired);
-  3. `interval_start` is on the interval grid (`grid.interval_start`);
-  4. timing, with interval [t, t + I):  a reading is final at the interval's end, so it is accepted
+  3. `seq` is at most `max_seq` and both registers at most `max_register_wh`, values no real meter
+     reaches: no reading, a first one included, may set a baseline no later reading can follow;
+  4. `interval_start` is on the interval grid (`grid.interval_start`);
+  5. timing, with interval [t, t + I):  a reading is final at the interval's end, so it is accepted
      from `now >= t + I - max_drift_s` (meter clocks may run a little ahead of block time) until
      `now < t + I + settlement_window_intervals * I` (late readings are fine within the window;
      after it, settlement may already have used the interval);
-  5. `seq` is above the last accepted one (equal: replay; lower: out of order);
-  6. at most one reading per meter per interval, and intervals strictly increase: a reading for an
+  6. `seq` is above the last accepted one (equal: replay; lower: out of order);
+  7. at most one reading per meter per interval, and intervals strictly increase: a reading for an
      interval before the meter's last one is out of order (the registers are cumulative, so a
      later reading already covers the energy of an earlier one that never arrived);
-  7. registers never decrease.
+  8. registers never decrease.
 
 Plausibility: a delta may not exceed what the meter's rated power can move in the time it covers,
 `delta_wh * 3600 <= rated_power_w * (t - last_interval)`, and a register the meter's kind does not
@@ -45,6 +47,14 @@ reading's own interval ended), so settlement never needs an older one, and the b
 weight small. The older ones are only counted in `missed_unrecorded`. A replacement meter
 starts fresh (no baseline; its first reading is its baseline), and a meter key once certified can
 never be certified again, so old readings of a retired meter cannot be replayed.
+
+Baseline reset. A meter whose register wrapped, or whose seq or registers were set too high, can
+never satisfy rules 6 and 8 again. The zone's DSO (`reset_baseline`) or root (`force_reset_baseline`)
+sets its last seq and registers anew; `BaselineReset` records who, why, and the old and new values.
+The last interval and every per-interval record stay, so no interval can count twice: the next
+reading must still be for a later interval (rule 7), and its deltas cover only the intervals since,
+within the plausibility bound. A wrong baseline can at worst mis-state that one delta within the
+bound, no more than the DSO, who certifies meters, could do anyway.
 """
 from __future__ import annotations
 
@@ -52,13 +62,13 @@ import dataclasses
 
 from pallets import certificates, grid, identity, system, timestamp  # certificates: mint hook
 from primitives import ss58
-from primitives.codec import BOOL, H256, U8, U32, U64, CodecError, Text, struct
+from primitives.codec import BOOL, H256, U8, U32, U64, CodecError, Optional, Text, struct
 from primitives.meter_reading import SignedReading, reading_hash, reading_message, reading_signature_ok
 from primitives.types import AccountId
 from runtime.api import InvalidKind, InvalidTransaction, SignatureCheck, TransactionSource, ValidTransaction
-from runtime.pallet import (NONE, SIGNED, CallDef, DispatchError, ErrorDef, Origin, Pallet,
-                            PalletError, PostInfo, deposit_event, ensure, ensure_none, ensure_signed,
-                            fail)
+from runtime.pallet import (NONE, ROOT, SIGNED, CallDef, DispatchError, ErrorDef, Origin, Pallet,
+                            PalletError, PostInfo, deposit_event, ensure, ensure_none, ensure_root,
+                            ensure_signed, fail)
 
 pallet = Pallet("metering", index=8, doc=__doc__)
 
@@ -76,6 +86,12 @@ class Config:
     max_rated_power_w = 100_000_000
     #: pool priority of every reading (fixed: readings do not bid against each other)
     reading_priority = 2**48
+    #: highest seq a reading or a baseline may carry: a reading a second would take 8.9 million years
+    max_seq = 2**48
+    #: highest register value (Wh) a reading or a baseline may carry, 1 PWh: a household meter's
+    #: 9-digit kWh display wraps at 10^12 Wh, and the largest meter certifiable here (100 MW) would
+    #: need over 1,100 years at full power; the u64 end (1.8e19) stays 18,000 times further away
+    max_register_wh = 10**15
 
 
 KIND_IMPORT, KIND_EXPORT, KIND_BIDIRECTIONAL = 0, 1, 2
@@ -185,6 +201,24 @@ class IntervalsMissed:
     count: U64
 
 
+@pallet.event
+class BaselineReset:
+    """A meter's baseline was reset by the zone's DSO (`by`) or by root (`by` None); the next
+    reading needs a seq above `new_seq`, registers not below the new ones, and an interval after
+    `last_interval` (unchanged)."""
+    meter: MeterId
+    zone: U32
+    by: Optional(AccountId)
+    last_interval: U64
+    old_seq: U64
+    old_import_wh: U64
+    old_export_wh: U64
+    new_seq: U64
+    new_import_wh: U64
+    new_export_wh: U64
+    reason: Text(64)
+
+
 # --- errors ----------------------------------------------------------------------------------
 class Error(PalletError):
     # administration
@@ -212,6 +246,14 @@ class Error(PalletError):
     DuplicateInterval = "the meter already has a reading for this interval"
     OutOfOrder = "the reading is for an interval before the meter's last accepted reading"
     RegisterDecreased = "a cumulative register (import or export) is lower than in the last reading"
+    SeqOutOfRange = "a meter's sequence number may be at most max_seq (2^48); no real meter counts that far"
+    RegisterOutOfRange = ("a meter register (import or export) may be at most max_register_wh "
+                          "(10^15 Wh); no real meter gets that far")
+    # baseline reset
+    NotZoneDso = "only the licensed DSO of the meter's zone (or root) may reset its baseline"
+    NoBaseline = "the meter has no accepted reading yet: its first reading sets its baseline"
+    RetiredNoReset = "a retired meter's baseline cannot be reset"
+    EmptyReason = "a baseline reset must give its reason"
 
 
 pallet.errors(Error)
@@ -268,6 +310,9 @@ def check_reading(signed: SignedReading, *, verify_signature: bool = True) -> Ch
         raise _reject(InvalidKind.CUSTOM, Error.MeterSuspendedError)
     if m.status == STATUS_RETIRED:
         raise _reject(InvalidKind.CUSTOM, Error.MeterRetiredError)
+    range_error = _out_of_range(r.seq, r.import_wh, r.export_wh)
+    if range_error is not None:
+        raise _reject(InvalidKind.CUSTOM, range_error)
 
     t, step = r.interval_start, grid.Config.interval_s
     if grid.interval_start(t) != t:
@@ -298,6 +343,15 @@ def check_reading(signed: SignedReading, *, verify_signature: bool = True) -> Ch
     span_s = t - m.last_interval
     return CheckedReading(m, d_import, d_export, span_s // step,
                           _plausible(m, d_import, d_export, span_s), window_end)
+
+
+def _out_of_range(seq: int, import_wh: int, export_wh: int) -> ErrorDef | None:
+    """The error for a seq or register beyond what a real meter reaches, if any (rule 3)."""
+    if seq > Config.max_seq:
+        return Error.SeqOutOfRange
+    if import_wh > Config.max_register_wh or export_wh > Config.max_register_wh:
+        return Error.RegisterOutOfRange
+    return None
 
 
 def _plausible(m: Meter, d_import_wh: int, d_export_wh: int, span_s: int) -> bool:
@@ -492,6 +546,45 @@ def submit_reading(origin: Origin, signed: SignedReading) -> PostInfo:
         deposit_event(MeterSuspended(r.meter, m.zone, _zone_dso(m.zone), "rogue"))
     return PostInfo(actual_weight=W_READING + (certificates.W_MINT if minted else 0)
                     + recorded * W_MISSED_INTERVAL)
+
+
+@pallet.call(6, weight=W_ADMIN, origin=SIGNED)
+def reset_baseline(origin: Origin, meter: MeterId, seq: U64, import_wh: U64, export_wh: U64,
+                   reason: Text(64)) -> None:
+    """Set a meter's baseline (last seq, import and export registers) to new values, after its
+    register wrapped or its seq or registers were set beyond reach; its last interval stays, so no
+    interval can be read twice. Signed by the licensed DSO of the meter's zone; `reason` (a code or
+    a sentence) goes into the `BaselineReset` event with the old and new values."""
+    who = ensure_signed(origin)
+    m = meters.get(meter) or fail(Error.UnknownMeter)
+    ensure(grid.is_zone_dso(m.zone, who) and identity.is_licensed(who, identity.Role.DSO), Error.NotZoneDso)
+    _reset_baseline(meter, m, who, seq, import_wh, export_wh, reason)
+
+
+@pallet.call(7, weight=W_ADMIN, origin=ROOT)
+def force_reset_baseline(origin: Origin, meter: MeterId, seq: U64, import_wh: U64, export_wh: U64,
+                         reason: Text(64)) -> None:
+    """Root (sudo or governance): `reset_baseline` for any meter, for a zone whose DSO cannot act."""
+    ensure_root(origin)
+    m = meters.get(meter) or fail(Error.UnknownMeter)
+    _reset_baseline(meter, m, None, seq, import_wh, export_wh, reason)
+
+
+def _reset_baseline(meter_id: bytes, m: Meter, by: bytes | None, seq: int, import_wh: int, export_wh: int,
+                    reason: str) -> None:
+    """The rule of a baseline reset, whoever asked: a meter with a baseline, not retired, new values
+    within reach, a reason; everything but the three baseline values (status, last interval, the
+    implausible count, every per-interval record) stays as it is."""
+    ensure(m.status != STATUS_RETIRED, Error.RetiredNoReset)
+    ensure(m.has_reading, Error.NoBaseline)
+    ensure(reason != "", Error.EmptyReason)
+    range_error = _out_of_range(seq, import_wh, export_wh)
+    if range_error is not None:
+        fail(range_error)
+    meters.insert(meter_id, dataclasses.replace(m, last_seq=seq, last_import_wh=import_wh,
+                                                last_export_wh=export_wh))
+    deposit_event(BaselineReset(meter_id, m.zone, by, m.last_interval, m.last_seq, m.last_import_wh,
+                                m.last_export_wh, seq, import_wh, export_wh, reason))
 
 
 def _record_missed(meter_id: bytes, last_interval: int, interval_start: int) -> int:

@@ -7,7 +7,7 @@ holds no licence. Block times advance one second per block; `goto` jumps the clo
 """
 from __future__ import annotations
 
-
+import dataclasses
 import re
 
 import pytest
@@ -20,7 +20,8 @@ from primitives.keys import Keypair, dev_keypair
 from primitives.meter_reading import Reading, SignedReading, reading_hash, reading_message, sign_reading
 from runtime.api import InvalidKind, InvalidTransaction
 from runtime.executive import BlockError
-from tests.runtime_harness import (chain_factory, BOB, CHARLIE, EVE, FUNDS, GENESIS_HASH, ChainHarness, default_genesis, events_named)
+from runtime.storage import Overlay, externalities
+from tests.runtime_harness import (chain_factory, ALICE, BOB, CHARLIE, EVE, FUNDS, GENESIS_HASH, ChainHarness, default_genesis, events_named)
 
 REGISTRAR, OWNER, OUTSIDER = CHARLIE, BOB, EVE
 DSO, OTHER_DSO = dev_keypair("Dave"), dev_keypair("Ferdie")
@@ -434,6 +435,145 @@ def test_genesis_rejects_meter_in_unknown_zone_or_for_unlicensed_owner():
         g["metering"]["meters"][0].update(bad)
         with pytest.raises(ValueError, match="metering genesis"):
             _RUNTIME.build_genesis_storage(g)
+
+
+# --- bounds on seq and registers, and the DSO's baseline reset ----------------------------------
+WRAP_WH = 999_999_999_000         # a 9-digit kWh register just before it rolls over
+
+
+def metering_state(chain) -> dict:
+    """Everything the metering pallet stores."""
+    prefixes = tuple(item.prefix for item in metering.pallet.storage)
+    return {k: v for k, v in chain.state.items() if k.startswith(prefixes)}
+
+
+def write_state(chain, fn) -> None:
+    """Write storage directly, as a chain that ran before today's rules could have left it."""
+    ov = Overlay(chain.state)
+    with externalities(ov):
+        fn()
+    chain.state.apply(ov.changes())
+
+
+def reset_xt(chain, signer, meter=M1, seq=1, imp=0, exp=0, reason="register wrap 1.8.0"):
+    return chain.xt(signer, "metering", "reset_baseline", meter.public_key, seq, imp, exp, reason)
+
+
+def baseline(chain, kp: Keypair = M1) -> tuple:
+    m = meter_of(chain, kp)
+    return (m.last_seq, m.last_interval, m.last_import_wh, m.last_export_wh)
+
+
+@pytest.mark.parametrize("seq,imp,exp,error", [
+    (2**48 + 1, 0, 0, E.SeqOutOfRange),
+    (2**64 - 1, 0, 0, E.SeqOutOfRange),
+    (1, 10**15 + 1, 0, E.RegisterOutOfRange),
+    (1, 0, 2**64 - 1, E.RegisterOutOfRange),
+])
+def test_a_first_reading_beyond_any_real_meter_is_refused(chain, seq, imp, exp, error):
+    goto(chain, after(T))
+    assert_rejected(chain, sr(M1, seq, T, imp, exp), InvalidKind.CUSTOM, error)
+    assert not meter_of(chain, M1).has_reading
+
+
+def test_a_reading_at_the_bounds_is_accepted_and_a_later_one_beyond_them_refused(chain):
+    goto(chain, after(T + I))
+    submit(chain, sr(M1, 2**48 - 1, T, 10**15, 10**15))
+    assert baseline(chain) == (2**48 - 1, T, 10**15, 10**15)
+    assert_rejected(chain, sr(M1, 2**48 + 1, T + I, 10**15, 10**15), InvalidKind.CUSTOM, E.SeqOutOfRange)
+    assert_rejected(chain, sr(M1, 2**48, T + I, 10**15 + 1, 10**15), InvalidKind.CUSTOM, E.RegisterOutOfRange)
+    submit(chain, sr(M1, 2**48, T + I, 10**15, 10**15))
+
+
+def test_a_wrapped_register_is_recovered_by_the_dso_baseline_reset(chain):
+    goto(chain, after(T))
+    submit(chain, sr(M1, 1, T, WRAP_WH, 5_000))
+    goto(chain, after(T + I))
+    wrapped = sr(M1, 2, T + I, 400, 5_100)           # the import register rolled over to 0 and counted 400
+    assert_rejected(chain, wrapped, InvalidKind.CUSTOM, E.RegisterDecreased)
+    record_t = energy(chain, M1, T)
+    r = chain.block(reset_xt(chain, DSO, seq=1, imp=0, exp=5_000))
+    assert events_named(r, _RUNTIME, "metering", "BaselineReset") == [[
+        M1.public_key, 1, DSO.public_key, T, 1, WRAP_WH, 5_000, 1, 0, 5_000, "register wrap 1.8.0"]]
+    assert baseline(chain) == (1, T, 0, 5_000)
+    # the meter reports again: the very reading refused before now counts its 400 Wh
+    submit(chain, wrapped)
+    assert energy(chain, M1, T + I) == metering.IntervalEnergy(400, 100, reading_hash(wrapped), True, 1)
+    goto(chain, after(T + 2 * I))
+    submit(chain, sr(M1, 3, T + 2 * I, 900, 5_100))
+    assert energy(chain, M1, T + 2 * I).import_wh == 500
+    # an interval already read keeps its one reading: the reset opened no second one
+    assert_rejected(chain, sr(M1, 4, T, 1_000, 5_200), InvalidKind.STALE, E.DuplicateInterval)
+    assert energy(chain, M1, T) == record_t
+
+
+def test_a_meter_stuck_at_the_end_of_seq_is_recovered_and_no_old_interval_reopens(chain):
+    """A meter whose seq reached 2^64-1 (possible before the bound) can never send a higher one; the
+    DSO lowers its seq, and the kept last interval still refuses anything at or before it."""
+    goto(chain, after(T))
+    submit(chain, sr(M1, 1, T, 1_000, 500))
+    goto(chain, after(T + 2 * I))
+    submit(chain, sr(M1, 2, T + 2 * I, 1_100, 600))              # T + I missed
+    write_state(chain, lambda: metering.meters.mutate(
+        M1.public_key, lambda m: dataclasses.replace(m, last_seq=2**64 - 1)))
+    goto(chain, after(T + 3 * I))
+    assert_rejected(chain, sr(M1, 3, T + 3 * I, 1_200, 700), InvalidKind.STALE, E.SequenceTooLow)
+    chain.block(reset_xt(chain, DSO, seq=0, imp=1_100, exp=600, reason="seq overflow"))
+    assert baseline(chain) == (0, T + 2 * I, 1_100, 600)
+    # with any seq now above the meter's, the intervals up to its last reading stay closed: the one
+    # already read keeps its reading, the missed one before it stays missed
+    assert_rejected(chain, sr(M1, 1, T + 2 * I, 1_150, 650), InvalidKind.STALE, E.DuplicateInterval)
+    assert_rejected(chain, sr(M1, 1, T + I, 1_050, 550), InvalidKind.STALE, E.OutOfOrder)
+    submit(chain, sr(M1, 1, T + 3 * I, 1_200, 700))
+    e = energy(chain, M1, T + 3 * I)
+    assert (e.import_wh, e.export_wh, e.intervals) == (100, 100, 1)
+    assert chain.read(lambda: metering.is_missed(M1.public_key, T + I))
+
+
+@pytest.mark.parametrize("signer", [OTHER_DSO, REGISTRAR, OWNER, OUTSIDER])
+def test_only_the_zone_dso_may_reset_a_baseline(chain, signer):
+    goto(chain, after(T))
+    submit(chain, sr(M1, 1, T, WRAP_WH, 5_000))
+    before = metering_state(chain)
+    r = chain.block(reset_xt(chain, signer))
+    assert failure(r) == E.NotZoneDso.message
+    assert not events_named(r, _RUNTIME, "metering", "BaselineReset")
+    assert metering_state(chain) == before
+
+
+def test_root_resets_a_baseline_through_sudo_and_a_direct_root_call_is_refused(chain):
+    goto(chain, after(T))
+    submit(chain, sr(M1, 1, T, WRAP_WH, 5_000))
+    cd = metering.force_reset_baseline.call_def
+    before = metering_state(chain)
+    r = chain.block(chain.xt(DSO, "metering", "force_reset_baseline", M1.public_key, 1, 0, 0, "x"))
+    assert "root" in failure(r) and metering_state(chain) == before
+    inner = [metering.pallet.index, cd.index, [M1.public_key, 1, 0, 5_000, "DSO unreachable; ticket 42"]]
+    r = chain.block(chain.xt(ALICE, "sudo", "sudo", inner))
+    assert events_named(r, _RUNTIME, "sudo", "Sudid") == [[None]]
+    assert events_named(r, _RUNTIME, "metering", "BaselineReset") == [[
+        M1.public_key, 1, None, T, 1, WRAP_WH, 5_000, 1, 0, 5_000, "DSO unreachable; ticket 42"]]
+    assert baseline(chain) == (1, T, 0, 5_000)
+
+
+def test_baseline_reset_errors_change_nothing(chain):
+    goto(chain, after(T))
+    submit(chain, sr(M1, 1, T, 1_000, 500))
+    cases = [
+        ({"meter": UNKNOWN_METER}, E.UnknownMeter),
+        ({"meter": M2}, E.NoBaseline),                  # M2 never reported
+        ({"reason": ""}, E.EmptyReason),
+        ({"seq": 2**48 + 1}, E.SeqOutOfRange),
+        ({"imp": 10**15 + 1}, E.RegisterOutOfRange),
+    ]
+    for args, error in cases:
+        before = metering_state(chain)
+        assert failure(chain.block(reset_xt(chain, DSO, **args))) == error.message
+        assert metering_state(chain) == before
+    chain.block(chain.xt(DSO, "metering", "retire_meter", M1.public_key))
+    before = metering_state(chain)
+    assert failure(chain.block(reset_xt(chain, DSO))) == E.RetiredNoReset.message
+    assert metering_state(chain) == before
 
 
 # --- property: energy is conserved between registers and deltas ---------------------------------

@@ -65,13 +65,17 @@ def test_meter_reports_over_rpc_and_bad_readings_are_refused(tmp_path):
             "interval not ended": (reading_xt(meter, genesis, 3, grid.interval_start(now) + 10 * 900, 10_400, 6_300),
                                    "Future"),
             "register decreased": (reading_xt(meter, genesis, 3, last, 10_200, 6_300), "Custom"),
+            "register beyond any real meter": (reading_xt(meter, genesis, 3, last, 2**64 - 1, 6_300), "Custom"),
         }
         signed_by_other = sign_reading(forged, Reading(forged.public_key, 1, t1, 1, 1), genesis)
         bad["unknown meter"] = ("0x" + Extrinsic(Call(metering.pallet.index, metering.submit_reading.call_def.index,
                                                       (signed_by_other.to_plain(),))).encode().hex(), "Custom")
+        errors = {}
         for what, (xt, kind) in bad.items():
-            err = submit_error(node, xt)
+            err = errors[what] = submit_error(node, xt)
             assert err["code"] == 1010 and err["data"].startswith(kind + ":"), (what, err)
+        beyond = errors["register beyond any real meter"]["data"]
+        assert beyond == "Custom: " + metering.Error.RegisterOutOfRange.message
         node.wait_for_block(node.best_number() + 2)
         # nothing the bad readings said reached the chain
         assert interval_energy(node, meter.public_key, last) is None
