@@ -8,8 +8,8 @@ accelerated clock of a demo chain, primitives/chain_clock.py):
 - the households' meters, through the meter SDK's gateway (meters/gateway.py): a signed reading per
   meter at every interval end, spooled durably until final;
 - each household's energy manager, revising its standing orders once an hour;
-- a reporter that reads the chain's trades after each hour (`energy_intervalTrades`) and, at the
-  end, waits for settlement of the whole day and sums it up.
+- a reporter that reads the chain's trades after each hour (`energy_intervalTrades`, every page)
+  and, at the end, waits for settlement of the whole day and sums it up.
 
 Figures the reporter prints are derived from the real household data in meters/data (CC BY 4.0;
 `household.ATTRIBUTION` says whose).
@@ -312,8 +312,10 @@ class Simulator:
 
     # -- reporting ----------------------------------------------------------------------------
     async def _trades(self, start: int, end: int) -> list[dict]:
-        """Trades delivered in intervals [start, end)."""
-        return await self.client.request("energy_intervalTrades", [start, end - self.interval_s])
+        """Every trade delivered in intervals [start, end), page by page at one block."""
+        trades, _at = await self.client.request_all("energy_intervalTrades",
+                                                    {"fromInterval": start, "toInterval": end - self.interval_s})
+        return trades
 
     async def _report_hours(self) -> None:
         for k in range(self.hours):

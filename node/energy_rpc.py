@@ -4,17 +4,31 @@ All are safe, read-only views of chain state at the best block (or at `at`), com
 pallets' own read functions so they can never disagree with the runtime. Accounts may be given as
 SS58 addresses or 0x hex; amounts are integers in the chain's units (Wh, W, stablecoin smallest
 units, prices per kWh).
+
+Lists are paged so that no caller can receive a cut list without knowing it. A list method given
+`limit` (or a `cursor`) answers a page `{items, next, at}`: the items after the cursor in a stable
+order (order id, trade id, (interval, position in the interval), zone id), and `next`, a cursor for
+the following page or null after the last. The cursor holds the block hash the first page was read
+at and the sort key of the page's last item, so every later page reads the same state: paging can
+neither skip nor repeat an item, whatever blocks arrive meanwhile. Without `limit` and `cursor` a
+list method keeps its old shape, the whole list, and refuses (-32602) a list longer than MAX_PAGE
+rather than cutting it (`energy_zones` answers all zones: the grid holds at most max_zones).
+`energy_orderBook` is always whole: a book side holds at most market.Config.max_orders_per_side
+orders.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Callable, Iterator
 
 from pallets import grid, market, metering, settlement
 from primitives import ss58
 from rpc.jsonshapes import InvalidParams, parse_account, parse_hash, parse_hex, parse_int
 
-#: most orders or trades one call returns (a scan of state, so it is bounded)
-MAX_ITEMS = 1000
+#: most items one page holds (a `limit` above it is refused), and the longest list an unpaged call
+#: answers: a longer one is refused with a pointer to paging, never cut
+MAX_PAGE = 1000
 
 SIDE_NAMES = {market.BID: "bid", market.ASK: "ask"}
 METER_STATUS = {metering.STATUS_ACTIVE: "active", metering.STATUS_SUSPENDED: "suspended",
@@ -46,6 +60,52 @@ def _args(params: Any, names: list[str], required: int) -> list[Any]:
 
 def _at(v: Any) -> bytes | None:
     return None if v is None else parse_hash(v, "at")
+
+
+@dataclass(frozen=True)
+class Paging:
+    """What a list call asked for: a page (at most `limit` items whose sort key follows `after`, read
+    at block `at`), or, unpaged, the whole list at `at` (None: the best block)."""
+    paged: bool
+    limit: int
+    after: tuple[int, ...] | None
+    at: bytes | None
+
+
+def make_cursor(at: bytes, key: tuple[int, ...]) -> str:
+    """`0x<block hash>:<sort key>`, e.g. `0x12…ef:1042` or `0x12…ef:1700003700.17`; clients pass it
+    back unchanged."""
+    return "0x" + at.hex() + ":" + ".".join(str(k) for k in key)
+
+
+def parse_cursor(value: Any, key_len: int) -> tuple[bytes, tuple[int, ...]]:
+    """(block hash, sort key) of a cursor this method returned as `next`."""
+    bad = InvalidParams("cursor: not a cursor this method returned (pass its `next` back unchanged)")
+    if not isinstance(value, str) or value.count(":") != 1:
+        raise bad
+    at_hex, key = value.split(":")
+    parts = key.split(".")
+    if len(parts) != key_len or not all(p.isascii() and p.isdigit() and len(p) <= 20 for p in parts):
+        raise bad
+    return parse_hash(at_hex, "cursor"), tuple(int(p) for p in parts)
+
+
+def parse_paging(limit: Any, cursor: Any, at: Any, key_len: int) -> Paging:
+    """The paging params of a list method; a cursor names its own block, which `at` may only repeat."""
+    at_hash = _at(at)
+    if limit is None and cursor is None:
+        return Paging(False, MAX_PAGE, None, at_hash)
+    n = MAX_PAGE if limit is None else parse_int(limit, "limit", lo=1, hi=MAX_PAGE)
+    if cursor is None:
+        return Paging(True, n, None, at_hash)
+    cursor_at, after = parse_cursor(cursor, key_len)
+    if at_hash is not None and at_hash != cursor_at:
+        raise InvalidParams("cursor: it continues a list read at another block than `at`")
+    return Paging(True, n, after, cursor_at)
+
+
+#: (sort key, JSON item) pairs in sort-key order, from just after a sort key (None: from the first)
+Items = Callable[[tuple[int, ...] | None], Iterator[tuple[tuple[int, ...], dict]]]
 
 
 def _addr(who: bytes) -> str:
@@ -99,8 +159,12 @@ def _levels(entries: tuple, descending: bool) -> list[dict]:
 class EnergyRpc:
     """The method group; `read(fn, at)` runs a pallet read function against state at a block."""
 
-    def __init__(self, read: Callable[[Callable[[], Any], bytes | None], Any]) -> None:
+    def __init__(self, read: Callable[[Callable[[], Any], bytes | None], Any],
+                 resolve: Callable[[bytes | None], bytes]) -> None:
+        """`resolve(at)` names the block a read at `at` sees (the best block's hash for None), so a
+        page's cursor can pin it."""
         self.read = read
+        self.resolve = resolve
 
     def methods(self) -> dict[str, Callable[[Any], Any]]:
         return {
@@ -114,6 +178,27 @@ class EnergyRpc:
             "energy_intervalTrades": self.interval_trades,
         }
 
+    def list_result(self, paging: Paging, what: str, items: Items, unpaged_max: int = MAX_PAGE) -> list | dict:
+        """A page `{items, next, at}` of `items`, or for an unpaged call the whole list, refused
+        (-32602) when longer than `unpaged_max`: a list is never cut without the caller knowing."""
+        if not paging.paged:
+            def read_all() -> list[dict]:
+                out = [item for _key, item in islice(items(None), unpaged_max + 1)]
+                if len(out) > unpaged_max:
+                    raise InvalidParams(f"more than {unpaged_max} {what} match: ask for pages with `limit` "
+                                        "and continue with each page's `next` as `cursor`")
+                return out
+            return self.read(read_all, paging.at)
+        at = self.resolve(paging.at)
+
+        def read_page() -> dict:
+            rows = list(islice(items(paging.after), paging.limit + 1))
+            page = rows[:paging.limit]
+            return {"items": [item for _key, item in page],
+                    "next": make_cursor(at, page[-1][0]) if len(rows) > paging.limit else None,
+                    "at": "0x" + at.hex()}
+        return self.read(read_page, at)
+
     def order_book(self, params: Any) -> dict:
         """[zone, intervalStart, at?] -> depth per price level on both sides."""
         zone, t, at = _args(params, ["zone", "intervalStart", "at"], 2)
@@ -126,28 +211,34 @@ class EnergyRpc:
                     "asks": _levels(asks, descending=False)}
         return self.read(read, _at(at))
 
-    def orders(self, params: Any) -> list[dict]:
-        """[account, at?] -> the account's open orders, oldest first."""
-        who, at = _args(params, ["account", "at"], 1)
+    def orders(self, params: Any) -> list[dict] | dict:
+        """[account, at?, limit?, cursor?] -> the account's open orders, oldest first (by order id)."""
+        who, at, limit, cursor = _args(params, ["account", "at", "limit", "cursor"], 1)
         who = parse_account(who, "account")
+        paging = parse_paging(limit, cursor, at, key_len=1)
 
-        def read() -> list[dict]:
-            out = [_order_json(o) for _id, o in market.orders.items() if o.owner == who]
-            return sorted(out, key=lambda o: o["orderId"])[:MAX_ITEMS]
-        return self.read(read, _at(at))
+        def items(after: tuple[int, ...] | None) -> Iterator[tuple[tuple[int, ...], dict]]:
+            mine = sorted(((oid, o) for oid, o in market.orders.items() if o.owner == who), key=lambda p: p[0])
+            return (((oid,), _order_json(o)) for oid, o in mine if after is None or oid > after[0])
+        return self.list_result(paging, "orders", items)
 
-    def trades(self, params: Any) -> list[dict]:
-        """[account, fromInterval?, toInterval?, at?] -> the account's trades as buyer or seller."""
-        who, lo, hi, at = _args(params, ["account", "fromInterval", "toInterval", "at"], 1)
+    def trades(self, params: Any) -> list[dict] | dict:
+        """[account, fromInterval?, toInterval?, at?, limit?, cursor?] -> the account's trades as buyer
+        or seller, by trade id."""
+        who, lo, hi, at, limit, cursor = _args(
+            params, ["account", "fromInterval", "toInterval", "at", "limit", "cursor"], 1)
         who = parse_account(who, "account")
         lo = 0 if lo is None else parse_int(lo, "fromInterval")
         hi = 2**64 - 1 if hi is None else parse_int(hi, "toInterval")
+        paging = parse_paging(limit, cursor, at, key_len=1)
 
-        def read() -> list[dict]:
-            out = [_trade_json(t) for _id, t in market.trades.items()
-                   if who in (t.buyer, t.seller) and lo <= t.interval_start <= hi]
-            return sorted(out, key=lambda t: t["tradeId"])[:MAX_ITEMS]
-        return self.read(read, _at(at))
+        def items(after: tuple[int, ...] | None) -> Iterator[tuple[tuple[int, ...], dict]]:
+            # trade ids are a sequence and trades are never removed: walk it from the cursor on
+            for trade_id in range(0 if after is None else after[0] + 1, market.next_trade_id.get()):
+                t = market.trades.get(trade_id)
+                if t is not None and who in (t.buyer, t.seller) and lo <= t.interval_start <= hi:
+                    yield (trade_id,), _trade_json(t)
+        return self.list_result(paging, "trades", items)
 
     def meter(self, params: Any) -> dict | None:
         """[meter, at?] -> a meter's certificate, status and last accepted reading; null if unknown."""
@@ -169,15 +260,19 @@ class EnergyRpc:
                         "readingHash": "0x" + last.reading_hash.hex() if last else None}}
         return self.read(read, _at(at))
 
-    def zones(self, params: Any) -> list[dict]:
-        """[at?] -> every zone with its DSO, capacities and state."""
-        (at,) = _args(params, ["at"], 0)
+    def zones(self, params: Any) -> list[dict] | dict:
+        """[at?, limit?, cursor?] -> every zone with its DSO, capacities and state, by zone id."""
+        at, limit, cursor = _args(params, ["at", "limit", "cursor"], 0)
+        paging = parse_paging(limit, cursor, at, key_len=1)
 
-        def read() -> list[dict]:
-            return [{"zone": zid, "name": z.name, "dso": _addr(z.dso), "importCapacityW": z.import_capacity_w,
-                     "exportCapacityW": z.export_capacity_w, "paused": z.paused}
-                    for zid, z in sorted(grid.zones.items())]
-        return self.read(read, _at(at))
+        def items(after: tuple[int, ...] | None) -> Iterator[tuple[tuple[int, ...], dict]]:
+            for zid, z in sorted(grid.zones.items(), key=lambda p: p[0]):
+                if after is None or zid > after[0]:
+                    yield (zid,), {"zone": zid, "name": z.name, "dso": _addr(z.dso),
+                                   "importCapacityW": z.import_capacity_w, "exportCapacityW": z.export_capacity_w,
+                                   "paused": z.paused}
+        # the grid holds at most max_zones zones: unpaged, the whole list is always answered
+        return self.list_result(paging, "zones", items, unpaged_max=max(MAX_PAGE, grid.Config.max_zones))
 
     def zone_usage(self, params: Any) -> dict | None:
         """[zone, intervalStart, at?] -> the interval's capacity (envelope applied) and traded flows."""
@@ -206,22 +301,24 @@ class EnergyRpc:
             return {"tradeId": trade_id, **_settlement_json(trade_id)}
         return self.read(read, _at(at))
 
-    def interval_trades(self, params: Any) -> list[dict]:
-        """[fromInterval, toInterval, at?] -> every trade delivered in the range, with its settlement
-        (the regulator's report; `gridchain report trades` writes it as CSV)."""
-        lo, hi, at = _args(params, ["fromInterval", "toInterval", "at"], 2)
+    def interval_trades(self, params: Any) -> list[dict] | dict:
+        """[fromInterval, toInterval, at?, limit?, cursor?] -> every trade delivered in the range, with
+        its settlement, by interval and then trade id (the regulator's report; `gridchain report
+        trades` writes it as CSV)."""
+        lo, hi, at, limit, cursor = _args(params, ["fromInterval", "toInterval", "at", "limit", "cursor"], 2)
         lo, hi = grid.interval_start(parse_int(lo, "fromInterval")), parse_int(hi, "toInterval")
         if hi < lo:
             raise InvalidParams("toInterval is before fromInterval")
         if (hi - lo) // grid.Config.interval_s > MAX_INTERVALS:
             raise InvalidParams(f"at most {MAX_INTERVALS} intervals per call")
+        paging = parse_paging(limit, cursor, at, key_len=2)
 
-        def read() -> list[dict]:
-            out: list[dict] = []
+        def items(after: tuple[int, ...] | None) -> Iterator[tuple[tuple[int, ...], dict]]:
+            # sort key (interval start, position in the interval's append-only trade list)
             for t in range(lo, hi + 1, grid.Config.interval_s):
-                for trade in market.trades_in_interval(t):
-                    out.append(_trade_json(trade))
-                    if len(out) >= MAX_ITEMS:
-                        return out
-            return out
-        return self.read(read, _at(at))
+                if after is not None and t < after[0]:
+                    continue
+                first = after[1] + 1 if after is not None and t == after[0] else 0
+                for pos in range(first, market.interval_trade_count.get(t)):
+                    yield (t, pos), _trade_json(market.trade(market.interval_trades.get(t, pos)))
+        return self.list_result(paging, "trades", items)

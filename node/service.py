@@ -169,7 +169,7 @@ class NodeService:
         self._tasks: list[asyncio.Task] = []
         self._seal_wanted: asyncio.Event | None = None  # created on the loop in start()
         self._lock: asyncio.Lock | None = None
-        self.extra_rpc: dict[str, Any] = EnergyRpc(self._read_at).methods()
+        self.extra_rpc: dict[str, Any] = EnergyRpc(self._read_at, self._resolve).methods()
         self._metadata: dict | None = None
         self.metrics = NodeMetrics()
         self._watch_metrics()

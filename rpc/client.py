@@ -37,6 +37,9 @@ from rpc.jsonshapes import dumps, header_from_json, loads, tx_status_name
 __all__ = ["RpcError", "TxResult", "Subscription", "AsyncClient", "Client", "SyncSubscription",
            "convert_arg", "ARG_CONVERTERS"]
 
+#: most items a page of an `energy_*` list holds (the node's `MAX_PAGE`)
+PAGE_LIMIT = 1000
+
 _CLOSED = object()  # the connection went away
 _END = object()     # unsubscribed
 
@@ -475,6 +478,25 @@ class AsyncClient:
                 out.append(resp.get("result"))
         return out
 
+    async def request_all(self, method: str, params: dict, *, page_size: int = PAGE_LIMIT) -> tuple[list, str]:
+        """Every item of a paged list query (the `energy_*` lists), page after page: each page's
+        `next` goes back as `cursor` until it is null. The cursor pins the block of the first page,
+        so no item is missed or repeated however the chain moves meanwhile. `params` are named;
+        returns (items, the hash of the block they were read at)."""
+        items: list = []
+        cursor: str | None = None
+        while True:
+            page = await self.request(method, {**params, "limit": page_size,
+                                               **({} if cursor is None else {"cursor": cursor})})
+            if type(page) is not dict or type(page.get("items")) is not list or "next" not in page:
+                raise RpcError(-32603, f"{method} did not answer a page {{items, next, at}}")
+            items.extend(page["items"])
+            if page["next"] is None:
+                return items, page.get("at")
+            if page["next"] == cursor:
+                raise RpcError(-32603, f"{method} answered the same cursor again")
+            cursor = page["next"]
+
     async def subscribe(self, method: str, params: list | None, unsubscribe_method: str) -> Subscription:
         """Open a subscription (over a WebSocket even for http URLs)."""
         channel = await self._get_channel()
@@ -683,6 +705,9 @@ class Client:
 
     def batch(self, calls: list[tuple[str, list]]) -> list[Any]:
         return self._run(self._async.batch(calls))
+
+    def request_all(self, method: str, params: dict, *, page_size: int = PAGE_LIMIT) -> tuple[list, str]:
+        return self._run(self._async.request_all(method, params, page_size=page_size))
 
     def genesis_hash(self) -> bytes:
         return self._run(self._async.genesis_hash())

@@ -74,7 +74,7 @@ def test_order_book_orders_trades_meter_and_zone_usage(node):
     ("energy_orders", ["not an address"]),
     ("energy_meter", ["0x1234"]),                   # not 32 bytes
     ("energy_trades", [BOB.address(), -1]),
-    ("energy_zones", [1, 2, 3]),                    # too many
+    ("energy_zones", [None, 2, None, 4]),           # too many
     ("energy_settlement", ["x"]),
     ("energy_intervalTrades", [1_800, 900]),        # to before from
     ("energy_intervalTrades", [0, 10**9]),          # wider than a month of intervals

@@ -189,16 +189,17 @@ class ChainState:
                 out.append(self.decode_value(pallet, item, None if r is None else bytes.fromhex(r[2:])))
         return out
 
-    async def keys_with_prefix(self, prefix: bytes, at: bytes, limit: int) -> tuple[list[bytes], bool]:
-        """Up to `limit` keys starting with `prefix` at block `at`; (keys, whether more were left)."""
+    async def keys_with_prefix(self, prefix: bytes, at: bytes, limit: int | None) -> tuple[list[bytes], bool]:
+        """Up to `limit` keys (None: all) starting with `prefix` at block `at`; (keys, whether more
+        were left)."""
         keys: list[bytes] = []
         start: str | None = None
-        while len(keys) < limit:
+        while limit is None or len(keys) < limit:
             params: list = ["0x" + prefix.hex(), PAGE, start, "0x" + at.hex()]
             page = await self.client.request("state_getKeysPaged", params)
             keys.extend(bytes.fromhex(k[2:]) for k in page)
             if len(page) < PAGE:
-                return keys[:limit], len(keys) > limit
+                return (keys, False) if limit is None else (keys[:limit], len(keys) > limit)
             start = page[-1]
         return keys[:limit], True
 

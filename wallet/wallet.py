@@ -219,7 +219,8 @@ class Wallet:
         info = await self.state.read("system", "account", who, at=at) or {"nonce": 0, "free": 0, "reserved": 0}
         stable = self.chain.stablecoin
         held = await self.state.read("balances", "asset_balance", stable.id, who, at=at) or 0
-        orders = await self.client.request("energy_orders", [self.address(who), "0x" + at.hex()])
+        orders, _at = await self.client.request_all("energy_orders", {"account": self.address(who),
+                                                                      "at": "0x" + at.hex()})
         out = {"account": self.address(who), "at": "0x" + at.hex(),
                "native": {**self.chain.native.to_json(), "free": info["free"], "reserved": info["reserved"],
                           "nonce": info["nonce"]},
@@ -277,10 +278,11 @@ class Wallet:
     # -- meters ----------------------------------------------------------------------------------
 
     async def meters_of(self, who: bytes) -> list[dict]:
-        """The account's certified meters (as `energy_meter` describes them), found by scanning
-        `metering.meters` (keyed by meter id) for its owner."""
+        """The account's certified meters (as `energy_meter` describes them), found by scanning all
+        of `metering.meters` (keyed by meter id) for its owner: a cap could hide the one meter an
+        order needs."""
         at = await self.state.best_hash()
-        keys, _more = await self.state.keys_with_prefix(self.state.prefix("metering", "meters"), at, MAX_SCAN_KEYS)
+        keys, _more = await self.state.keys_with_prefix(self.state.prefix("metering", "meters"), at, None)
         values = await self.state.read_keys("metering", "meters", keys, at)
         out = []
         for k, m in zip(keys, values):
@@ -365,8 +367,9 @@ class Wallet:
         return report
 
     async def open_orders(self, who: bytes) -> list[dict]:
-        """The account's open orders, oldest first (`energy_orders`)."""
-        return await self.client.request("energy_orders", [self.address(who)])
+        """The account's open orders, oldest first (`energy_orders`, every page)."""
+        orders, _at = await self.client.request_all("energy_orders", {"account": self.address(who)})
+        return orders
 
     # -- standing orders -------------------------------------------------------------------------
 
@@ -421,10 +424,11 @@ class Wallet:
     # -- trades and disputes ---------------------------------------------------------------------
 
     async def trades(self, who: bytes, from_interval: int | None = None, to_interval: int | None = None) -> list[dict]:
-        """The account's trades as buyer or seller with their settlement (`energy_trades`), each with
-        the account's `role`."""
+        """The account's trades as buyer or seller with their settlement (`energy_trades`, every
+        page), each with the account's `role`."""
         addr = self.address(who)
-        rows = await self.client.request("energy_trades", [addr, from_interval, to_interval])
+        rows, _at = await self.client.request_all("energy_trades", {"account": addr, "fromInterval": from_interval,
+                                                                   "toInterval": to_interval})
         return [{**t, "role": "buyer" if t["buyer"] == addr else "seller"} for t in rows]
 
     def dispute_window(self, interval_start: int) -> tuple[int, int]:
