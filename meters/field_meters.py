@@ -1,0 +1,177 @@
+"""Test meters of the kinds installed in the field: each signs its readings in its own format with its
+own ECDSA test key, byte for byte as a real meter of that kind sends them.
+
+gridchain accepts the records real meters sign (OCMF from Eichrecht chargers and meters, SML/EDL40
+from German smart meters, DLMS/COSEM general-signing from IEC 62056 meters) unchanged. Tests, the demo
+and the offline verifier need such records for intervals of their choosing, so each class here is a
+meter: given an interval's end and its import and export register totals, `record()` returns the
+exact bytes the meter would transmit, and advances the format's own counter (OCMF pagination, SML
+pagination, DLMS invoke-id) without gaps.
+
+Keys are test keys only, derived from a label (`gridchain test meter //Bob//ocmf`) so a test or
+the demo gets the same meter every run. Never certify one of these keys for real energy.
+
+Register values are integer Wh in and exact out: OCMF carries kWh with 3 decimals (1 Wh steps),
+SML carries 0.1 Wh (scaler -1), DLMS carries Wh (scaler 0). No floats anywhere.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from primitives.meter_formats.ecdsa import CURVE_BYTES
+
+#: Curves an OCMF meter may sign with (the OCMF `SA` values gridchain accepts).
+OCMF_CURVES = ("secp256r1", "secp256k1", "brainpoolP256r1", "secp384r1", "brainpoolP384r1")
+
+_CURVE_CLASSES: dict[str, type[ec.EllipticCurve]] = {
+    "secp256r1": ec.SECP256R1, "secp256k1": ec.SECP256K1, "brainpoolP256r1": ec.BrainpoolP256R1,
+    "secp384r1": ec.SECP384R1, "brainpoolP384r1": ec.BrainpoolP384R1,
+}
+
+#: OBIS codes of the two registers every test meter reports: active energy import (A+) and export (A-).
+IMPORT_OBIS = "1-0:1.8.0"
+EXPORT_OBIS = "1-0:2.8.0"
+
+LABEL_PREFIX = "gridchain test meter "
+
+
+def derive_test_key(label: str, curve: str) -> ec.EllipticCurvePrivateKey:
+    """The test key a label names on `curve`: the private scalar is the first field-width bytes of
+    SHA-512(label "#" counter) for the first counter (0, 1, ...) that gives a scalar in [1, n-1].
+    (brainpoolP256r1's order is about 0.66 x 2^256, so about a third of the labels need a retry.)"""
+    if curve not in _CURVE_CLASSES:
+        raise ValueError(f"no test meters on curve {curve!r} (one of {', '.join(_CURVE_CLASSES)})")
+    width = CURVE_BYTES[curve]
+    for counter in range(1000):
+        digest = hashlib.sha512(f"{label}#{counter}".encode()).digest()
+        try:
+            return ec.derive_private_key(int.from_bytes(digest[:width], "big"), _CURVE_CLASSES[curve]())
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: 1000 scalars out of range")
+
+
+def _check_registers(import_wh: int, export_wh: int) -> None:
+    for name, v in (("import_wh", import_wh), ("export_wh", export_wh)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{name} must be a non-negative integer number of Wh, not {v!r}")
+
+
+class _EcdsaTestMeter:
+    """What every test meter shares: its key, its public key in the encodings certificates use, and
+    the running counter."""
+
+    scheme: str = ""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, hash_name: str, counter: int) -> None:
+        if counter < 0:
+            raise ValueError("the counter starts at 0 or above")
+        self._key = key
+        self._hash = hashes.SHA384() if hash_name == "sha384" else hashes.SHA256()
+        self.counter = counter
+
+    @property
+    def curve(self) -> str:
+        """The key's curve, as named throughout (secp256r1, brainpoolP256r1, ...)."""
+        return {c().name: name for name, c in _CURVE_CLASSES.items()}[self._key.curve.name]
+
+    def public_key_der(self) -> bytes:
+        """The public key as a DER SubjectPublicKeyInfo (named curve)."""
+        return self._key.public_key().public_bytes(serialization.Encoding.DER,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def public_key_sec1(self) -> bytes:
+        """The public key as an uncompressed SEC1 point, 04 || X || Y."""
+        return self._key.public_key().public_bytes(serialization.Encoding.X962,
+                                                   serialization.PublicFormat.UncompressedPoint)
+
+    def public_key_raw(self) -> bytes:
+        """The public key as X || Y (how EDL40 meters print it)."""
+        return self.public_key_sec1()[1:]
+
+    def _sign(self, data: bytes) -> tuple[int, int]:
+        return utils.decode_dss_signature(self._key.sign(data, ec.ECDSA(self._hash)))
+
+    def _sign_raw(self, data: bytes) -> bytes:
+        """r || s, each the curve's field width, big-endian."""
+        width = CURVE_BYTES[self.curve]
+        r, s = self._sign(data)
+        return r.to_bytes(width, "big") + s.to_bytes(width, "big")
+
+
+# ---------------------------------------------------------------------------------------------
+# OCMF
+# ---------------------------------------------------------------------------------------------
+
+def ocmf_time(ts: int) -> str:
+    """Unix seconds as OCMF writes a time, in UTC and synchronised: `2024-05-01T12:15:00,000+0000 S`."""
+    t = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + ",000+0000 S"
+
+
+def kwh_text(wh: int) -> str:
+    """Whole Wh as kWh with exactly 3 decimals (exact: 1 Wh = 0.001 kWh): 12345 -> "12.345"."""
+    return f"{wh // 1000}.{wh % 1000:03d}"
+
+
+class OcmfTestMeter(_EcdsaTestMeter):
+    """An OCMF meter: `OCMF|{payload}|{signature}` with two register readings per record.
+
+    The payload is compact JSON as chargers emit it: FV 1.0, the gateway's GI/GS/GV, pagination
+    PG "T<n>", the meter's vendor and serial (MV/MM/MS), no identification (IS false), and RD with
+    import (1-0:1.8.0) and export (1-0:2.8.0) in kWh with 3 decimals, each stamped with the
+    interval's end (TM, sync state S) and status G (good). The signature section carries
+    SA "ECDSA-<curve>-SHA256" and SD, the DER signature in hex, over the payload bytes exactly as
+    emitted. OCMF hashes with SHA-256 on every curve, P-384 and brainpoolP384r1 included.
+    """
+
+    scheme = "ocmf"
+
+    def __init__(self, curve: str = "secp256r1", *, uri: str = "//Alice//ocmf",
+                 key: ec.EllipticCurvePrivateKey | None = None, serial: str | None = None,
+                 pagination: int = 1, rv_as_string: bool = False) -> None:
+        """The meter with the test key `gridchain test meter {uri}` on `curve` (or `key`, if given);
+        its first record carries pagination `pagination`. `rv_as_string` writes RV as a JSON string
+        ("12.345"), as some meters do, instead of a number."""
+        if curve not in OCMF_CURVES:
+            raise ValueError(f"OCMF test meters sign on {', '.join(OCMF_CURVES)}, not {curve!r}")
+        super().__init__(key if key is not None else derive_test_key(LABEL_PREFIX + uri, curve),
+                         "sha256", pagination)
+        if self.curve != curve:
+            raise ValueError(f"the key is on {self.curve}, not {curve}")
+        self.rv_as_string = rv_as_string
+        self.serial = serial or "GRD" + hashlib.sha256(self.public_key_sec1()).hexdigest()[:13].upper()
+
+    @property
+    def meter_id(self) -> str:
+        """The meter's serial (OCMF `MS`), how the chain certifies an OCMF meter."""
+        return self.serial
+
+    def payload(self, interval_end_ts: int, import_wh: int, export_wh: int, pagination: int) -> str:
+        """The OCMF payload text for one reading (what is signed)."""
+        _check_registers(import_wh, export_wh)
+        tm = ocmf_time(interval_end_ts)
+
+        def rv(wh: int) -> str:
+            return json.dumps(kwh_text(wh)) if self.rv_as_string else kwh_text(wh)
+
+        readings = ",".join(
+            f'{{"TM":{json.dumps(tm)},"RV":{rv(wh)},"RI":{json.dumps(obis)},"RU":"kWh","RT":"AC","ST":"G"}}'
+            for obis, wh in ((IMPORT_OBIS, import_wh), (EXPORT_OBIS, export_wh)))
+        head = {"FV": "1.0", "GI": "gridchain test gateway", "GS": self.serial, "GV": "1.0",
+                "PG": f"T{pagination}", "MV": "gridchain", "MM": "test meter", "MS": self.serial,
+                "MF": "1.0", "IS": False}
+        return json.dumps(head, separators=(",", ":"))[:-1] + f',"RD":[{readings}]}}'
+
+    def record(self, interval_end_ts: int, import_wh: int, export_wh: int) -> bytes:
+        """The OCMF string for this interval (UTF-8), with the next pagination number."""
+        payload = self.payload(interval_end_ts, import_wh, export_wh, self.counter)
+        r, s = self._sign(payload.encode())
+        sig = {"SA": f"ECDSA-{self.curve}-SHA256", "SD": utils.encode_dss_signature(r, s).hex().upper()}
+        self.counter += 1
+        return f"OCMF|{payload}|{json.dumps(sig, separators=(',', ':'))}".encode()
