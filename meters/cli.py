@@ -5,6 +5,7 @@
     gridchain meter run --key FILE [--key FILE ...] --source csv:PATH|simulated[:I[:SEED]] [...]
                         --rpc URL[,URL...] [--spool FILE] [--interval-s N] [--clock system|node|spec:FILE]
     gridchain meter spool FILE [--json] [--clear-rejected]
+    gridchain meter verify [FILE|-] [--format ocmf|sml-edl40|dlms|auto] [--public-key HEX] [--json]
 
 Every bad input (a wrong key file, a damaged or foreign spool, a malformed source, a node on another
 chain) ends the command with one line on stderr and a non-zero exit. An unreachable node is not an
@@ -299,3 +300,12 @@ def spool_cmd(file: Path, as_json: bool, clear_rejected: bool) -> None:
                    f"{r.export_wh:>10} {r.state:<8} {r.attempts:>5}  {reason}")
     if cleared is not None:
         click.echo(f"cleared {cleared} rejected readings")
+
+
+# ---------------------------------------------------------------------------------------------
+# verify (a field meter's signed record, offline: meters/verify.py)
+# ---------------------------------------------------------------------------------------------
+
+from meters.verify import verify_cmd  # noqa: E402
+
+meter.add_command(verify_cmd)
