@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from consensus import finality_certificate as fc
 from consensus.commit import CommitCertificate, InvalidCommit
 from consensus.messages import Proposal, Step, decode_message, encode_message
 from consensus.signer import FileSigner
@@ -45,12 +46,13 @@ from consensus.validator_set import ValidatorSet
 from consensus.wal import FileWAL
 from node.chain import BuiltBlock, ImportError_, VerifiedBlock
 from node.finality import KEEP_HEIGHTS as FINALITY_KEEP_HEIGHTS
-from node.finality import FinalityCollector
+from node.finality import ENGINE_FINALITY, FinalityCollector
 from p2p.framing import PartAssembler, split_payload
 from p2p.bridge import P2PError
 from p2p.host import P2PHost, RequestFailed
 from p2p.topics import TopicKind
 from pallets import validators as validators_pallet
+from primitives import bls
 from primitives.codec import CodecError, pack, unpack
 from primitives.keys import Keypair
 from primitives.types import Justification, SignedBlock
@@ -657,6 +659,27 @@ class BftDriver:
             self._syncing = False
             progress.done(self.chain.best_number)
 
+    def _checked_justifications(self, signed: SignedBlock, block_hash: bytes) -> tuple[Justification, ...]:
+        """The justifications of a synced block that we store and serve again: its BFT1 (checked by
+        the caller) and a BLS1 finality certificate only if it proves this block final under the
+        set that decided it (the set in our best state, the block's parent). Anything else a peer
+        attached is dropped, so a forged certificate is never passed on to light clients."""
+        kept = []
+        for j in signed.justifications:
+            if j.engine == ENGINE_BFT:
+                kept.append(j)
+            elif j.engine == ENGINE_FINALITY and not any(k.engine == ENGINE_FINALITY for k in kept):
+                try:
+                    cert = fc.FinalityCertificate.decode(j.data)
+                    keys = [v.bls_public_key for v in self.chain.read(validators_pallet.current)]
+                    if cert.block_hash == block_hash and cert.height == signed.block.header.number:
+                        fc.verify(cert, keys, self.genesis_hash)
+                        kept.append(j)
+                except (CodecError, ValueError, bls.BlsError):
+                    log.info("synced block #%d: dropped a finality certificate that does not verify",
+                             signed.block.header.number)
+        return tuple(kept)
+
     async def _status_of(self, peer: str) -> int | None:
         try:
             data = await self.host.request(peer, STATUS_PROTOCOL, pack(None), timeout=2.0)
@@ -683,6 +706,7 @@ class BftDriver:
         except InvalidCommit as e:
             self.host.report(peer, PEER_GARBAGE, f"synced block with a bad commit certificate: {e}")
             return False
+        signed = SignedBlock(signed.block, self._checked_justifications(signed, header.hash()))
         try:
             # a synced block may be old: its timestamp is checked by the certificate, not our clock
             result = self.chain.import_block(signed, finalize=True, check_drift=False)

@@ -12,7 +12,9 @@ Rules (Substrate's, as the RPC 1000-range error codes describe them):
 - one transaction per provided tag: a newcomer providing a tag already provided in the pool replaces
   the holder only with a strictly higher priority (the holder is reported usurped), otherwise it is
   refused with `TooLowPriority`;
-- a transaction found invalid is banned for `ban_seconds` (`TemporarilyBanned`); one already in the pool
+- a transaction found invalid is banned for `ban_seconds` (`TemporarilyBanned`), except one refused as
+  `Future` (not valid yet: a meter's reading sent a little before its interval ends must be taken
+  when it is sent again); one already in the pool
   or recently included in a block is `AlreadyImported`;
 - over the count or byte limit, the lowest-priority future transactions go first, then the
   lowest-priority ready transactions nothing depends on (newest first among equals); a newcomer that
@@ -43,6 +45,7 @@ from typing import Callable, Iterator, Sequence
 from primitives.errors import ChainError
 from primitives.hashing import keccak256
 from runtime.api import (
+    InvalidKind,
     InvalidTransaction,
     TransactionSource,
     TransactionValidityError,
@@ -52,6 +55,11 @@ from runtime.api import (
 
 log = logging.getLogger(__name__)
 
+
+
+def _bannable(verdict: object) -> bool:
+    """An invalid transaction is banned for a while, unless it is only not valid *yet* (Future)."""
+    return isinstance(verdict, InvalidTransaction) and verdict.kind is not InvalidKind.FUTURE
 
 class TxStatus(str, enum.Enum):
     """A transaction's status as `author_submitAndWatchExtrinsic` reports it."""
@@ -370,7 +378,7 @@ class TransactionPool:
                     except PoolError as e:
                         results[i] = e
                 elif isinstance(verdict, ChainError):
-                    if isinstance(verdict, InvalidTransaction):
+                    if _bannable(verdict):
                         banned.add(h, now)
                     results[i] = verdict
                 else:
@@ -443,7 +451,8 @@ class TransactionPool:
                     winner = self._provider[next(t for t in _unique(verdict.provides) if t in self._provider)]
                     self._events.append((tx.hash, TxStatus.USURPED, winner))
             elif isinstance(verdict, InvalidTransaction):
-                self._banned.add(tx.hash, now)
+                if _bannable(verdict):
+                    self._banned.add(tx.hash, now)
                 self._events.append((tx.hash, TxStatus.INVALID, _reason(verdict)))
             else:  # unknown validity, or any other error: drop without a ban
                 self._events.append((tx.hash, TxStatus.DROPPED, _reason(verdict)))

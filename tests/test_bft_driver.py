@@ -169,3 +169,36 @@ def test_a_transaction_batch_from_a_peer_enters_the_pool(driver):
     # and a second copy is not an error
     host.handlers[TopicKind.TX]("peerG", pack([xt.encode()]))
     assert d.node.pool.status()["ready"] == 1
+
+
+def test_a_synced_block_keeps_only_justifications_that_verify(driver):
+    """A peer serving a synced block may attach anything beside its commit certificate: only a BLS1
+    finality certificate that proves this block final under its validator set is kept (and so
+    served again to light clients); a forged one and unknown engines are dropped."""
+    from consensus import finality_certificate as fc  # noqa: PLC0415
+    from node.bft import ENGINE_BFT  # noqa: PLC0415
+    from node.finality import ENGINE_FINALITY  # noqa: PLC0415
+    from primitives import bls  # noqa: PLC0415
+    from primitives.types import Block, Header, Justification, SignedBlock  # noqa: PLC0415
+    d, _host, _loop = driver
+    header = Header(d.chain.best_hash, d.chain.best_number + 1, b"\x01" * 32, b"\x02" * 32, ())
+    block_hash = header.hash()
+    secrets = [bls.secret_from_seed(v.seed) for v in V]
+    keys = [bls.sk_to_pk(sk) for sk in secrets]
+    sigs = {i: fc.sign_finality(secrets[i], d.genesis_hash, header.number, block_hash) for i in range(3)}
+    good = fc.build(sigs, keys, genesis_hash=d.genesis_hash, height=header.number, block_hash=block_hash)
+    other_sigs = {i: fc.sign_finality(secrets[i], d.genesis_hash, header.number, b"\x09" * 32) for i in range(3)}
+    other = fc.build(other_sigs, keys, genesis_hash=d.genesis_hash, height=header.number, block_hash=b"\x09" * 32)
+    forged = fc.FinalityCertificate(height=good.height, round=good.round, block_hash=block_hash,
+                                    signers=good.signers, signature=other.signature)
+    bft1 = Justification(ENGINE_BFT, b"commit certificate bytes")
+
+    def kept(*extra):
+        signed = SignedBlock(Block(header, ()), (bft1, *extra))
+        return d._checked_justifications(signed, block_hash)
+
+    assert kept(Justification(ENGINE_FINALITY, good.encode())) == (bft1, Justification(ENGINE_FINALITY, good.encode()))
+    assert kept(Justification(ENGINE_FINALITY, forged.encode())) == (bft1,)
+    assert kept(Justification(ENGINE_FINALITY, other.encode())) == (bft1,)
+    assert kept(Justification(ENGINE_FINALITY, b"\xc1garbage")) == (bft1,)
+    assert kept(Justification(b"XXXX", b"anything")) == (bft1,)

@@ -53,6 +53,7 @@ class FakeRuntime:
     nonces: dict[bytes, int] = field(default_factory=dict)
     broke: set[bytes] = field(default_factory=set)
     unknown: set[bytes] = field(default_factory=set)
+    early: set[bytes] = field(default_factory=set)   # not valid yet (a reading before its interval ends)
     calls: list[int] = field(default_factory=list)  # batch size of each validate call
 
     def validate(self, datas, source):
@@ -65,6 +66,8 @@ class FakeRuntime:
                 out.append(UnknownTransaction(UnknownKind.CANNOT_LOOKUP, "the account cannot be looked up"))
             elif account in self.broke:
                 out.append(InvalidTransaction(InvalidKind.PAYMENT, "the signer cannot pay the fee"))
+            elif account in self.early:
+                out.append(InvalidTransaction(InvalidKind.FUTURE, "the reading's interval has not ended yet"))
             elif nonce < chain:
                 out.append(InvalidTransaction(InvalidKind.STALE, "the nonce is already used"))
             else:
@@ -318,6 +321,16 @@ def test_an_invalid_transaction_is_banned_for_a_while(pool, runtime, clock):
     assert info.value.rpc_code == 1012
     assert runtime.calls == [1], "a banned transaction is not validated again"
     clock.now += 61
+    assert pool.submit(tx(ALICE, 0)) == h(tx(ALICE, 0))
+
+
+def test_a_transaction_not_valid_yet_is_not_banned(pool, runtime):
+    """A meter's reading sent a little early (1010 Future) must be taken once its interval ends."""
+    runtime.early.add(ALICE)
+    with pytest.raises(InvalidTransaction) as info:
+        pool.submit(tx(ALICE, 0))
+    assert info.value.kind is InvalidKind.FUTURE
+    runtime.early.clear()
     assert pool.submit(tx(ALICE, 0)) == h(tx(ALICE, 0))
 
 
