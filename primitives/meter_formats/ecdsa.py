@@ -32,6 +32,17 @@ assert tuple(_CURVE_CLASSES) == CURVES
 CURVE_BYTES = {"secp192r1": 24, "secp256r1": 32, "secp256k1": 32, "brainpoolP256r1": 32,
                "secp384r1": 48, "brainpoolP384r1": 48}
 
+#: Order n of each curve's base point (from the curves' standard parameters, as OpenSSL prints them
+#: with `openssl ecparam -param_enc explicit -text`): r and s of a signature lie in [1, n-1].
+CURVE_ORDERS = {
+    "secp192r1": 0xffffffffffffffffffffffff99def836146bc9b1b4d22831,
+    "secp256r1": 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551,
+    "secp256k1": 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141,
+    "brainpoolP256r1": 0xa9fb57dba1eea9bc3e660a909d838d718c397aa3b561a6f7901e0e82974856a7,
+    "secp384r1": 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973,
+    "brainpoolP384r1": 0x8cb91e82a3386d280f5d6f7e50e641df152f7109ed5456b31f166e6cac0425a7cf3ab6af6b7fc3103b883202e9046565,
+}
+
 _HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384}
 
 
@@ -136,6 +147,15 @@ def signature_from_raw(data: bytes, width: int) -> tuple[int, int]:
     return r, s
 
 
+def check_signature_range(signature: tuple[int, int], curve: str) -> None:
+    """r and s must both lie in [1, n-1] for `curve`: anything else is a malformed signature
+    ("bad-signature-encoding"), not merely one that fails the check."""
+    n = CURVE_ORDERS[curve]
+    r, s = signature
+    if not (0 < r < n and 0 < s < n):
+        raise MeterRecordError("bad-signature-encoding", f"r and s must lie in [1, n-1] for {curve}")
+
+
 def verify_record(record: MeterRecord, key: MeterPublicKey) -> None:
     """The ECDSA check of `record` under `key`. The record's declared curve must be the key's;
     raises MeterRecordError ("key-mismatch", "unsupported", "bad-signature") if it does not hold."""
@@ -145,6 +165,7 @@ def verify_record(record: MeterRecord, key: MeterPublicKey) -> None:
     hash_cls = _HASHES.get(record.hash)
     if hash_cls is None:
         raise MeterRecordError("unsupported", f"unsupported hash {record.hash!r}")
+    check_signature_range(record.signature, key.curve)
     r, s = record.signature
     try:
         key._key.verify(utils.encode_dss_signature(r, s), record.signed_data, ec.ECDSA(hash_cls()))
