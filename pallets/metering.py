@@ -141,6 +141,9 @@ missed_intervals = pallet.double_map("missed_intervals", key1=MeterId, key2=U64,
                                      doc="(meter, interval start) -> True for an interval with no reading")
 missed_unrecorded = pallet.map("missed_unrecorded", key=MeterId, value=U64, default=0,
                                doc="Missed intervals too old to be settled any more when noticed, counted only")
+SUSPENDED_OPERATOR, SUSPENDED_ROGUE = 0, 1
+suspension_reason = pallet.map("suspension_reason", key=MeterId, value=U8,
+                               doc="Why a suspended meter is suspended: 0 by its DSO or a registrar, 1 rogue")
 chain_genesis_hash = pallet.value("chain_genesis_hash", H256,
                                   doc="The genesis hash readings are signed over, copied at block 1")
 
@@ -236,7 +239,12 @@ class Error(PalletError):
     GenesisUnknown = "readings are accepted from block 1 on, once the genesis hash is on chain"
     BadReadingSignature = ("the reading is not signed by its meter for this chain "
                            "(forged, tampered with, or signed over another genesis hash)")
-    MeterSuspendedError = "the meter is suspended; its readings are refused until it is reinstated"
+    MeterSuspendedError = ("the meter was suspended by its DSO or a registrar; its readings are refused "
+                           "until it is reinstated")
+    MeterSuspendedRogue = ("the meter was suspended automatically as a rogue meter: rogue_threshold (3) "
+                           "implausible readings, each moving more energy than its rated power allows "
+                           "(delta_wh * 3600 > rated_power_w * seconds covered) or moving a register its "
+                           "kind does not measure; the zone's DSO must check it and reinstate it")
     MeterRetiredError = "the meter is retired; its readings are refused"
     UnalignedInterval = "the reading's interval start is not on the chain's delivery-interval grid"
     IntervalNotEnded = "the reading's interval has not ended yet (beyond the allowed clock drift)"
@@ -306,15 +314,24 @@ def check_reading(signed: SignedReading, *, verify_signature: bool = True) -> Ch
         raise _reject(InvalidKind.CUSTOM, Error.UnknownMeter)
     if verify_signature and not reading_signature_ok(signed, gh):
         raise _reject(InvalidKind.BAD_PROOF, Error.BadReadingSignature)
+    return check_values(r.meter, m, r.seq, r.interval_start, r.import_wh, r.export_wh)
+
+
+def check_values(meter_id: bytes, m: Meter, seq: int, interval_start: int, import_wh: int,
+                 export_wh: int) -> CheckedReading:
+    """Rules 2-8 for a reading of certified meter `m` whose signature was checked, whatever its
+    format (the field_meters pallet maps OCMF, SML and DLMS records onto these); raises
+    InvalidTransaction."""
     if m.status == STATUS_SUSPENDED:
-        raise _reject(InvalidKind.CUSTOM, Error.MeterSuspendedError)
+        raise _reject(InvalidKind.CUSTOM, Error.MeterSuspendedRogue
+                      if suspension_reason.get(meter_id) == SUSPENDED_ROGUE else Error.MeterSuspendedError)
     if m.status == STATUS_RETIRED:
         raise _reject(InvalidKind.CUSTOM, Error.MeterRetiredError)
-    range_error = _out_of_range(r.seq, r.import_wh, r.export_wh)
+    range_error = _out_of_range(seq, import_wh, export_wh)
     if range_error is not None:
         raise _reject(InvalidKind.CUSTOM, range_error)
 
-    t, step = r.interval_start, grid.Config.interval_s
+    t, step = interval_start, grid.Config.interval_s
     if grid.interval_start(t) != t:
         raise _reject(InvalidKind.CUSTOM, Error.UnalignedInterval)
     now = timestamp.now_s()
@@ -326,20 +343,20 @@ def check_reading(signed: SignedReading, *, verify_signature: bool = True) -> Ch
         raise _reject(InvalidKind.STALE, Error.WindowClosed)
 
     if m.has_reading:
-        if r.seq == m.last_seq:
+        if seq == m.last_seq:
             raise _reject(InvalidKind.STALE, Error.ReadingReplayed)
-        if r.seq < m.last_seq:
+        if seq < m.last_seq:
             raise _reject(InvalidKind.STALE, Error.SequenceTooLow)
-    if interval_energy.contains(r.meter, t):
+    if interval_energy.contains(meter_id, t):
         raise _reject(InvalidKind.STALE, Error.DuplicateInterval)
     if not m.has_reading:
         return CheckedReading(m, 0, 0, 0, True, window_end)
     if t < m.last_interval:
         raise _reject(InvalidKind.STALE, Error.OutOfOrder)
-    if r.import_wh < m.last_import_wh or r.export_wh < m.last_export_wh:
+    if import_wh < m.last_import_wh or export_wh < m.last_export_wh:
         raise _reject(InvalidKind.CUSTOM, Error.RegisterDecreased)
 
-    d_import, d_export = r.import_wh - m.last_import_wh, r.export_wh - m.last_export_wh
+    d_import, d_export = import_wh - m.last_import_wh, export_wh - m.last_export_wh
     span_s = t - m.last_interval
     return CheckedReading(m, d_import, d_export, span_s // step,
                           _plausible(m, d_import, d_export, span_s), window_end)
@@ -471,6 +488,7 @@ def suspend_meter(origin: Origin, meter: MeterId) -> None:
     m = _managed_meter(who, meter)
     ensure(m.status == STATUS_ACTIVE, Error.NotActive)
     meters.insert(meter, dataclasses.replace(m, status=STATUS_SUSPENDED))
+    suspension_reason.insert(meter, SUSPENDED_OPERATOR)
     deposit_event(MeterSuspended(meter, m.zone, _zone_dso(m.zone), "operator"))
 
 
@@ -482,6 +500,7 @@ def reinstate_meter(origin: Origin, meter: MeterId) -> None:
     m = _managed_meter(who, meter)
     ensure(m.status == STATUS_SUSPENDED, Error.NotSuspended)
     meters.insert(meter, dataclasses.replace(m, status=STATUS_ACTIVE, implausible=0))
+    suspension_reason.remove(meter)
     deposit_event(MeterReinstated(meter, who))
 
 
@@ -522,30 +541,41 @@ def submit_reading(origin: Origin, signed: SignedReading) -> PostInfo:
             checked = check_reading(signed, verify_signature=False)
         except InvalidTransaction as e:
             raise DispatchError(e.reason) from None
-    r, m = signed.reading, checked.meter
+    r = signed.reading
+    extra = record_reading(r.meter, checked, r.seq, r.interval_start, r.import_wh, r.export_wh,
+                           reading_hash(signed))
+    return PostInfo(actual_weight=W_READING + extra)
+
+
+def record_reading(meter_id: bytes, checked: CheckedReading, seq: int, interval_start: int,
+                   import_wh: int, export_wh: int, signed_hash: bytes) -> int:
+    """Record a reading that passed `check_values` (from any format): the interval's deltas, the
+    missed intervals before it, the meter's new baseline, certificates for verified export, and
+    the rogue-meter count. Returns the weight beyond the reading's own (mint, missed intervals)."""
+    m = checked.meter
     recorded = 0
     if m.has_reading:
-        recorded = _record_missed(r.meter, m.last_interval, r.interval_start)
-    interval_energy.insert(r.meter, r.interval_start, IntervalEnergy(
-        checked.import_delta_wh, checked.export_delta_wh, reading_hash(signed), checked.plausible,
+        recorded = _record_missed(meter_id, m.last_interval, interval_start)
+    interval_energy.insert(meter_id, interval_start, IntervalEnergy(
+        checked.import_delta_wh, checked.export_delta_wh, signed_hash, checked.plausible,
         checked.intervals))
     implausible = m.implausible if checked.plausible else min(m.implausible + 1, 255)
     rogue = implausible >= Config.rogue_threshold
-    meters.insert(r.meter, dataclasses.replace(
-        m, last_seq=r.seq, last_interval=r.interval_start, last_import_wh=r.import_wh,
-        last_export_wh=r.export_wh, implausible=implausible, has_reading=True,
+    meters.insert(meter_id, dataclasses.replace(
+        m, last_seq=seq, last_interval=interval_start, last_import_wh=import_wh,
+        last_export_wh=export_wh, implausible=implausible, has_reading=True,
         status=STATUS_SUSPENDED if rogue else m.status))
-    deposit_event(ReadingAccepted(r.meter, r.interval_start, checked.import_delta_wh,
+    deposit_event(ReadingAccepted(meter_id, interval_start, checked.import_delta_wh,
                                   checked.export_delta_wh, checked.plausible))
     # verified export mints generation certificates to the owner, all under this reading's interval
     # (where interval_energy records the delta); see the certificates pallet
     minted = checked.plausible and checked.export_delta_wh > 0
     if minted:
-        certificates.mint(m.owner, m.zone, r.interval_start, checked.export_delta_wh)
+        certificates.mint(m.owner, m.zone, interval_start, checked.export_delta_wh)
     if rogue:
-        deposit_event(MeterSuspended(r.meter, m.zone, _zone_dso(m.zone), "rogue"))
-    return PostInfo(actual_weight=W_READING + (certificates.W_MINT if minted else 0)
-                    + recorded * W_MISSED_INTERVAL)
+        suspension_reason.insert(meter_id, SUSPENDED_ROGUE)
+        deposit_event(MeterSuspended(meter_id, m.zone, _zone_dso(m.zone), "rogue"))
+    return (certificates.W_MINT if minted else 0) + recorded * W_MISSED_INTERVAL
 
 
 @pallet.call(6, weight=W_ADMIN, origin=SIGNED)

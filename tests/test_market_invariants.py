@@ -127,6 +127,7 @@ class MeterModel:
     kind: int
     rated_w: int
     active: bool = True
+    rogue: bool = False          # suspended automatically (not by the DSO)
     has_reading: bool = False
     last_seq: int = 0
     last_interval: int = 0
@@ -530,7 +531,7 @@ class MarketMachine(RuleBasedStateMachine):
         if forged:
             return MTE.BadReadingSignature
         if not m.active:
-            return MTE.MeterSuspendedError
+            return MTE.MeterSuspendedRogue if m.rogue else MTE.MeterSuspendedError
         if t % I:
             return MTE.UnalignedInterval
         if now + DRIFT < t + I:
@@ -568,7 +569,7 @@ class MarketMachine(RuleBasedStateMachine):
         if not plausible:
             m.implausible = min(m.implausible + 1, 255)
         if m.implausible >= metering.Config.rogue_threshold:
-            m.active = False
+            m.active, m.rogue = False, True
         m.has_reading, m.last_seq, m.last_interval, m.imp, m.exp = True, r.seq, r.interval_start, r.import_wh, \
             r.export_wh
         m.intervals.add(r.interval_start)
@@ -678,7 +679,7 @@ class MarketMachine(RuleBasedStateMachine):
             return None
 
         def on_ok(now):
-            m.active = not suspend
+            m.active, m.rogue = not suspend, False
             if not suspend:
                 m.implausible = 0
         self.produce(Item(lambda now: self.chain.xt(by, "metering", "suspend_meter" if suspend else "reinstate_meter",

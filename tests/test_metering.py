@@ -322,7 +322,7 @@ def test_rogue_meter_is_suspended_after_threshold_and_dso_notified(chain):
     assert meter_of(chain, M1).status == metering.STATUS_SUSPENDED
     t = T + (n + 1) * I
     goto(chain, after(t))
-    assert_rejected(chain, sr(M1, n + 2, t, imp, 0), InvalidKind.CUSTOM, E.MeterSuspendedError)
+    assert_rejected(chain, sr(M1, n + 2, t, imp, 0), InvalidKind.CUSTOM, E.MeterSuspendedRogue)  # the error names the rule
     # the DSO investigates and reinstates: the count starts over, readings flow again
     chain.block(chain.xt(DSO, "metering", "reinstate_meter", M1.public_key))
     m = meter_of(chain, M1)
