@@ -175,3 +175,69 @@ class OcmfTestMeter(_EcdsaTestMeter):
         sig = {"SA": f"ECDSA-{self.curve}-SHA256", "SD": utils.encode_dss_signature(r, s).hex().upper()}
         self.counter += 1
         return f"OCMF|{payload}|{json.dumps(sig, separators=(',', ':'))}".encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# SML / EDL40
+# ---------------------------------------------------------------------------------------------
+
+#: A meter's seconds index counts from its commissioning; the test meters were "commissioned" at
+#: 2000-01-01T00:00:00Z, so any interval since then has an index that fits EDL40's 32 bits.
+EDL40_COMMISSIONED_AT = 946_684_800
+
+
+class SmlTestMeter(_EcdsaTestMeter):
+    """An EDL40 meter (P-256): an SML file (OpenRes, GetList.Res, CloseRes) per reading, signed by
+    the list signature over the 320-byte EDL40 block, as `primitives/meter_formats/sml.py` encodes
+    and parses it.
+
+    EDL40 signs exactly one register, the import register 1-0:1.17.0 in 0.1 Wh (scaler -1), so this
+    is an import-only meter: `record()` refuses any export other than 0, rather than send an export
+    value the signature does not cover. Its time is the interval's end, sent as a localTimestamp
+    with the meter's offset (`local_offset_min`, CET by default; the block holds local time, the
+    parser gives UTC); its pagination runs without gaps; its seconds index counts from
+    EDL40_COMMISSIONED_AT.
+    """
+
+    scheme = "sml-edl40"
+
+    def __init__(self, *, uri: str = "//Alice//sml", key: ec.EllipticCurvePrivateKey | None = None,
+                 server_id: bytes | None = None, pagination: int = 1, local_offset_min: int = 60,
+                 logbook: bytes = b"\x00\x00") -> None:
+        """The meter with the test key `gridchain test meter {uri}` on P-256 (or `key`); its server id
+        defaults to 0A 01 "GRD" and 5 bytes of the key's hash."""
+        super().__init__(key if key is not None else derive_test_key(LABEL_PREFIX + uri, "secp256r1"),
+                         "sha256", pagination)
+        if self.curve != "secp256r1":
+            raise ValueError(f"an EDL40 test meter signs on secp256r1, not {self.curve}")
+        self.server_id = server_id or b"\x0a\x01GRD" + hashlib.sha256(self.public_key_sec1()).digest()[:5]
+        if len(self.server_id) != 10:
+            raise ValueError("an SML server id is 10 bytes")
+        self.local_offset_min = local_offset_min
+        self.logbook = logbook
+
+    @classmethod
+    def from_uri(cls, uri: str, **kw: object) -> SmlTestMeter:
+        """The test meter the label `gridchain test meter {uri}` names, e.g. uri "//Bob//sml"."""
+        return cls(uri=uri, **kw)  # type: ignore[arg-type]
+
+    @property
+    def meter_id(self) -> str:
+        """The server id in lower-case hex, as SML records carry it."""
+        return self.server_id.hex()
+
+    def record(self, interval_end_ts: int, import_wh: int, export_wh: int = 0) -> bytes:
+        """The SML file for this interval, with the next pagination number."""
+        from primitives.meter_formats import sml  # noqa: PLC0415 - the encoder lives with the parser
+
+        _check_registers(import_wh, export_wh)
+        if export_wh != 0:
+            raise ValueError("an EDL40 meter signs only its import register (1-0:1.17.0); export must be 0")
+        seconds_index = interval_end_ts - EDL40_COMMISSIONED_AT
+        if not 0 <= seconds_index < 2**32:
+            raise ValueError(f"interval end {interval_end_ts} is outside the meter's 32-bit seconds index")
+        raw = sml.encode_edl40_file(self.server_id, import_wh * 10, -1, interval_end_ts, self.local_offset_min,
+                                    self.counter, seconds_index, self._sign_raw, logbook=self.logbook,
+                                    curve="secp256r1")
+        self.counter += 1
+        return raw

@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -148,8 +149,8 @@ def parse(data: bytes, kind: str) -> MeterRecord:
         from primitives.meter_formats import ocmf  # noqa: PLC0415 - parsers load only when used
         return ocmf.parse(_text(data))
     if kind == "edl40-xml":
-        from primitives.meter_formats import sml  # noqa: PLC0415
-        return sml.parse_signed_meter_value(_text(data))
+        from primitives.meter_formats import edl40  # noqa: PLC0415
+        return edl40.parse_signed_meter_value(_text(data))
     if kind == "sml":
         from primitives.meter_formats import sml  # noqa: PLC0415
         return sml.parse(_binary(data, SML_START, "SML file"))
@@ -319,8 +320,7 @@ def _hex_key(ctx: click.Context, param: click.Parameter, value: str | None) -> b
 @click.option("--public-key", "public_key", callback=_hex_key, default=None, metavar="HEX",
               help="The meter's public key: DER SubjectPublicKeyInfo, SEC1 point or raw X||Y, in hex.")
 @click.option("--json", "as_json_flag", is_flag=True, help="Print one JSON object instead of text.")
-@click.pass_context
-def verify_cmd(ctx: click.Context, file: BinaryIO, fmt: str, public_key: bytes | None,
+def verify_cmd(file: BinaryIO, fmt: str, public_key: bytes | None,
                as_json_flag: bool) -> None:
     """Verify a meter's signed record (OCMF, SML/EDL40, DLMS) offline: exit 0 valid, 1 invalid."""
     data = file.read(MAX_INPUT_BYTES + 1)
@@ -329,4 +329,6 @@ def verify_cmd(ctx: click.Context, file: BinaryIO, fmt: str, public_key: bytes |
     except NotDetected as e:
         raise click.UsageError(str(e)) from None
     click.echo(json.dumps(as_json(out), indent=2) if as_json_flag else as_text(out))
-    ctx.exit(0 if out.valid else 1)
+    # SystemExit rather than ctx.exit: the gridchain entry point runs click outside standalone mode,
+    # where ctx.exit's status would be returned and lost
+    sys.exit(0 if out.valid else 1)

@@ -1,0 +1,110 @@
+"""The field test meters (meters/field_meters.py): each record parses with its format's parser,
+verifies with the meter's key, carries exactly the register values it was given, and the format's
+counter runs without gaps."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from meters.field_meters import OCMF_CURVES, OcmfTestMeter, derive_test_key, kwh_text, ocmf_time
+from primitives.meter_formats import ocmf
+from primitives.meter_formats.ecdsa import load_public_key, verify_record
+from primitives.meter_formats.record import MeterRecord, MeterRecordError, RegisterValue
+
+T0 = 1_714_564_800          # 2024-05-01T12:00:00Z
+INTERVAL = 900
+#: Register totals over a few intervals: zero, a value needing all three kWh decimals, large ones.
+SERIES = [(0, 0), (1, 999), (12_345, 1_000), (12_346, 1_001), (987_654_321, 123_456_789)]
+
+
+def wh(v: RegisterValue) -> Fraction:
+    """A register value in Wh, exactly."""
+    scale = {"Wh": 1, "kWh": 1000}[v.unit]
+    return Fraction(v.mantissa) * Fraction(10) ** v.exponent * scale
+
+
+def registers(rec: MeterRecord) -> dict[str, Fraction]:
+    return {v.obis: wh(v) for v in rec.readings}
+
+
+def test_test_keys_are_deterministic_and_per_label():
+    a = derive_test_key("gridchain test meter //Bob//ocmf", "secp256r1")
+    b = derive_test_key("gridchain test meter //Bob//ocmf", "secp256r1")
+    c = derive_test_key("gridchain test meter //Alice//ocmf", "secp256r1")
+    assert a.private_numbers().private_value == b.private_numbers().private_value
+    assert a.private_numbers().private_value != c.private_numbers().private_value
+    assert OcmfTestMeter(uri="//Bob//ocmf").public_key_der() == OcmfTestMeter(uri="//Bob//ocmf").public_key_der()
+    # every curve, including brainpoolP256r1 whose order is far below 2^256 (the retry path)
+    for curve in OCMF_CURVES:
+        assert derive_test_key("x", curve).curve.name.lower() == curve.lower()
+
+
+def test_kwh_text_and_ocmf_time_are_exact():
+    assert [kwh_text(w) for w in (0, 1, 999, 1000, 12_345, 10**12)] == \
+        ["0.000", "0.001", "0.999", "1.000", "12.345", "1000000000.000"]
+    assert ocmf_time(T0 + INTERVAL) == "2024-05-01T12:15:00,000+0000 S"
+
+
+def test_bad_register_values_are_refused():
+    m = OcmfTestMeter()
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="import_wh"):
+            m.record(T0, bad, 0)
+    assert m.counter == 1, "a refused reading does not advance the counter"
+    with pytest.raises(ValueError, match="not 'secp192r1'"):
+        OcmfTestMeter("secp192r1")
+
+
+# ---------------------------------------------------------------------------------------------
+# OCMF
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("curve", OCMF_CURVES)
+@pytest.mark.parametrize("rv_as_string", [False, True])
+def test_ocmf_records_parse_verify_and_are_exact(curve, rv_as_string):
+    m = OcmfTestMeter(curve, uri="//Bob//ocmf", pagination=7, rv_as_string=rv_as_string)
+    key = load_public_key(m.public_key_der())
+    assert load_public_key(m.public_key_sec1(), curve) == key
+    for i, (imp, exp) in enumerate(SERIES):
+        end = T0 + (i + 1) * INTERVAL
+        raw = m.record(end, imp, exp)
+        rec = ocmf.parse(raw)
+        verify_record(rec, key)
+        assert rec.format == "ocmf" and rec.meter_id == m.meter_id == m.serial
+        assert (rec.curve, rec.hash) == (curve, "sha256")
+        assert rec.counter == 7 + i, "pagination runs without gaps"
+        assert registers(rec) == {"1-0:1.8.0": imp, "1-0:2.8.0": exp}
+        assert all(v.unit == "kWh" and v.time == end for v in rec.readings)
+        assert m.counter == 8 + i
+
+
+def test_ocmf_record_shape_is_what_chargers_send():
+    m = OcmfTestMeter("secp256k1")
+    raw = m.record(T0 + INTERVAL, 12_345, 678).decode()
+    head, payload, sig_section = raw.split("|")
+    assert head == "OCMF"
+    doc = json.loads(payload)
+    assert (doc["FV"], doc["PG"], doc["MS"], doc["IS"]) == ("1.0", "T1", m.serial, False)
+    assert [(r["RI"], r["RU"], r["ST"], r["TM"]) for r in doc["RD"]] == [
+        ("1-0:1.8.0", "kWh", "G", "2024-05-01T12:15:00,000+0000 S"),
+        ("1-0:2.8.0", "kWh", "G", "2024-05-01T12:15:00,000+0000 S")]
+    assert '"RV":12.345,' in payload and '"RV":0.678,' in payload, "RV written with 3 decimals, not a float"
+    sig = json.loads(sig_section)
+    assert sig["SA"] == "ECDSA-secp256k1-SHA256"
+    # independent of our parser: the signature is DER over the payload bytes exactly as emitted
+    pub = serialization.load_der_public_key(m.public_key_der())
+    assert isinstance(pub, ec.EllipticCurvePublicKey)
+    pub.verify(bytes.fromhex(sig["SD"]), payload.encode(), ec.ECDSA(hashes.SHA256()))
+
+
+def test_ocmf_record_from_another_key_does_not_verify():
+    m = OcmfTestMeter()
+    mallory = OcmfTestMeter(uri="//Mallory//ocmf", serial=m.serial)
+    rec = ocmf.parse(mallory.record(T0, 1, 2))
+    with pytest.raises(MeterRecordError) as e:
+        verify_record(rec, load_public_key(m.public_key_der()))
+    assert e.value.code == "bad-signature"
