@@ -10,8 +10,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from meters.field_meters import OCMF_CURVES, OcmfTestMeter, derive_test_key, kwh_text, ocmf_time
-from primitives.meter_formats import ocmf
+from meters.field_meters import (EDL40_COMMISSIONED_AT, OCMF_CURVES, OcmfTestMeter, SmlTestMeter, derive_test_key,
+                                 kwh_text, ocmf_time)
+from primitives.meter_formats import edl40, ocmf, sml
 from primitives.meter_formats.ecdsa import load_public_key, verify_record
 from primitives.meter_formats.record import MeterRecord, MeterRecordError, RegisterValue
 
@@ -108,3 +109,58 @@ def test_ocmf_record_from_another_key_does_not_verify():
     with pytest.raises(MeterRecordError) as e:
         verify_record(rec, load_public_key(m.public_key_der()))
     assert e.value.code == "bad-signature"
+
+
+# ---------------------------------------------------------------------------------------------
+# SML / EDL40
+# ---------------------------------------------------------------------------------------------
+
+def test_sml_records_parse_verify_and_are_exact():
+    m = SmlTestMeter(uri="//Bob//sml", pagination=41)
+    key = load_public_key(m.public_key_raw(), "secp256r1")
+    assert load_public_key(m.public_key_der()) == key == load_public_key(m.public_key_sec1(), "secp256r1")
+    for i, (imp, _exp) in enumerate(SERIES):
+        end = T0 + (i + 1) * INTERVAL
+        rec = sml.parse(m.record(end, imp))
+        verify_record(rec, key)
+        assert (rec.format, rec.curve, rec.hash) == ("sml-edl40", "secp256r1", "sha256")
+        assert rec.meter_id == m.meter_id == m.server_id.hex() and sml.matches_server_id(rec, m.server_id)
+        assert rec.counter == 41 + i, "pagination runs without gaps"
+        (value,) = rec.readings
+        assert (value.obis, value.unit, value.exponent, value.time) == ("1-0:1.17.0", "Wh", -1, end)
+        assert value.mantissa == imp * 10 and wh(value) == imp, "0.1 Wh steps, exact"
+        # the block holds the meter's local time (CET here) and the seconds index since commissioning
+        assert int.from_bytes(rec.signed_data[10:14], "little") == end + 3600
+        assert int(rec.fields["seconds_index"]) == end - EDL40_COMMISSIONED_AT
+    assert m.counter == 41 + len(SERIES)
+
+
+def test_sml_meter_is_import_only_and_refuses_what_it_cannot_sign():
+    m = SmlTestMeter()
+    with pytest.raises(ValueError, match="export must be 0"):
+        m.record(T0, 10, 1)
+    with pytest.raises(ValueError, match="seconds index"):
+        m.record(EDL40_COMMISSIONED_AT - 1, 10)
+    assert m.counter == 1
+
+
+def test_sml_file_is_the_signed_meter_values_block():
+    """The block the SML file's list signature covers is the same EDL40 block a signedMeterValue
+    XML transmits, so the same meter's key verifies it through both transports."""
+    import base64
+
+    m = SmlTestMeter()
+    raw = m.record(T0 + INTERVAL, 4_242)
+    rec = sml.parse(raw)
+    width = 32
+    r, s = rec.signature
+    sig = r.to_bytes(width, "big") + s.to_bytes(width, "big") + m.logbook
+    xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\" ?><signedMeterValue>"
+           f"<publicKey encoding=\"base64\">{base64.b64encode(m.public_key_raw()).decode()}</publicKey>"
+           f"<meterValueSignature encoding=\"base64\">{base64.b64encode(sig).decode()}</meterValueSignature>"
+           "<signatureMethod>ECDSA256SHA256</signatureMethod><encodingMethod>EDL</encodingMethod>"
+           f"<encodedMeterValue encoding=\"base64\">{base64.b64encode(rec.signed_data).decode()}</encodedMeterValue>"
+           "</signedMeterValue>")
+    xml_rec = edl40.parse_signed_meter_value(xml.encode())
+    verify_record(xml_rec, load_public_key(m.public_key_raw(), "secp256r1"))
+    assert (xml_rec.meter_id, xml_rec.counter, xml_rec.readings[0].mantissa) == (m.meter_id, 1, 42_420)

@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from node_process import run_gridchain
 
 from meters.cli import meter
-from meters.field_meters import OcmfTestMeter
+from meters.field_meters import EDL40_COMMISSIONED_AT, OcmfTestMeter, SmlTestMeter
+from primitives.meter_formats import sml
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "meter-signatures" / "vectors.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text())
@@ -253,4 +254,39 @@ def test_ocmf_test_meter_records_verify_and_tampered_ones_do_not(m, tmp_path):
     other = OcmfTestMeter(m.curve, uri="//Mallory//ocmf", serial=m.serial)
     path.write_bytes(other.record(T0 + 900, 12_345, 678))
     code, doc = verify_json(path, "--public-key", m.public_key_der().hex())
+    assert (code, doc["valid"], doc["code"]) == (1, False, "bad-signature"), doc
+
+
+def test_sml_test_meter_records_verify_and_tampered_ones_do_not(tmp_path):
+    m = SmlTestMeter()
+    rec = m.record(T0 + 900, 12_345)
+    path = tmp_path / "r.sml"
+    path.write_bytes(rec)
+    for key in (m.public_key_raw(), m.public_key_sec1(), m.public_key_der()):
+        code, doc = verify_json(path, "--public-key", key.hex())
+        assert code == 0, doc
+        assert (doc["format"], doc["meterId"], doc["curve"], doc["counter"]) == ("sml-edl40", m.meter_id, "secp256r1", 1)
+        assert doc["readings"] == [{"obis": "1-0:1.17.0", "value": "12345.0", "unit": "Wh",
+                                    "time": "2024-05-01T12:15:00Z"}]
+    path.write_text(rec.hex())
+    code, doc = verify_json(path, "--format", "sml-edl40", "--public-key", m.public_key_raw().hex())
+    assert code == 0, doc
+
+    # one byte of the register value changed: the SML CRCs no longer match
+    i = rec.index((123_450).to_bytes(8, "big"))
+    path.write_bytes(rec[:i + 7] + bytes([rec[i + 7] ^ 1]) + rec[i + 8:])
+    code, doc = verify_json(path, "--public-key", m.public_key_raw().hex())
+    assert (code, doc["valid"], doc["code"]) == (1, False, "integrity"), doc
+
+    # the same change with the CRCs made right again: the signature no longer covers the value
+    original = sml.parse(rec).signature
+    forged = sml.encode_edl40_file(m.server_id, 123_451, -1, T0 + 900, 60, 1, T0 + 900 - EDL40_COMMISSIONED_AT,
+                                   lambda block: b"".join(v.to_bytes(32, "big") for v in original))
+    path.write_bytes(forged)
+    code, doc = verify_json(path, "--public-key", m.public_key_raw().hex())
+    assert (code, doc["valid"], doc["code"]) == (1, False, "bad-signature"), doc
+
+    # another meter's key signed it (same server id)
+    path.write_bytes(SmlTestMeter(uri="//Mallory//sml", server_id=m.server_id).record(T0 + 900, 12_345))
+    code, doc = verify_json(path, "--public-key", m.public_key_raw().hex())
     assert (code, doc["valid"], doc["code"]) == (1, False, "bad-signature"), doc
