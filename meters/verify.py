@@ -256,11 +256,23 @@ def iso_utc(ts: int | None) -> str | None:
 
 
 def _readings(out: Outcome) -> list[dict[str, Any]]:
+    """The record's readings for display. An EDL40 signedMeterValue block holds the meter's local
+    time without its offset, so its readings have no UTC time; `localTime` gives what it holds."""
     rec = out.record
     if rec is None:
         return []
-    return [{"obis": v.obis, "value": exact_value(v), "unit": v.unit,
-             "time": iso_utc(v.time if v.time is not None else rec.time)} for v in rec.readings]
+    rows: list[dict[str, Any]] = []
+    for i, v in enumerate(rec.readings):
+        row: dict[str, Any] = {"obis": v.obis, "value": exact_value(v), "unit": v.unit,
+                               "time": iso_utc(v.time if v.time is not None else rec.time)}
+        if v.label:
+            row["label"] = v.label
+        if rec.format == "isa-edl40p-sml":
+            row["role"] = ("actual value (1-0:1.8.0*255)", "transaction start value (1-0:1.8.0*128)")[min(i, 1)]
+        if row["time"] is None and "block_time_local" in rec.fields:
+            row["localTime"] = iso_utc(int(rec.fields["block_time_local"]))[:-1]  # type: ignore[index]
+        rows.append(row)
+    return rows
 
 
 def as_json(out: Outcome) -> dict[str, Any]:
@@ -296,7 +308,9 @@ def as_text(out: Outcome) -> str:
     if readings:
         lines.append("Readings:" if out.valid else "Readings (NOT verified, do not rely on them):")
         for r in readings:
-            lines.append(f"  {r['time'] or '(no time)':<21} {r['obis']:<14} {r['value']:>16} {r['unit']}")
+            when = r["time"] or (f"{r['localTime']} (meter's local time)" if "localTime" in r else "(no time)")
+            label = f"  TX {r['label']}" if "label" in r and out.format == "ocmf" else f"  {r.get('role', '')}"
+            lines.append(f"  {when:<21} {r['obis']:<14} {r['value']:>16} {r['unit']}{label}".rstrip())
     return "\n".join(lines)
 
 
