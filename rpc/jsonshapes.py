@@ -94,18 +94,23 @@ def parse_opt_hash(value: Any, name: str = "hash") -> bytes | None:
 
 
 def parse_number(value: Any, name: str = "number") -> int:
-    """A u64 given as a JSON integer or a hex string ("0x1a"), as Substrate's NumberOrHex."""
+    """A u64 given as a JSON integer or a hex string ("0x1a"), as Substrate's NumberOrHex.
+
+    More than 16 hex digits is refused before conversion, and an error never echoes the value
+    (a 14,000-digit number once made the error message itself fail to format)."""
     if type(value) is int:
         n = value
     elif type(value) is str:
         text = value[2:] if value.startswith(("0x", "0X")) else None
+        if text is not None and len(text) > 16:
+            raise InvalidParams(f"{name}: more than 16 hex digits (out of range for u64)")
         if not text or not all(c in "0123456789abcdefABCDEF" for c in text):
             raise InvalidParams(f"{name}: expected an integer or a 0x-prefixed hex number")
         n = int(text, 16)
     else:
         raise InvalidParams(f"{name}: expected an integer or a hex string, got {_json_type(value)}")
     if not 0 <= n <= U64_MAX:
-        raise InvalidParams(f"{name}: {n} is out of range for u64")
+        raise InvalidParams(f"{name}: out of range for u64")
     return n
 
 

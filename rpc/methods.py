@@ -9,6 +9,8 @@ per-connection limit and the task that forwards the source's items as notificati
 
 `state_getMetadata` returns the node's metadata as JSON (gridchain's metadata is a JSON document,
 not SCALE-encoded bytes as in Substrate); see `rpc.client` for how a client builds calls from it.
+It is some 90 KB of JSON and only changes with the runtime, so it is serialized once and handed to
+the server as `RawJson`, which the server splices into the response as it is.
 """
 from __future__ import annotations
 
@@ -91,6 +93,34 @@ class Method:
                     out.append(p.parse(value, p.name))
             return out
         raise InvalidParams("params must be an array or an object")
+
+
+class RawJson:
+    """A method result already serialized to JSON (compact, ASCII): the server writes the bytes into
+    the response unchanged, so a large answer asked for many times is encoded once, and a batch
+    repeating it holds references to one buffer rather than copies."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _SerializedOnce:
+    """The JSON of the last object seen, re-encoded only when the node hands over a different object
+    (the node keeps its metadata until the runtime changes, so identity is the right key)."""
+
+    __slots__ = ("_source", "_raw")
+
+    def __init__(self) -> None:
+        self._source: Any = None
+        self._raw: RawJson | None = None
+
+    def get(self, obj: Any) -> RawJson:
+        if self._raw is None or obj is not self._source:
+            self._raw = RawJson(js.dumps(obj))
+            self._source = obj
+        return self._raw
 
 
 @dataclass
@@ -272,7 +302,8 @@ def build_table(node: Any) -> dict[str, Method]:
     add("state_getReadProof", get_read_proof, Param("keys", _p_keys, REQUIRED), AT_OPT)
     add("state_getRuntimeVersion", lambda at: js.runtime_version_to_json(node.runtime_version(at)),
         AT_OPT, aliases=("chain_getRuntimeVersion",))
-    add("state_getMetadata", lambda at: node.metadata(at), AT_OPT)
+    metadata_json = _SerializedOnce()
+    add("state_getMetadata", lambda at: metadata_json.get(node.metadata(at)), AT_OPT)
 
     # -- author ----------------------------------------------------------------------------
     async def submit_extrinsic(xt: bytes) -> str:

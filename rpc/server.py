@@ -14,31 +14,43 @@ Behaviour at the edges (the server never crashes on input):
     unknown method -> -32601; bad parameters -> -32602; a `ChainError` -> its code, message, data;
     anything else -> -32603 "Internal error" (logged here, never sent to the client).
   * a body over `max_request_bytes` -> HTTP 413 (WebSocket: the connection is closed with 1009).
+  * an answer over `max_response_bytes` -> -32008 for that call; a batch whose answers together pass
+    it -> one -32011 error, and its remaining calls are not run. Large answers that only change with
+    the runtime (the metadata) come from the method table already serialized (`RawJson`) and are
+    spliced in, so a batch repeating one refers to a single buffer. A batch gives the event loop back
+    between its calls, so block authoring and other clients run while it is answered.
   * rate limit per client IP (token bucket): HTTP 429; on WebSocket each call over the limit gets
-    -32029 "rate limit exceeded".
+    -32029 "rate limit exceeded". On by default when listening beyond loopback.
   * unsafe methods (`engine_createBlock`, `system_peers`, and extra methods marked `unsafe = True`)
     answer -32601 "RPC call is unsafe to be called externally" unless allowed: "unsafe" allows them,
     "safe" refuses them, "auto" allows them only when the server listens on a loopback address.
-  * more than `max_connections` TCP connections: further connections are closed at once.
-  * a WebSocket client that does not read its messages: once its send queue is full the server
-    drops the connection (logged); nothing on the node side ever waits for a client.
+  * connections are admitted at accept time (`limits.ConnectionGate`): at most `max_connections`, at
+    most `max_connections_per_ip` from one address, and the last `reserved_loopback_connections`
+    slots only for 127.0.0.1/::1. A refused connection is closed before aiohttp sees it: no log
+    above debug, counted in `refused_connections` and `refused_by_reason`. A connection that has not
+    sent complete request headers within `header_timeout_s` is closed (`header_timeouts`).
+  * a WebSocket client that does not read its messages: past `ws_send_high_water` bytes waiting for
+    it the server stops reading its requests (TCP backpressure); past `ws_send_queue_bytes` (or
+    `ws_send_queue` messages) it drops the connection (logged); nothing on the node side ever waits
+    for a client.
   * browsers: requests carrying an `Origin` header must match `cors` (default: localhost and
-    127.0.0.1 on any port, and polkadot.js.org, as Substrate's default `--rpc-cors`); "all" allows any.
+    127.0.0.1 on any port, http and https); "all" allows any.
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
-import secrets
 from typing import Any, Iterable
 
 from aiohttp import WSMsgType, web
 
 from primitives.errors import ChainError
 from rpc import limits as L
+from rpc.admission import GuardedServer
 from rpc.jsonshapes import dumps, health_to_json, loads
-from rpc.methods import SUBSCRIPTION_KINDS, Method, Param, SubscriptionSource, build_table
+from rpc.methods import SUBSCRIPTION_KINDS, Method, Param, RawJson, build_table
+from rpc.ws_connection import PARSE_ERROR_BODY, WsConnection
 
 log = logging.getLogger("gridchain.rpc")
 
@@ -61,27 +73,16 @@ def _error(rid: Any, code: int, message: str, data: Any = None) -> dict:
     return {"jsonrpc": "2.0", "error": err, "id": rid}
 
 
-_PARSE_ERROR = dumps(_error(None, L.PARSE_ERROR, "Parse error"))
 _EMPTY_BATCH = _error(None, L.INVALID_REQUEST, "Invalid request: empty batch")
 _RATE_LIMITED_BODY = dumps(_error(None, L.RATE_LIMITED, "rate limit exceeded"))
+_RESULT_PREFIX = b'{"jsonrpc":"2.0","result":'
+#: pieces of a streamed answer smaller than this are gathered into writes of at least this size
+_STREAM_CHUNK = 64 * 1024
 
 
-class _LimitedServer(web.Server):
-    """aiohttp's low-level server with a cap on open TCP connections."""
-
-    def __init__(self, handler: Any, *, max_connections: int, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self.max_connections = max_connections
-        self.rejected_connections = 0
-
-    def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
-        if len(self._connections) >= self.max_connections:
-            self.rejected_connections += 1
-            log.debug("RPC connection refused: %d connections open (max %d)",
-                      len(self._connections), self.max_connections)
-            transport.close()
-            return
-        super().connection_made(handler, transport)
+def _allow_origin(resp: web.StreamResponse, origin: str) -> None:
+    resp.headers["Access-Control-Allow-Origin"] = origin
+    resp.headers["Vary"] = "Origin"
 
 
 class RpcServer:
@@ -94,16 +95,28 @@ class RpcServer:
         max_request_bytes: int = L.DEFAULT_MAX_REQUEST_BYTES,
         max_subscriptions_per_connection: int = L.DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
         rate_limit_per_second: int | None = None,
+        rate_limit_burst: int | None = None,
         rpc_methods_unsafe: str = "auto",
         max_connections: int = L.DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_ip: int = L.DEFAULT_MAX_CONNECTIONS_PER_IP,
+        reserved_loopback_connections: int = L.DEFAULT_RESERVED_LOOPBACK_CONNECTIONS,
+        header_timeout_s: float = L.DEFAULT_HEADER_TIMEOUT_S,
         cors: str | Iterable[str] | None = DEFAULT_CORS,
         max_batch_len: int = L.DEFAULT_MAX_BATCH_LEN,
+        max_response_bytes: int = L.DEFAULT_MAX_RESPONSE_BYTES,
         ws_send_queue: int = L.DEFAULT_WS_SEND_QUEUE,
+        ws_send_queue_bytes: int = L.DEFAULT_WS_SEND_QUEUE_BYTES,
+        ws_send_high_water: int = L.DEFAULT_WS_SEND_HIGH_WATER,
         ws_max_inflight: int = L.DEFAULT_WS_MAX_INFLIGHT,
         ws_heartbeat: float | None = 30.0,
     ) -> None:
+        """`rate_limit_per_second`: calls per second per client address; None picks the default
+        (off on loopback, `limits.DEFAULT_EXTERNAL_RATE_LIMIT` beyond it), 0 turns it off.
+        `rate_limit_burst` defaults to one second's worth (or to one full batch for the default)."""
         if rpc_methods_unsafe not in ("auto", "safe", "unsafe"):
             raise ValueError('rpc_methods_unsafe must be "auto", "safe" or "unsafe"')
+        if ws_send_high_water > ws_send_queue_bytes:
+            raise ValueError("ws_send_high_water must not exceed ws_send_queue_bytes")
         self.node = node
         self.host = host
         self._requested_port = port
@@ -114,18 +127,31 @@ class RpcServer:
                              or (rpc_methods_unsafe == "auto" and L.is_loopback_host(host)))
         self.max_connections = max_connections
         self.max_batch_len = max_batch_len
+        self.max_response_bytes = max_response_bytes
         self.ws_send_queue = ws_send_queue
+        self.ws_send_queue_bytes = ws_send_queue_bytes
+        self.ws_send_high_water = ws_send_high_water
         self.ws_max_inflight = ws_max_inflight
         self.ws_heartbeat = ws_heartbeat
-        self._limiter = L.RateLimiter(rate_limit_per_second) if rate_limit_per_second else None
+        self.header_timeout_s = header_timeout_s
+        self._gate = L.ConnectionGate(max_connections, max_connections_per_ip, reserved_loopback_connections)
+        if rate_limit_per_second is None and not L.is_loopback_host(host):
+            rate_limit_per_second = L.DEFAULT_EXTERNAL_RATE_LIMIT
+            if rate_limit_burst is None:
+                rate_limit_burst = L.DEFAULT_EXTERNAL_RATE_BURST
+        #: effective rate limit (None: off) and burst, for the startup log and the tests
+        self.rate_limit_per_second = rate_limit_per_second or None
+        self.rate_limit_burst = (rate_limit_burst or rate_limit_per_second) if rate_limit_per_second else None
+        self._limiter = (L.RateLimiter(rate_limit_per_second, self.rate_limit_burst)
+                         if rate_limit_per_second else None)
         if cors is None or cors == "all" or cors == "*":
             self._cors: tuple[str, ...] | None = None if cors is None else ("*",)
         else:
             self._cors = (cors,) if isinstance(cors, str) else tuple(cors)
         self.methods: dict[str, Method] = build_table(node)
         self._runner: web.ServerRunner | None = None
-        self._server: _LimitedServer | None = None
-        self._ws: set[_WsConnection] = set()
+        self._server: GuardedServer | None = None
+        self._ws: set[WsConnection] = set()
         self.port: int | None = None
 
     # ------------------------------------------------------------------------------------------
@@ -137,16 +163,33 @@ class RpcServer:
         """Add (or replace) a method. With raw=True the handler gets the JSON params unchanged."""
         self.methods[name] = Method(name, handler, tuple(params), unsafe=unsafe, raw=raw)
 
+    @property
+    def refused_connections(self) -> int:
+        """Connections refused at accept time, for every reason (for the node's metrics)."""
+        return self._gate.refused
+
+    @property
+    def refused_by_reason(self) -> dict[str, int]:
+        """Refusals by reason: "max_connections" (server full, or only loopback slots left) and
+        "max_per_ip" (the client's address holds its share); a copy."""
+        return dict(self._gate.refused_by_reason)
+
+    @property
+    def header_timeouts(self) -> int:
+        """Connections closed for not sending complete request headers in time."""
+        return 0 if self._server is None else self._server.header_timeouts
+
     async def start(self) -> None:
-        self._server = _LimitedServer(self._handle, max_connections=self.max_connections,
+        self._server = GuardedServer(self._handle, gate=self._gate, header_timeout_s=self.header_timeout_s,
                                       access_log=None, keepalive_timeout=75.0)
         self._runner = web.ServerRunner(self._server, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._requested_port, backlog=1024)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        log.info("RPC server listening on %s:%d (unsafe methods %s)", self.host, self.port,
-                 "allowed" if self.allow_unsafe else "refused")
+        log.info("RPC server listening on %s:%d (unsafe methods %s, rate limit %s)", self.host, self.port,
+                 "allowed" if self.allow_unsafe else "refused",
+                 f"{self.rate_limit_per_second} calls/s per address" if self._limiter else "off")
 
     async def stop(self) -> None:
         for conn in list(self._ws):
@@ -171,7 +214,7 @@ class RpcServer:
                 return web.Response(status=403, text="origin not allowed\n")
             method = request.method
             if method == "POST":
-                resp = await self._http_post(request)
+                resp = await self._http_post(request, origin)
             elif method == "GET":
                 if request.headers.get("Upgrade", "").lower() == "websocket":
                     return await self._websocket(request)
@@ -189,9 +232,8 @@ class RpcServer:
                 resp.headers["Access-Control-Allow-Headers"] = "content-type"
             else:
                 resp = web.Response(status=405, headers={"Allow": "POST, GET, OPTIONS"})
-            if origin is not None:
-                resp.headers["Access-Control-Allow-Origin"] = origin
-                resp.headers["Vary"] = "Origin"
+            if origin is not None and not resp.prepared:
+                _allow_origin(resp, origin)
             return resp
         except (asyncio.CancelledError, ConnectionError):
             raise
@@ -208,11 +250,11 @@ class RpcServer:
                 return True
             if pattern.endswith(":*"):
                 base = pattern[:-2]
-                if origin == base or (origin.startswith(base + ":") and origin[len(base) + 1:].isdigit()):
+                if origin == base or (origin.startswith(base + ":") and L.is_port(origin[len(base) + 1:])):
                     return True
         return False
 
-    async def _http_post(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _http_post(self, request: web.BaseRequest, origin: str | None) -> web.StreamResponse:
         client = request.remote or ""
         limiter = self._limiter
         if limiter is not None and not limiter.allow(client):
@@ -227,14 +269,43 @@ class RpcServer:
         try:
             payload = loads(body)
         except (ValueError, RecursionError):
-            return web.Response(body=_PARSE_ERROR, headers=_JSON_HEADERS)
+            return web.Response(body=PARSE_ERROR_BODY, headers=_JSON_HEADERS)
         if (limiter is not None and type(payload) is list and len(payload) > 1
                 and not limiter.allow(client, len(payload) - 1)):
             return self._too_many()
         out = await self._process(payload, None, client, False)
         if out is None:  # notifications only: nothing to say
             return web.Response(status=200, headers=_JSON_HEADERS)
-        return web.Response(body=out, headers=_JSON_HEADERS)
+        if len(out) <= 3:
+            return web.Response(body=b"".join(out), headers=_JSON_HEADERS)
+        return await self._stream(request, origin, out)
+
+    async def _stream(self, request: web.BaseRequest, origin: str | None,
+                      parts: list[bytes]) -> web.StreamResponse:
+        """Write a batch's answer piece by piece, waiting for the client to take each (the writer
+        drains past 64 KiB), instead of joining it into one buffer first: a batch repeating a cached
+        answer then costs references to it, not a copy per call and another in the socket buffer."""
+        resp = web.StreamResponse(headers=_JSON_HEADERS)
+        resp.content_length = sum(map(len, parts))
+        if origin is not None:
+            _allow_origin(resp, origin)
+        await resp.prepare(request)
+        small = bytearray()
+        for part in parts:
+            if len(part) < _STREAM_CHUNK:
+                small += part
+                if len(small) < _STREAM_CHUNK:
+                    continue
+                part = bytes(small)
+                small.clear()
+            elif small:
+                await resp.write(bytes(small))
+                small.clear()
+            await resp.write(part)
+        if small:
+            await resp.write(bytes(small))
+        await resp.write_eof()
+        return resp
 
     def _too_many(self) -> web.Response:
         return web.Response(status=429, body=_RATE_LIMITED_BODY,
@@ -265,27 +336,74 @@ class RpcServer:
     # JSON-RPC processing (both transports)
     # ------------------------------------------------------------------------------------------
 
-    async def _process(self, payload: Any, conn: "_WsConnection | None", client: str,
-                       rate_check: bool) -> bytes | None:
-        """Answer one parsed message (a request or a batch); None when nothing is to be sent."""
+    async def _process(self, payload: Any, conn: "WsConnection | None", client: str,
+                       rate_check: bool) -> list[bytes] | None:
+        """Answer one parsed message (a request or a batch): the answer's JSON in pieces, to be
+        joined or written in order; None when nothing is to be sent."""
         if type(payload) is list:
             if not payload:
-                return dumps(_EMPTY_BATCH)
+                return [dumps(_EMPTY_BATCH)]
             if len(payload) > self.max_batch_len:
-                return dumps(_error(None, L.TOO_BIG_BATCH,
-                                    f"Too big batch request (limit {self.max_batch_len} calls)"))
-            responses = []
-            for item in payload:
-                r = await self._call(item, conn, client, rate_check)
-                if r is not None:
-                    responses.append(r)
-            if not responses:
-                return None
-            return self._dump(responses)
+                return [dumps(_error(None, L.TOO_BIG_BATCH,
+                                     f"Too big batch request (limit {self.max_batch_len} calls)"))]
+            return await self._process_batch(payload, conn, client, rate_check)
         response = await self._call(payload, conn, client, rate_check)
         if response is None:
             return None
-        return self._dump(response)
+        out = self._encode(response)
+        if sum(map(len, out)) > self.max_response_bytes:
+            return [dumps(_error(response.get("id"), L.OVERSIZED_RESPONSE,
+                                 f"Response is too big (limit {self.max_response_bytes} bytes)"))]
+        return out
+
+    async def _process_batch(self, batch: list, conn: "WsConnection | None", client: str,
+                             rate_check: bool) -> list[bytes] | None:
+        """Run a batch's calls in order, giving the event loop back between them, and stop as soon as
+        their answers pass `max_response_bytes` (one -32011 error then replaces the whole answer).
+
+        On a WebSocket the bytes built so far also count against the connection's send cap while the
+        batch runs, so many batches in flight on one connection cannot pile up more than it allows
+        (-32009 then, as for a busy server)."""
+        limit = self.max_response_bytes
+        parts: list[bytes] = [b"["]
+        size = 1
+        reserved = 0
+        try:
+            for i, item in enumerate(batch):
+                if i:
+                    await asyncio.sleep(0)
+                response = await self._call(item, conn, client, rate_check)
+                if response is None:
+                    continue
+                encoded = self._encode(response)
+                n = sum(map(len, encoded)) + 1  # and the comma (or the closing bracket)
+                size += n
+                if size > limit:
+                    return [dumps(_error(None, L.TOO_BIG_BATCH_RESPONSE,
+                                         f"Batch response is too big (limit {limit} bytes)"))]
+                if conn is not None:
+                    if not conn.reserve(n):
+                        return [dumps(_error(None, L.SERVER_IS_BUSY,
+                                             "Server is busy: too many answers waiting for this connection "
+                                             "to read them"))]
+                    reserved += n
+                parts += encoded
+                parts.append(b",")
+        finally:
+            if reserved:
+                conn.release(reserved)  # type: ignore[union-attr]
+        if len(parts) == 1:
+            return None
+        parts[-1] = b"]"
+        return parts
+
+    def _encode(self, response: dict) -> list[bytes]:
+        """A response's JSON as a list of byte strings: a pre-serialized result is one of them,
+        unchanged (not copied), between the envelope's two halves."""
+        result = response.get("result")
+        if type(result) is RawJson:
+            return [_RESULT_PREFIX, result.data, b',"id":' + dumps(response["id"]) + b"}"]
+        return [self._dump(response)]
 
     def _dump(self, response: Any) -> bytes:
         try:
@@ -296,7 +414,7 @@ class RpcServer:
             log.exception("RPC result of %r is not JSON-serializable", response.get("id"))
             return dumps(_error(response.get("id"), L.INTERNAL_ERROR, "Internal error"))
 
-    async def _call(self, req: Any, conn: "_WsConnection | None", client: str,
+    async def _call(self, req: Any, conn: "WsConnection | None", client: str,
                     rate_check: bool) -> dict | None:
         """Run one request object; return its response, or None for a notification."""
         if type(req) is not dict:
@@ -351,7 +469,7 @@ class RpcServer:
             return None
         return {"jsonrpc": "2.0", "result": result, "id": rid}
 
-    async def _subscribe(self, method: Method, params: Any, conn: "_WsConnection | None") -> str:
+    async def _subscribe(self, method: Method, params: Any, conn: "WsConnection | None") -> str:
         if conn is None:
             raise _SubscriptionError(L.METHOD_NOT_FOUND,
                                      "Subscriptions are only available over a WebSocket connection")
@@ -375,10 +493,15 @@ class RpcServer:
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="bad WebSocket handshake\n")
         await ws.prepare(request)
-        conn = _WsConnection(self, ws, request)
+        conn = WsConnection(self, ws, request)
         self._ws.add(conn)
         try:
             while True:
+                if conn.pending_bytes > self.ws_send_high_water:
+                    # stop reading this client until it reads its answers (TCP backpressure)
+                    await conn.drained.wait()
+                    if conn.closed:
+                        break
                 msg = await ws.receive()
                 t = msg.type
                 if t is WSMsgType.TEXT or t is WSMsgType.BINARY:
@@ -404,191 +527,3 @@ class _SubscriptionError(ChainError):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.rpc_code = code
-
-
-class _Subscription:
-    __slots__ = ("kind", "source", "task")
-
-    def __init__(self, kind: str, source: SubscriptionSource) -> None:
-        self.kind = kind
-        self.source = source
-        self.task: asyncio.Task | None = None
-
-
-class _WsConnection:
-    """One WebSocket client: its send queue, in-flight calls and subscriptions."""
-
-    def __init__(self, server: RpcServer, ws: web.WebSocketResponse, request: web.BaseRequest) -> None:
-        self.server = server
-        self.ws = ws
-        self.transport = request.transport
-        self.client = request.remote or ""
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=server.ws_send_queue)
-        self.inflight: set[asyncio.Task] = set()
-        self.subs: dict[str, _Subscription] = {}
-        self._to_start: list[str] = []
-        self.closed = False
-        self._closing_task: asyncio.Task | None = None
-        self.sender = asyncio.create_task(self._send_loop())
-
-    # -- requests ------------------------------------------------------------------------------
-
-    def spawn(self, data: bytes | str) -> None:
-        task = asyncio.create_task(self._handle_message(data))
-        self.inflight.add(task)
-        task.add_done_callback(self.inflight.discard)
-
-    async def _handle_message(self, data: bytes | str) -> None:
-        try:
-            payload = loads(data)
-        except (ValueError, RecursionError):
-            self.send(_PARSE_ERROR)
-            return
-        try:
-            out = await self.server._process(payload, self, self.client, True)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001
-            log.exception("unexpected error processing a WebSocket message")
-            return
-        if out is not None:
-            self.send(out)
-        if self._to_start:
-            self._start_subscriptions()
-
-    # -- sending -------------------------------------------------------------------------------
-
-    def send(self, data: bytes) -> None:
-        if self.closed:
-            return
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            log.warning("RPC WebSocket client %s is not reading (%d messages queued): dropping it",
-                        self.client, self.queue.qsize())
-            self.abort(1008, b"client too slow")
-
-    async def _send_loop(self) -> None:
-        ws = self.ws
-        queue = self.queue
-        try:
-            while True:
-                data = await queue.get()
-                await ws.send_frame(data, WSMsgType.TEXT)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - connection gone
-            log.debug("WebSocket send to %s failed: %s", self.client, e)
-            self.abort(1011, b"")
-
-    def notify(self, notification: str, sub_id: str, result: Any) -> None:
-        self.send(dumps({"jsonrpc": "2.0", "method": notification,
-                         "params": {"subscription": sub_id, "result": result}}))
-
-    # -- subscriptions -------------------------------------------------------------------------
-
-    def add_subscription(self, source: SubscriptionSource) -> str:
-        sub_id = secrets.token_hex(8)
-        while sub_id in self.subs:
-            sub_id = secrets.token_hex(8)
-        self.subs[sub_id] = _Subscription(source.kind, source)
-        self._to_start.append(sub_id)  # started once the response carrying the id is queued
-        return sub_id
-
-    def _start_subscriptions(self) -> None:
-        ids, self._to_start = self._to_start, []
-        for sub_id in ids:
-            sub = self.subs.get(sub_id)
-            if sub is not None and sub.task is None and not self.closed:
-                sub.task = asyncio.create_task(self._pump(sub_id, sub.source))
-
-    def unsubscribe(self, sub_id: str, kind: str) -> bool:
-        sub = self.subs.get(sub_id)
-        if sub is None or sub.kind != kind:
-            return False
-        del self.subs[sub_id]
-        if sub.task is not None:
-            sub.task.cancel()
-        else:
-            _close_iterator_soon(sub.source.iterator)
-        return True
-
-    async def _pump(self, sub_id: str, source: SubscriptionSource) -> None:
-        it = source.iterator
-        to_json = source.to_json
-        notification = source.notification
-        terminal = source.terminal
-        try:
-            last = None
-            for item in source.initial:
-                self.notify(notification, sub_id, to_json(item))
-                last = item
-                if terminal is not None and terminal(item):
-                    return
-            skip = source.dedupe_initial and last is not None
-            async for item in it:
-                if skip:
-                    skip = False
-                    if item == last:
-                        continue
-                if self.closed:
-                    return
-                self.notify(notification, sub_id, to_json(item))
-                if terminal is not None and terminal(item):
-                    return
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001
-            log.exception("RPC subscription %s (%s) failed", sub_id, notification)
-        finally:
-            self.subs.pop(sub_id, None)
-            aclose = getattr(it, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except (Exception, asyncio.CancelledError):  # noqa: BLE001
-                    pass
-
-    # -- closing -------------------------------------------------------------------------------
-
-    def _cancel_all(self) -> None:
-        self.closed = True
-        self.sender.cancel()
-        for task in list(self.inflight):
-            if task is not asyncio.current_task():
-                task.cancel()
-        for sub in list(self.subs.values()):
-            if sub.task is not None:
-                sub.task.cancel()
-            else:
-                _close_iterator_soon(sub.source.iterator)
-        self.subs.clear()
-
-    def abort(self, code: int, message: bytes) -> None:
-        """Drop the connection from synchronous code (a full queue, a failed send)."""
-        if self.closed:
-            return
-        self._cancel_all()
-        self._closing_task = asyncio.create_task(self._close_ws(code, message))
-
-    async def close(self, code: int, message: bytes) -> None:
-        if not self.closed:
-            self._cancel_all()
-            await self._close_ws(code, message)
-        elif self._closing_task is not None:
-            await asyncio.gather(self._closing_task, return_exceptions=True)
-
-    async def _close_ws(self, code: int, message: bytes) -> None:
-        try:
-            await asyncio.wait_for(self.ws.close(code=code, message=message), 2.0)
-        except (Exception, asyncio.CancelledError):  # noqa: BLE001
-            pass
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.abort()
-
-
-def _close_iterator_soon(it: Any) -> None:
-    aclose = getattr(it, "aclose", None)
-    if aclose is not None:
-        task = asyncio.ensure_future(aclose())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
