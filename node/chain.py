@@ -27,7 +27,7 @@ from pallets import authorship, build_runtime, system, timestamp
 from primitives.errors import BadFormat
 from primitives.hashing import keccak256
 from primitives.extrinsic import Call, Extrinsic
-from primitives.keys import Keypair, verify, verify_domain
+from primitives.keys import Keypair, verify_domain
 from primitives.trie import ordered_trie_root
 from primitives.types import (DIGEST_PRE_RUNTIME, DIGEST_SEAL, ENGINE_GRID, SEAL_DOMAIN, Block, DigestItem,
                               Header, Justification, SignedBlock)
@@ -263,7 +263,7 @@ class Chain:
     def _verify_deferred(self, checks: list) -> Callable[[], list[bool]]:
         if self.verify_deferred is not None:
             return self.verify_deferred(checks)
-        oks = [verify(c.public_key, c.signature, c.message) for c in checks]
+        oks = [c.verify() for c in checks]
         return lambda: oks
 
     def _commit(self, signed: SignedBlock, prepared, finalize: bool) -> None:

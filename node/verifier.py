@@ -16,13 +16,28 @@ machine's cores.
 
 If a worker dies (`BrokenProcessPool`), the batch is verified in the calling process and a fresh pool is
 started for the next batch: a crashed worker never turns into a wrong answer.
+
+A worker never outlives the node. If the node is killed outright (SIGKILL, the OOM killer), nothing
+closes the pool, and a worker blocked on its task queue would wait forever: the queue's pipe never
+reaches end-of-file, because every worker holds its write end too. So each worker, as it starts
+(`watch_parent`, the pool's initializer), asks Linux to SIGKILL it when its parent dies
+(`PR_SET_PDEATHSIG`), then checks that the parent is still the node (it may have died before the
+request), and also runs a thread that polls its parent pid every half second, for systems without
+`prctl`. Linux sends that signal when the *thread* that started the worker ends, so workers should be
+started from a thread that lives as long as the node (the node's loop thread does); a worker lost
+otherwise costs only a pool restart, as above.
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Sequence
@@ -30,7 +45,7 @@ from typing import Callable, Iterable, Sequence
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
-from runtime.api import SignatureCheck
+from runtime.api import SignatureCheck, verify_signature_check
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +53,43 @@ PUBLIC_KEY_LEN = 32
 SIGNATURE_LEN = 64
 
 #: One check as it crosses the process boundary: (public_key, signature, message).
-CheckTuple = tuple[bytes, bytes, bytes]
+CheckTuple = tuple  # (public key, signature, message[, scheme])
+
+#: prctl(2) option: the signal the kernel sends this process when its parent dies (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
+#: how often the fallback watchdog looks at the parent pid, seconds
+PARENT_POLL_S = 0.5
+
+
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _exit_when_orphaned(parent_pid: int, poll_s: float) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(poll_s)
+    os._exit(1)  # the main thread is blocked on the task queue: end the process, not the thread
+
+
+def watch_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> None:
+    """Worker initializer: end this worker process as soon as `parent_pid` (the node) is gone.
+
+    Armed in this order to leave no gap: the death signal first, then the check that the parent is
+    still `parent_pid` (had it died before the signal was armed, the worker is already an orphan,
+    re-parented to init or a subreaper), then the polling thread as the fallback.
+    """
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid, poll_s), name="parent-watchdog",
+                     daemon=True).start()
 
 
 def verify_one(public_key: bytes, signature: bytes, message: bytes) -> bool:
@@ -62,13 +113,19 @@ def verify_one(public_key: bytes, signature: bytes, message: bytes) -> bool:
 
 
 def verify_chunk(checks: Iterable[CheckTuple]) -> bytes:
-    """Verify a chunk; one byte per check, 1 for valid. Runs in the workers and inline."""
-    return bytes([verify_one(pk, sig, msg) for pk, sig, msg in checks])
+    """Verify a chunk; one byte per check, 1 for valid. Runs in the workers and inline.
+
+    A check is (public key, signature, message) for ed25519, or with a fourth element, the scheme
+    of a field meter's ECDSA check (`runtime.api.verify_signature_check`)."""
+    return bytes([verify_one(*c) if len(c) == 3 else verify_signature_check(*c) for c in checks])
 
 
 def _as_tuple(check: SignatureCheck | CheckTuple) -> CheckTuple:
-    # plain tuples pickle smaller than named ones (no class reference for the workers to import)
-    return check if type(check) is tuple else tuple(check)
+    # plain tuples pickle smaller than named ones (no class reference for the workers to import);
+    # an ed25519 check (scheme "") travels as three elements
+    if type(check) is tuple:
+        return check
+    return tuple(check) if check.scheme else (check.public_key, check.signature, check.message)
 
 
 def _split(items: list[CheckTuple], parts: int) -> list[list[CheckTuple]]:
@@ -118,7 +175,8 @@ class SignatureVerifier:
             if self._closed:
                 raise RuntimeError("the signature verifier is closed")
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
+                self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
+                                                     initializer=watch_parent, initargs=(os.getpid(),))
             return self._executor
 
     def warm_up(self) -> None:

@@ -467,12 +467,17 @@ def certify_meter(origin: Origin, meter: MeterId, owner: AccountId, zone: U32, k
                   rated_power_w: U64) -> None:
     """Certify a meter (its public key) for a licensed owner in a zone. Signed by the zone's DSO or
     a licensed registrar."""
-    who = ensure_signed(origin)
+    certify(ensure_signed(origin), meter, owner, zone, kind, rated_power_w)
+
+
+def certify(who: bytes, meter_id: bytes, owner: bytes, zone: int, kind: int, rated_power_w: int) -> None:
+    """The rule of certifying a meter, whatever its scheme (`certify_meter` for gridchain's own
+    meters, the field_meters pallet for meters that sign OCMF, SML or DLMS): `who` manages the zone."""
     ensure(grid.zone(zone) is not None, Error.UnknownZone)
     _ensure_manager(who, zone)
-    _check_certification(meter, owner, zone, kind, rated_power_w)
-    meters.insert(meter, _new_meter(owner, zone, kind, rated_power_w))
-    deposit_event(MeterCertified(meter, owner, zone, kind, rated_power_w, who))
+    _check_certification(meter_id, owner, zone, kind, rated_power_w)
+    meters.insert(meter_id, _new_meter(owner, zone, kind, rated_power_w))
+    deposit_event(MeterCertified(meter_id, owner, zone, kind, rated_power_w, who))
 
 
 def _managed_meter(who: bytes, meter_id: bytes) -> Meter:
@@ -518,7 +523,11 @@ def retire_meter(origin: Origin, meter: MeterId) -> None:
 def replace_meter(origin: Origin, old: MeterId, new_meter: MeterId, new_rated_power_w: U64) -> None:
     """Retire `old` and certify `new_meter` for the same owner, zone and kind. The new meter starts
     fresh: its first reading is its baseline. Zone DSO or registrar."""
-    who = ensure_signed(origin)
+    replace(ensure_signed(origin), old, new_meter, new_rated_power_w)
+
+
+def replace(who: bytes, old: bytes, new_meter: bytes, new_rated_power_w: int) -> None:
+    """The rule of replacing a meter, whatever the schemes of the old and the new one."""
     m = _managed_meter(who, old)
     ensure(m.status != STATUS_RETIRED, Error.AlreadyRetired)
     _check_certification(new_meter, m.owner, m.zone, m.kind, new_rated_power_w)
@@ -529,8 +538,11 @@ def replace_meter(origin: Origin, old: MeterId, new_meter: MeterId, new_rated_po
     deposit_event(MeterCertified(new_meter, m.owner, m.zone, m.kind, new_rated_power_w, who))
 
 
-@pallet.call(5, weight=W_READING + certificates.W_MINT + Config.settlement_window_intervals * W_MISSED_INTERVAL,
-              origin=NONE)
+#: the most a reading adds beyond its own check: a certificate mint and the missed intervals it records
+W_MINT_AND_MISSED = certificates.W_MINT + Config.settlement_window_intervals * W_MISSED_INTERVAL
+
+
+@pallet.call(5, weight=W_READING + W_MINT_AND_MISSED, origin=NONE)
 def submit_reading(origin: Origin, signed: SignedReading) -> PostInfo:
     """A meter's signed reading (unsigned extrinsic, no fee): records the interval's deltas."""
     ensure_none(origin)

@@ -9,7 +9,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple, Protocol
 
+from primitives import keys
 from primitives.errors import ChainError
+from primitives.meter_formats import ecdsa
 
 
 class StateReader(Protocol):
@@ -100,14 +102,28 @@ class UnknownTransaction(TransactionValidityError):
 
 
 class SignatureCheck(NamedTuple):
-    """One ed25519 check, split out of validation so the node can batch it in worker processes.
+    """One signature check, split out of validation so the node can batch it in worker processes.
 
-    A named tuple: it is made once per transaction on the admission path and pickled to the
-    workers as it is."""
+    `scheme` "" (the default) is ed25519; a field meter's record carries an ECDSA check,
+    "ecdsa-<curve>-<hash>" with the key as an uncompressed SEC1 point and the signature in DER
+    (`primitives.meter_formats.ecdsa.verify_check`). A named tuple: it is made once per
+    transaction on the admission path and pickled to the workers as it is."""
 
     public_key: bytes
     signature: bytes
     message: bytes
+    scheme: str = ""
+
+    def verify(self) -> bool:
+        """Run the check here (the node's workers run the same function, `verify_signature_check`)."""
+        return verify_signature_check(self.public_key, self.signature, self.message, self.scheme)
+
+
+def verify_signature_check(public_key: bytes, signature: bytes, message: bytes, scheme: str = "") -> bool:
+    """One check of a `SignatureCheck`'s fields: ed25519 for scheme "", else a field meter's ECDSA."""
+    if not scheme:
+        return keys.verify(public_key, signature, message)
+    return ecdsa.verify_check(scheme, public_key, signature, message)
 
 
 @dataclass

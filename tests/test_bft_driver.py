@@ -66,7 +66,7 @@ class FakeNode:
         def validate(datas, source):
             ctx = chain.runtime.validation_context(chain.state.reader(None), chain.best_hash, chain.best_number)
             def verify_inline(checks):
-                oks = [verify(c.public_key, c.signature, c.message) for c in checks]
+                oks = [c.verify() for c in checks]
                 return lambda: oks
             return [v for _h, v in ctx.validate_batch(datas, source, verify_inline)]
         self.pool = TransactionPool(validate)

@@ -171,3 +171,36 @@ def verify_record(record: MeterRecord, key: MeterPublicKey) -> None:
         key._key.verify(utils.encode_dss_signature(r, s), record.signed_data, ec.ECDSA(hash_cls()))
     except (InvalidSignature, ValueError):
         raise MeterRecordError("bad-signature", "the signature does not verify with the meter's key") from None
+
+
+# ------------------------------------------------------------------------------------------
+# the batch form: what the node's signature workers receive for a field meter's record
+# ------------------------------------------------------------------------------------------
+
+def check_scheme(curve: str, hash_name: str) -> str:
+    """The `scheme` of a batched signature check of a record on `curve` with `hash_name`."""
+    return f"ecdsa-{curve}-{hash_name}"
+
+
+_KEY_CACHE: dict[tuple[str, bytes], ec.EllipticCurvePublicKey] = {}
+_KEY_CACHE_MAX = 65536
+
+
+def verify_check(scheme: str, public_key: bytes, signature_der: bytes, message: bytes) -> bool:
+    """The ECDSA check a pallet handed to the node's worker batch (`check_scheme`): the public key
+    as an uncompressed SEC1 point, the signature as DER. False for anything malformed."""
+    parts = scheme.split("-")
+    if len(parts) != 3 or parts[0] != "ecdsa" or parts[1] not in _CURVE_CLASSES or parts[2] not in _HASHES:
+        return False
+    curve, hash_cls = parts[1], _HASHES[parts[2]]
+    key = _KEY_CACHE.get((curve, public_key))
+    try:
+        if key is None:
+            key = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE_CLASSES[curve](), public_key)
+            if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+                _KEY_CACHE.clear()
+            _KEY_CACHE[(curve, public_key)] = key
+        key.verify(signature_der, message, ec.ECDSA(hash_cls()))
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
