@@ -131,8 +131,9 @@ _node_options = [
                  help="auto: unsafe methods only when RPC listens on loopback."),
     click.option("--rpc-cors", default=None,
                  help="Comma-separated browser origins allowed (default: localhost pages), or 'all'."),
-    click.option("--rpc-rate-limit", type=click.IntRange(1, None), default=None,
-                 help="Requests per second per client address."),
+    click.option("--rpc-rate-limit", type=click.IntRange(0, None), default=None,
+                 help="Calls per second per client address (default: none on loopback, 100 with "
+                      "--rpc-external; 0 turns it off)."),
     click.option("--block-time-ms", type=click.IntRange(0, None), default=1000, show_default=True,
                  help="Block interval; 0 = instant seal (a block whenever transactions arrive)."),
     click.option("--pruning", default="256", show_default=True,
