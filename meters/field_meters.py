@@ -241,3 +241,107 @@ class SmlTestMeter(_EcdsaTestMeter):
                                     curve="secp256r1")
         self.counter += 1
         return raw
+
+
+# ---------------------------------------------------------------------------------------------
+# DLMS/COSEM general-signing
+# ---------------------------------------------------------------------------------------------
+
+#: DLMS security suite -> (curve, hash).
+DLMS_SUITES = {1: ("secp256r1", "sha256"), 2: ("secp384r1", "sha384")}
+
+#: The COSEM unit code of Wh.
+COSEM_WH = 30
+
+
+def axdr_length(n: int) -> bytes:
+    """An A-XDR length in its shortest form: nn, 81 nn or 82 nn nn."""
+    if n < 0x80:
+        return bytes([n])
+    if n < 0x100:
+        return bytes([0x81, n])
+    if n < 0x10000:
+        return b"\x82" + n.to_bytes(2, "big")
+    raise ValueError(f"{n} bytes is beyond any record")
+
+
+def _octets(data: bytes) -> bytes:
+    return axdr_length(len(data)) + data
+
+
+def cosem_date_time(utc: int, local_offset_min: int) -> bytes:
+    """The 12-byte COSEM date-time of `utc` as a meter `local_offset_min` ahead of UTC writes it:
+    local calendar time, deviation -offset (the Blue Book's: UTC = local + deviation), status 00."""
+    t = datetime.datetime.fromtimestamp(utc + 60 * local_offset_min, datetime.UTC)
+    return (t.year.to_bytes(2, "big") + bytes([t.month, t.day, t.isoweekday(), t.hour, t.minute, t.second, 0])
+            + (-local_offset_min).to_bytes(2, "big", signed=True) + b"\x00")
+
+
+def _register(obis: bytes, wh: int) -> bytes:
+    """structure(3) {logical-name, value (double-long-unsigned, or long64-unsigned above 32 bits),
+    scaler-unit {0, Wh}}."""
+    value = b"\x06" + wh.to_bytes(4, "big") if wh < 2**32 else b"\x15" + wh.to_bytes(8, "big")
+    return b"\x02\x03" + b"\x09\x06" + obis + value + b"\x02\x02" + b"\x0f\x00" + bytes([0x16, COSEM_WH])
+
+
+class DlmsTestMeter(_EcdsaTestMeter):
+    """A DLMS/COSEM meter pushing its registers as a data-notification inside a general-signing APDU
+    (IEC 62056-5-3), in the register-push layout `primitives/meter_formats/dlms.py` defines.
+
+    Suite 1 signs with P-256 and SHA-256, suite 2 with P-384 and SHA-384; the signature is r||s.
+    Each push carries the capture time (the interval's end, local time with the meter's deviation)
+    and two registers in Wh (scaler 0): 1-0:1.8.0 import and 1-0:2.8.0 export. The invoke id (24
+    bits) is the meter's counter and rises by one per push. The APDU's header: the counter as a
+    4-byte transaction-id, the meter's own system title as originator (its id), and no recipient,
+    date-time or other information (a push is for whoever receives it).
+    """
+
+    scheme = "dlms-general-signing"
+
+    def __init__(self, suite: int = 1, *, uri: str = "//Alice//dlms", key: ec.EllipticCurvePrivateKey | None = None,
+                 system_title: bytes | None = None, invoke_id: int = 1, local_offset_min: int = 60) -> None:
+        """The meter of security suite `suite` with the test key `gridchain test meter {uri}` (or
+        `key`); its system title defaults to "GRD" and 5 bytes of the key's hash."""
+        if suite not in DLMS_SUITES:
+            raise ValueError(f"DLMS security suites 1 and 2 sign, not {suite!r}")
+        curve, hash_name = DLMS_SUITES[suite]
+        super().__init__(key if key is not None else derive_test_key(LABEL_PREFIX + uri, curve), hash_name,
+                         invoke_id)
+        if self.curve != curve:
+            raise ValueError(f"a suite {suite} meter signs on {curve}, not {self.curve}")
+        self.suite = suite
+        self.system_title = system_title or b"GRD" + hashlib.sha256(self.public_key_sec1()).digest()[:5]
+        if len(self.system_title) != 8:
+            raise ValueError("a DLMS system title is 8 bytes")
+        self.local_offset_min = local_offset_min
+
+    @classmethod
+    def from_uri(cls, uri: str, suite: int = 1, **kw: object) -> DlmsTestMeter:
+        """The test meter the label `gridchain test meter {uri}` names, e.g. uri "//Bob//dlms"."""
+        return cls(suite, uri=uri, **kw)  # type: ignore[arg-type]
+
+    @property
+    def meter_id(self) -> str:
+        """The originator system title in lower-case hex, as the APDU carries it."""
+        return self.system_title.hex()
+
+    def content(self, interval_end_ts: int, import_wh: int, export_wh: int, invoke_id: int) -> bytes:
+        """The data-notification (the signed content) for one push."""
+        _check_registers(import_wh, export_wh)
+        if not 0 <= invoke_id < 2**24:
+            raise ValueError(f"invoke id {invoke_id} does not fit DLMS's 24 bits")
+        if not max(import_wh, export_wh) < 2**64:
+            raise ValueError("a register beyond 64 bits")
+        body = (b"\x02\x02" + b"\x09\x0c" + cosem_date_time(interval_end_ts, self.local_offset_min)
+                + b"\x01\x02" + _register(bytes.fromhex("0100010800ff"), import_wh)
+                + _register(bytes.fromhex("0100020800ff"), export_wh))
+        return b"\x0f" + invoke_id.to_bytes(4, "big") + b"\x00" + body
+
+    def record(self, interval_end_ts: int, import_wh: int, export_wh: int) -> bytes:
+        """The general-signing APDU for this interval, with the next invoke id."""
+        content = self.content(interval_end_ts, import_wh, export_wh, self.counter)
+        header = (_octets(self.counter.to_bytes(4, "big")) + _octets(self.system_title) + _octets(b"")
+                  + _octets(b"") + _octets(b""))
+        signature = self._sign_raw(header + content)
+        self.counter += 1
+        return b"\xdf" + header + _octets(content) + _octets(signature)

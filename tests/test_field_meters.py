@@ -10,9 +10,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from meters.field_meters import (EDL40_COMMISSIONED_AT, OCMF_CURVES, OcmfTestMeter, SmlTestMeter, derive_test_key,
-                                 kwh_text, ocmf_time)
-from primitives.meter_formats import edl40, ocmf, sml
+from meters.field_meters import (EDL40_COMMISSIONED_AT, OCMF_CURVES, DlmsTestMeter, OcmfTestMeter, SmlTestMeter,
+                                 axdr_length, cosem_date_time, derive_test_key, kwh_text, ocmf_time)
+from primitives.meter_formats import dlms, edl40, ocmf, sml
 from primitives.meter_formats.ecdsa import load_public_key, verify_record
 from primitives.meter_formats.record import MeterRecord, MeterRecordError, RegisterValue
 
@@ -164,3 +164,64 @@ def test_sml_file_is_the_signed_meter_values_block():
     xml_rec = edl40.parse_signed_meter_value(xml.encode())
     verify_record(xml_rec, load_public_key(m.public_key_raw(), "secp256r1"))
     assert (xml_rec.meter_id, xml_rec.counter, xml_rec.readings[0].mantissa) == (m.meter_id, 1, 42_420)
+
+
+# ---------------------------------------------------------------------------------------------
+# DLMS/COSEM general-signing
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suite, curve, hash_name", [(1, "secp256r1", "sha256"), (2, "secp384r1", "sha384")])
+def test_dlms_pushes_parse_verify_and_are_exact(suite, curve, hash_name):
+    big = SERIES + [(2**32 - 1, 2**32), (2**64 - 1, 0)]     # double-long-unsigned and long64-unsigned
+    m = DlmsTestMeter(suite, uri="//Bob//dlms", invoke_id=2**24 - len(big))   # up to the last invoke id
+    key = load_public_key(m.public_key_der())
+    assert load_public_key(m.public_key_sec1(), curve) == key
+    for i, (imp, exp) in enumerate(big):
+        end = T0 + (i + 1) * INTERVAL
+        raw = m.record(end, imp, exp)
+        for named in (suite, None):
+            rec = dlms.parse(raw, named)
+            verify_record(rec, key)
+            assert (rec.format, rec.curve, rec.hash) == ("dlms-general-signing", curve, hash_name)
+            assert rec.meter_id == m.meter_id == m.system_title.hex()
+            assert rec.counter == 2**24 - len(big) + i, "the invoke id runs without gaps"
+            assert registers(rec) == {"1-0:1.8.0": imp, "1-0:2.8.0": exp}
+            assert all(v.exponent == 0 and v.time == end for v in rec.readings)
+            assert rec.time == end
+    with pytest.raises(ValueError, match="24 bits"):
+        m.record(T0, 1, 1)
+
+
+def test_dlms_signed_bytes_are_the_header_without_tag_and_the_content_without_length():
+    """Independent of our parser: the rule of docs/protocol.md and the vectors' README (Gurux and
+    the EnergyICT stack agree): header fields with their lengths, then the content's bytes."""
+    from cryptography.hazmat.primitives.asymmetric import utils
+
+    m = DlmsTestMeter(1)
+    raw = m.record(T0 + INTERVAL, 1, 2)
+    content = m.content(T0 + INTERVAL, 1, 2, 1)
+    header = b"\x04\x00\x00\x00\x01" + b"\x08" + m.system_title + b"\x00\x00\x00"
+    assert raw == b"\xdf" + header + axdr_length(len(content)) + content + b"\x40" + raw[-64:]
+    r, s = int.from_bytes(raw[-64:-32], "big"), int.from_bytes(raw[-32:], "big")
+    pub = serialization.load_der_public_key(m.public_key_der())
+    assert isinstance(pub, ec.EllipticCurvePublicKey)
+    pub.verify(utils.encode_dss_signature(r, s), header + content, ec.ECDSA(hashes.SHA256()))
+
+
+def test_cosem_date_time_is_local_with_the_deviation():
+    # 2024-05-01T12:15:00Z seen by a CET meter: 13:15 local, a Wednesday, deviation -60
+    assert cosem_date_time(T0 + INTERVAL, 60).hex() == "07e80501030d0f0000ffc400"
+    assert dlms.cosem_time(cosem_date_time(T0 + INTERVAL, 60)) == (T0 + INTERVAL, 0)
+    assert dlms.cosem_time(cosem_date_time(T0 + INTERVAL, -300)) == (T0 + INTERVAL, 0)
+    assert [axdr_length(n).hex() for n in (0, 0x7F, 0x80, 0xFF, 0x100)] == ["00", "7f", "8180", "81ff", "820100"]
+
+
+def test_dlms_meter_refuses_what_it_cannot_send():
+    with pytest.raises(ValueError, match="suites 1 and 2"):
+        DlmsTestMeter(3)
+    m = DlmsTestMeter(1)
+    with pytest.raises(ValueError, match="export_wh"):
+        m.record(T0, 1, -2)
+    with pytest.raises(ValueError, match="64 bits"):
+        m.record(T0, 2**64, 0)
+    assert m.counter == 1

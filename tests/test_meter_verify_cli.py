@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from node_process import run_gridchain
 
 from meters.cli import meter
-from meters.field_meters import EDL40_COMMISSIONED_AT, OcmfTestMeter, SmlTestMeter
+from meters.field_meters import EDL40_COMMISSIONED_AT, DlmsTestMeter, OcmfTestMeter, SmlTestMeter
 from primitives.meter_formats import sml
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "meter-signatures" / "vectors.json"
@@ -290,3 +290,66 @@ def test_sml_test_meter_records_verify_and_tampered_ones_do_not(tmp_path):
     path.write_bytes(SmlTestMeter(uri="//Mallory//sml", server_id=m.server_id).record(T0 + 900, 12_345))
     code, doc = verify_json(path, "--public-key", m.public_key_raw().hex())
     assert (code, doc["valid"], doc["code"]) == (1, False, "bad-signature"), doc
+
+
+@pytest.mark.parametrize("suite, curve", [(1, "secp256r1"), (2, "secp384r1")])
+def test_dlms_test_meter_pushes_verify_and_tampered_ones_do_not(suite, curve, tmp_path):
+    m = DlmsTestMeter(suite)
+    rec = m.record(T0 + 900, 12_345, 678)
+    path = tmp_path / "push.apdu"
+    for data, fmt in ((rec, "auto"), (rec, "dlms"), (rec.hex().encode(), "auto"), (rec.hex().upper().encode(), "dlms")):
+        path.write_bytes(data)
+        for key in (m.public_key_der(), m.public_key_sec1(), m.public_key_raw()):
+            code, doc = verify_json(path, "--format", fmt, "--public-key", key.hex())
+            assert code == 0, doc
+            assert (doc["format"], doc["meterId"], doc["curve"], doc["counter"]) == \
+                ("dlms-general-signing", m.meter_id, curve, 1)
+            assert doc["readings"] == [
+                {"obis": "1-0:1.8.0", "value": "12345", "unit": "Wh", "time": "2024-05-01T12:15:00Z"},
+                {"obis": "1-0:2.8.0", "value": "678", "unit": "Wh", "time": "2024-05-01T12:15:00Z"}]
+
+    # one byte of the import register changed
+    i = rec.index((12_345).to_bytes(4, "big"))
+    path.write_bytes(rec[:i + 3] + bytes([rec[i + 3] ^ 1]) + rec[i + 4:])
+    code, doc = verify_json(path, "--public-key", m.public_key_der().hex())
+    assert (code, doc["valid"], doc["code"]) == (1, False, "bad-signature"), doc
+    assert doc["readings"][0]["value"] == "12344"
+
+    # another key signed it (same system title)
+    path.write_bytes(DlmsTestMeter(suite, uri="//Mallory//dlms", system_title=m.system_title).record(T0 + 900, 12_345, 678))
+    code, doc = verify_json(path, "--public-key", m.public_key_der().hex())
+    assert (code, doc["valid"], doc["code"]) == (1, False, "bad-signature"), doc
+
+    # trailing bytes after the signature
+    path.write_bytes(rec + b"\x00")
+    code, doc = verify_json(path, "--public-key", m.public_key_der().hex())
+    assert (code, doc["valid"], doc["code"]) == (1, False, "malformed"), doc
+
+    # no key: nothing in the APDU can stand in for the meter's certificate
+    path.write_bytes(rec)
+    code, doc = verify_json(path)
+    assert (code, doc["code"]) == (1, "no-key")
+
+
+def test_real_command_on_test_meters_records(tmp_path):
+    """One record of each test meter through the installed command, its key in each encoding."""
+    for m, key in ((OcmfTestMeter("brainpoolP256r1"), "der"), (SmlTestMeter(), "raw"), (DlmsTestMeter(2), "sec1")):
+        path = tmp_path / m.scheme
+        path.write_bytes(m.record(T0 + 900, 5, 0))
+        pub = {"der": m.public_key_der, "raw": m.public_key_raw, "sec1": m.public_key_sec1}[key]()
+        r = run_gridchain("meter", "verify", str(path), "--public-key", pub.hex())
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"Meter id:  {m.meter_id}" in r.stdout
+
+
+def test_raw_key_whose_x_starts_like_der_is_read_raw(tmp_path):
+    """About one raw X||Y key in 256 begins with 0x30, a DER SEQUENCE's first byte; the command
+    reads it raw when it is not DER (ecdsa.load_public_key alone refuses it)."""
+    m = DlmsTestMeter(1, uri="//raw30-29//dlms")
+    assert m.public_key_raw()[0] == 0x30
+    path = tmp_path / "push"
+    path.write_bytes(m.record(T0 + 900, 1, 2))
+    code, doc = verify_json(path, "--public-key", m.public_key_raw().hex())
+    assert (code, doc["valid"]) == (0, True), doc
+    code, doc = verify_json(path, "--public-key", DlmsTestMeter(1).public_key_raw().hex())
+    assert (code, doc["code"]) == (1, "bad-signature"), doc
