@@ -228,7 +228,7 @@ def verify(data: bytes, fmt: str, public_key: bytes | None) -> Outcome:
         return out
     try:
         meter_key = _load_key(key, record)
-        out.curve = meter_key.curve
+        out.curve = record.curve or meter_key.curve
         verify_record(record, meter_key)
     except MeterRecordError as e:
         out.reason, out.code = e.message, e.code
@@ -252,7 +252,10 @@ def iso_utc(ts: int | None) -> str | None:
     """Unix seconds as ISO 8601 UTC (`2024-05-01T12:15:00Z`), or None."""
     if ts is None:
         return None
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"{ts} (unix seconds, beyond the calendar)"
 
 
 def _readings(out: Outcome) -> list[dict[str, Any]]:

@@ -87,6 +87,7 @@ def test_every_vector_gets_its_expected_verdict(case, fmt, tmp_path):
         assert doc["readings"], doc
     else:
         assert doc["reason"] and doc["code"], doc
+        assert doc["curve"] in (case["curve"], None), "the record's curve, never the wrong key's"
 
 
 @pytest.mark.parametrize("case", [c for c in VECTORS if c["expected_verdict"] == "valid"
