@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Callable, Iterator
 
-from pallets import grid, market, metering, settlement
+from pallets import field_meters, grid, market, metering, settlement
 from primitives import ss58
 from rpc.jsonshapes import InvalidParams, parse_account, parse_hash, parse_hex, parse_int
 
@@ -135,6 +135,16 @@ FAULT_NAMES = {settlement.NO_FAULT: None, settlement.SELLER_AT_FAULT: "seller", 
 MAX_INTERVALS = 31 * 96
 
 
+def _scheme_json(meter_id: bytes) -> dict:
+    """How a meter signs: gridchain's own ed25519 readings, or a field meter's format and key."""
+    fm = field_meters.get(meter_id)
+    if fm is None:
+        return {"scheme": field_meters.SCHEME_NAMES[field_meters.SCHEME_ED25519]}
+    return {"scheme": field_meters.SCHEME_NAMES[fm.scheme], "curve": fm.curve,
+            "publicKey": "0x" + fm.public_key.hex(), "deviceId": fm.device_id,
+            "importObis": fm.import_obis, "exportObis": fm.export_obis}
+
+
 def _settlement_json(trade_id: int) -> dict:
     """A trade's settlement status and, once final, its outcome (must run under externalities)."""
     o = settlement.outcome(trade_id)
@@ -172,6 +182,7 @@ class EnergyRpc:
             "energy_orders": self.orders,
             "energy_trades": self.trades,
             "energy_meter": self.meter,
+            "energy_meterIntervals": self.meter_intervals,
             "energy_zones": self.zones,
             "energy_zoneUsage": self.zone_usage,
             "energy_settlement": self.settlement,
@@ -253,11 +264,42 @@ class EnergyRpc:
             return {"meter": "0x" + meter_id.hex(), "owner": _addr(m.owner), "zone": m.zone,
                     "kind": METER_KIND.get(m.kind, str(m.kind)), "ratedPowerW": m.rated_power_w,
                     "status": METER_STATUS.get(m.status, str(m.status)), "implausibleReadings": m.implausible,
+                    **_scheme_json(meter_id),
                     "lastReading": None if not m.has_reading else {
                         "seq": m.last_seq, "intervalStart": m.last_interval,
                         "importWh": last.import_wh if last else 0, "exportWh": last.export_wh if last else 0,
+                        "importRegisterWh": m.last_import_wh, "exportRegisterWh": m.last_export_wh,
                         "plausible": last.plausible if last else True,
                         "readingHash": "0x" + last.reading_hash.hex() if last else None}}
+        return self.read(read, _at(at))
+
+    def meter_intervals(self, params: Any) -> list[dict] | None:
+        """[meter, fromInterval, toInterval, at?] -> the meter's energy per interval in the range:
+        import and export Wh of each interval a reading closed (with how many intervals its delta
+        covers and whether it was plausible), intervals recorded as missed, and nothing known for
+        the rest; null for an unknown meter."""
+        meter_id, lo, hi, at = _args(params, ["meter", "fromInterval", "toInterval", "at"], 3)
+        meter_id = parse_hex(meter_id, "meter", length=32)
+        lo, hi = grid.interval_start(parse_int(lo, "fromInterval")), parse_int(hi, "toInterval")
+        if hi < lo:
+            raise InvalidParams("toInterval is before fromInterval")
+        if (hi - lo) // grid.Config.interval_s > MAX_INTERVALS:
+            raise InvalidParams(f"at most {MAX_INTERVALS} intervals per call")
+
+        def read() -> list[dict] | None:
+            if metering.get_meter(meter_id) is None:
+                return None
+            out = []
+            for t in range(lo, hi + 1, grid.Config.interval_s):
+                e = metering.energy_in_interval(meter_id, t)
+                if e is not None:
+                    out.append({"intervalStart": t, "status": "read", "importWh": e.import_wh,
+                                "exportWh": e.export_wh, "intervals": e.intervals, "plausible": e.plausible})
+                elif metering.is_missed(meter_id, t):
+                    out.append({"intervalStart": t, "status": "missed"})
+                else:
+                    out.append({"intervalStart": t, "status": "none"})
+            return out
         return self.read(read, _at(at))
 
     def zones(self, params: Any) -> list[dict] | dict:
