@@ -244,7 +244,7 @@ def test_priority_and_service_class_bits_are_not_the_counter():
     assert dlms.parse(push(liip=0xF0FFFFFF)).counter == 0xFFFFFF
 
 
-@pytest.mark.parametrize("suite", [0, 3, True, "1"])
+@pytest.mark.parametrize("suite", [0, 3, True, "1", [1], 1.0])
 def test_only_suites_1_and_2_sign(suite):
     assert refused(push(), suite) == "unsupported"
 

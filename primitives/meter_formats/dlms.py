@@ -140,7 +140,7 @@ def parse(raw: bytes, suite: int | None = None) -> MeterRecord:
         raise MeterRecordError("malformed", "a DLMS APDU is bytes")
     if len(raw) > MAX_RECORD_BYTES:
         raise MeterRecordError("too-large", f"the APDU is {len(raw)} bytes, more than {MAX_RECORD_BYTES}")
-    if suite is not None and (isinstance(suite, bool) or suite not in SUITES):
+    if suite is not None and (type(suite) is not int or suite not in SUITES):
         raise MeterRecordError("unsupported", f"security suite {suite!r} does not sign (1 or 2)")
     raw = bytes(raw)
     r = _Reader(raw, "APDU")
