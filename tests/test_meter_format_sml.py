@@ -156,8 +156,10 @@ def test_sml_readings_are_the_vectors_with_utc_times(case):
         assert got.obis == want["obis"].split("*")[0]
         assert (got.mantissa, got.exponent, got.unit) == (want["register_value_raw"], want["scaler"], want["unit"])
         assert got.time == utc_seconds(want["timestamp"]["utc"])
-        assert got.status == int(want["status_raw_hex"], 16)
+        signed_byte = case["meter"].get("status_byte_in_block_hex", "%x" % (int(want["status_raw_hex"], 16) & 0xFF))
+        assert got.status == int(signed_byte if obis_hex == order[0] else want["status_raw_hex"][-2:], 16)
         assert got.label == case["meter"]["list_name_hex"]
+    assert record.fields["status_word"] == str(int(by_obis[order[0]]["status_raw_hex"], 16))
     assert record.time == record.readings[0].time
 
 
@@ -281,11 +283,12 @@ def test_an_encoded_edl40_file_parses_and_verifies_here_and_in_the_reference(cur
     assert (record.format, record.curve, record.meter_id, record.counter) == \
         ("sml-edl40", curve.name, SERVER_ID.hex(), 42)
     (reading,) = record.readings
+    status_byte = 0x88 if curve.name == "secp256r1" else 0x04                 # eMOC mapping on P-256
     assert (reading.obis, reading.mantissa, reading.exponent, reading.unit, reading.time, reading.status) == \
-        ("1-0:1.17.0", 1234567, -1, "Wh", 1_700_000_000, status)
+        ("1-0:1.17.0", 1234567, -1, "Wh", 1_700_000_000, status_byte)
     block = record.signed_data
     assert int.from_bytes(block[10:14], "little") == 1_700_000_000 + 3600      # local time in the block
-    assert block[14] == (0x88 if curve.name == "secp256r1" else 0x04)
+    assert block[14] == status_byte and record.fields["status_word"] == str(status)
     assert int.from_bytes(block[15:19], "little") == 98765 and block[39:41] == b"\x00\x81"
     assert block[41:52] == b"household-7"
     # the independent reference rebuilds the same block from the same file and verifies it
@@ -443,6 +446,7 @@ def test_the_signed_entries_must_be_present_once_and_fit_the_block():
     assert refused(sml.parse, with_entry_field(P192, "0100011100ff", 2, None)) == "integrity"      # no time
     assert refused(sml.parse, with_entry_field(P192, "810060080001", 5, sml.SmlInt(729, False, 4))) == "integrity"
     assert refused(sml.parse, with_entry_field(P192, "8182815401ff", 5, bytes(129))) == "integrity"
+    assert refused(sml.parse, with_entry_field(P192, "8180817101ff", 5, sml.SmlInt(-1, True, 1))) == "integrity"
     assert refused(sml.parse, with_entry_field(P192, "8180817101ff", 5, sml.SmlInt(1 << 32, False, 8))) == \
         "integrity"
     value_list_type = (sml.SmlInt(2, False, 1), (None, sml.SmlInt(1, False, 1)))
@@ -454,6 +458,21 @@ def test_the_signed_entries_must_be_present_once_and_fit_the_block():
         == "integrity"                                                                            # both layouts
     assert refused(sml.parse, with_get_list_field(P192, 1, bytes(9))) == "integrity"             # 9-byte server id
     assert refused(sml.parse, with_entry_field(ISA, "8180816101ff", 5, bytes(19))) == "integrity"  # ESTH
+
+
+def test_what_a_reading_reports_is_what_the_block_signs():
+    # only the status byte is in the block: the rest of the status word may change without a trace
+    case = BY_ID["edl40-sml-p192"]
+    changed = with_entry_field(P192, "0100011100ff", 1, sml.SmlInt(0xABCD00, False, 4))
+    assert verdict_of(sml.parse, changed, bytes.fromhex(case["public_key_hex"])) == ("valid", "")
+    assert sml.parse(changed).readings == sml.parse(P192).readings
+    # only local time is signed: offsets that belong to no time zone are refused
+    for local, season in ((-721, 0), (841, 0), (60, 121), (60, -121)):
+        stamp = (sml.SmlInt(3, False, 1), (sml.SmlInt(777, False, 4), sml.SmlInt(local, True, 2),
+                                           sml.SmlInt(season, True, 2)))
+        with pytest.raises(MeterRecordError, match="no time zone") as e:
+            sml.parse(with_entry_field(P192, "0100011100ff", 2, stamp))
+        assert e.value.code == "integrity"
 
 
 def test_list_signatures_must_have_their_layouts_length_and_range():

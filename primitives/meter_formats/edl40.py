@@ -14,8 +14,9 @@ end of the signature). Two layouts exist:
 The signedMeterValue XML (OCPP's container) transmits the EDL40 block itself, base64-encoded, so
 it is verified as transmitted and only decoded for display and for the chain's rules.
 
-The layouts follow the S.A.F.E. transparency software's reader, as documented with the test vectors
-(`docs/protocol.md`). Pure: no clock, no floats, no I/O; everything refused is a MeterRecordError.
+The layouts follow the S.A.F.E. transparency software's reader, as the README of the public
+meter-signature test vectors documents them. Pure: no clock, no floats, no I/O; everything refused
+is a MeterRecordError.
 """
 from __future__ import annotations
 
@@ -157,6 +158,13 @@ def _integer(e: ListEntry, what: str) -> int:
     return e.value
 
 
+def _counter(e: ListEntry, what: str) -> int:
+    value = _integer(e, what)
+    if not 0 <= value < 1 << 32:
+        raise MeterRecordError("integrity", f"the {what} {value} is not a 32-bit counter")
+    return value
+
+
 def _octets(e: ListEntry, what: str, max_len: int) -> bytes:
     if e.value is None:                         # "not set": no bytes
         return b""
@@ -224,7 +232,7 @@ def build_edl40_block(lst: SignedList) -> bytes:
     seconds_index = _need(lst, SECONDS_INDEX, "seconds index")
     if not isinstance(seconds_index.value, SmlTime) or seconds_index.value.kind != 1:
         raise MeterRecordError("integrity", "the seconds index entry does not hold an SML seconds index")
-    pagination = _integer(_need(lst, EDL40_PAGINATION, "pagination"), "pagination")
+    pagination = _counter(_need(lst, EDL40_PAGINATION, "pagination"), "pagination")
     contract = _need(lst, CONTRACT_ID, "contract id")
     block = bytearray(BLOCK_BYTES)
     block[0:10] = _server_id(lst)
@@ -259,7 +267,7 @@ def build_isa_block(lst: SignedList) -> bytes:
     start = _need(lst, ISA_START, "start energy")
     contract = _need(lst, CONTRACT_ID, "contract id")
     esth = _need(lst, ISA_ESTH, "ESTH")
-    pagination = _integer(_need(lst, ISA_PAGINATION, "pagination"), "pagination")
+    pagination = _counter(_need(lst, ISA_PAGINATION, "pagination"), "pagination")
     actual_value, actual_scaler = _wh_value(actual, "actual energy value")
     start_value, start_scaler = _wh_value(start, "start energy value")
     if actual.value_signature is None or len(actual.value_signature) != 66:
@@ -303,10 +311,12 @@ def _signature(sig: bytes, curve: str) -> tuple[int, int]:
     return rs
 
 
-def _reading(e: ListEntry, label: str) -> RegisterValue:
+def _reading(e: ListEntry, status_byte: int, label: str) -> RegisterValue:
+    """A signed value as a RegisterValue. Its status is the byte the block holds: the rest of the
+    SML status word is not signed (fields["status_word"] shows it)."""
     assert e.time is not None and isinstance(e.value, int) and e.scaler is not None  # the block needed them
     return RegisterValue(obis=obis_text(e.obis), mantissa=e.value, exponent=e.scaler, unit="Wh",
-                         time=e.time.utc, status=e.status, label=label)
+                         time=e.time.utc, status=status_byte, label=label)
 
 
 def is_isa_list(lst: SignedList) -> bool:
@@ -322,11 +332,12 @@ def is_isa_list(lst: SignedList) -> bool:
 
 def record_from_list(lst: SignedList, fields: dict[str, str] | None = None) -> MeterRecord:
     """The MeterRecord of a GetList.Res: the rebuilt block as the signed data, the list signature
-    without its logbook bytes, the curve its length selects, and the signed register values, each
-    labelled with the list name. readings[0] is always the signed register value (EDL40
-    1-0:1.17.0*255, ISA 1-0:1.8.0*255); an ISA list adds the transaction's start value
-    (1-0:1.8.0*128) as readings[1]. Both ISA values read "1-0:1.8.0" once F is dropped, so the
-    order is the distinction."""
+    without its logbook bytes, the curve its length selects, and the signed register values.
+
+    readings[0] is always the signed register value (EDL40 1-0:1.17.0*255, ISA 1-0:1.8.0*255); an
+    ISA list adds the transaction's start value (1-0:1.8.0*128) as readings[1]. Both ISA values
+    read "1-0:1.8.0" once F is dropped, so the order is the distinction. Each is labelled with the
+    list name, which only the ISA block signs (an EDL40 label is display only)."""
     label = lst.list_name.hex() if lst.list_name else ""
     extra = dict(fields or {})
     extra.update(server_id=lst.server_id.hex(), list_name=label)
@@ -335,7 +346,8 @@ def record_from_list(lst: SignedList, fields: dict[str, str] | None = None) -> M
         curve, fmt = "secp256r1", "isa-edl40p-sml"
         actual, start = lst.entry(ISA_ACTUAL), lst.entry(ISA_START)
         assert actual is not None and start is not None
-        readings = (_reading(actual, label), _reading(start, label))
+        extra["status_word"] = str(actual.status)
+        readings = (_reading(actual, block[14], label), _reading(start, block[251], label))
         counter = int.from_bytes(block[274:278], "little")
     else:
         block = build_edl40_block(lst)
@@ -343,7 +355,8 @@ def record_from_list(lst: SignedList, fields: dict[str, str] | None = None) -> M
         curve, fmt = CURVE_BY_SIGNATURE_BYTES[len(lst.list_signature)], "sml-edl40"
         value = lst.entry(EDL40_VALUE)
         assert value is not None
-        readings = (_reading(value, label),)
+        extra["status_word"] = str(value.status)
+        readings = (_reading(value, block[14], label),)
         counter = int.from_bytes(block[19:23], "little")
         extra["seconds_index"] = str(int.from_bytes(block[15:19], "little"))
     assert lst.list_signature is not None
@@ -443,7 +456,8 @@ def _record_from_block(block: bytes, signature: tuple[int, int], curve: str,
                        fields: dict[str, str]) -> MeterRecord:
     """The MeterRecord of a transmitted EDL40 block: its fields decoded, its bytes kept as signed."""
     if block[29] != UNIT_WH:
-        raise MeterRecordError("unsupported", f"the block's value is in unit code {block[29]}, only Wh ({UNIT_WH}) is taken")
+        raise MeterRecordError("unsupported",
+                               f"the block's value is in unit code {block[29]}, only Wh ({UNIT_WH}) is taken")
     u32 = lambda offset: int.from_bytes(block[offset:offset + 4], "little")  # noqa: E731
     server_id, obis = block[0:10], block[23:29]
     pagination = u32(19)

@@ -12,6 +12,11 @@ counts toward the verdict: transport and message CRCs, the escapes and padding, 
 field, the exact OBIS name of every entry used, no entry twice. A file that passes all of them and
 whose block verifies is what the meter signed; nothing else is accepted.
 
+The signature covers the block only. An EDL40 value's time is signed as local time (its UTC
+offsets are not), a status word only as the block's status byte, and the transaction ids,
+OpenRes, CloseRes and an EDL40 list name not at all: two files can differ there and carry the same
+signed reading, so a record is identified by its signed_data, never by the file's bytes.
+
 Nesting is bounded (MAX_NESTING), lengths are checked against the bytes left before anything is
 built, and the input is capped at MAX_RECORD_BYTES, so hostile input costs little and every refusal
 is a MeterRecordError. `encode_edl40_file` is the other direction, for test meters.
@@ -41,6 +46,10 @@ MAX_NESTING = 12
 MAX_TL_BYTES = 4
 
 OPEN_RES, CLOSE_RES, GET_LIST_RES = 0x0101, 0x0201, 0x0701
+
+#: Time zones run from UTC-12:00 to UTC+14:00; daylight saving moves clocks by at most 2 hours.
+LOCAL_OFFSET_LIMIT_MIN = (12 * 60, 14 * 60)
+SEASON_OFFSET_LIMIT_MIN = 120
 
 _OCTETS, _BOOLEAN, _SIGNED, _UNSIGNED, _LIST = 0, 4, 5, 6, 7
 
@@ -327,8 +336,15 @@ def _time(node: Node, what: str) -> SmlTime | None:
         return SmlTime(tag, _unsigned(content, what, 32))
     if tag == 3:
         seconds, local, season = _list(content, 3, f"the localTimestamp of {what}")
-        return SmlTime(3, _unsigned(seconds, what, 32), _signed(local, f"the local offset of {what}", 16),
-                       _signed(season, f"the season offset of {what}", 16))
+        local_min = _signed(local, f"the local offset of {what}", 16)
+        season_min = _signed(season, f"the season offset of {what}", 16)
+        # The EDL40 block signs only local time (UTC + offsets): the offsets are not signed, so
+        # they are held to real time zones, which bounds how far the UTC time could be moved.
+        if not (-LOCAL_OFFSET_LIMIT_MIN[0] <= local_min <= LOCAL_OFFSET_LIMIT_MIN[1]
+                and abs(season_min) <= SEASON_OFFSET_LIMIT_MIN):
+            raise MeterRecordError("integrity", f"{what}: offsets of {local_min} and {season_min} minutes "
+                                                "are no time zone's")
+        return SmlTime(3, _unsigned(seconds, what, 32), local_min, season_min)
     raise _fail(f"{what} has unknown SML_Time tag {tag}")
 
 
@@ -469,22 +485,25 @@ def encode_edl40_file(server_id: bytes, value_wh_tenths: int, scaler: int, time_
     could not send."""
     if len(server_id) != 10 or len(logbook) != 2 or len(contract_id) > 128:
         raise ValueError("server id is 10 bytes, logbook 2, contract id at most 128")
+    if not all(0 <= n < 1 << 32 for n in (time_utc, pagination, seconds_index, status)):
+        raise ValueError("time, pagination, seconds index and status are Unsigned32")
+    if not -(1 << 15) <= local_offset_min < 1 << 15:
+        raise ValueError("the local offset is an Integer16 (minutes)")
     width = CURVE_BYTES.get(curve)
     if curve not in edl40.CURVE_BY_SIGNATURE_BYTES.values() or width is None:
         raise ValueError(f"an EDL40 meter signs on secp192r1 or secp256r1, not {curve}")
     when = _local_time(time_utc, local_offset_min)
+    sec_index = (SmlInt(1, False, 1), SmlInt(seconds_index, False, 4))        # SML_Time tag 1
     entries = (
         (edl40.EDL40_VALUE, SmlInt(status, False, 4), when, SmlInt(edl40.UNIT_WH, False, 1),
          SmlInt(scaler, True, 1), SmlInt(value_wh_tenths, True, 8), None),
-        (edl40.SECONDS_INDEX, None, None, None, None, (SmlInt(1, False, 1), (SmlInt(1, False, 1),
-                                                                             SmlInt(seconds_index, False, 4))), None),
+        (edl40.SECONDS_INDEX, None, None, None, None, (SmlInt(1, False, 1), sec_index), None),
         (edl40.EDL40_PAGINATION, None, None, None, None, SmlInt(pagination, False, 4), None),
         (edl40.CONTRACT_ID, None, when, None, None, contract_id or None, None),
     )
 
     def get_list_res(list_signature: bytes) -> tuple:
-        sensor_time = (SmlInt(1, False, 1), SmlInt(seconds_index, False, 4))
-        return (None, server_id, edl40.EDL40_VALUE, sensor_time, entries, list_signature, None)
+        return (None, server_id, edl40.EDL40_VALUE, sec_index, entries, list_signature, None)
 
     # the block depends on the signature only through its length and the logbook bytes
     placeholder = bytes(2 * width) + logbook
@@ -493,7 +512,7 @@ def encode_edl40_file(server_id: bytes, value_wh_tenths: int, scaler: int, time_
     if len(rs) != 2 * width:
         raise ValueError(f"sign returned {len(rs)} bytes, r||s on {curve} is {2 * width}")
     ids = [(pagination & 0xFFFFFFFF).to_bytes(4, "big") + bytes([k]) for k in range(3)]
-    open_res = (None, None, ids[0], server_id, (SmlInt(1, False, 1), SmlInt(seconds_index, False, 4)), None)
+    open_res = (None, None, ids[0], server_id, sec_index, None)
     payload = b"".join(encode_message(m) for m in (
         SmlMessage(ids[0], 0, 0, OPEN_RES, open_res),
         SmlMessage(ids[1], 0, 0, GET_LIST_RES, get_list_res(bytes(rs) + logbook)),
