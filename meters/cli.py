@@ -4,6 +4,7 @@
     gridchain meter key inspect FILE
     gridchain meter run --key FILE [--key FILE ...] --source csv:PATH|simulated[:I[:SEED]] [...]
                         --rpc URL[,URL...] [--spool FILE] [--interval-s N] [--clock system|node|spec:FILE]
+                        [--units Wh|kWh] [--columns timestamp=NAME,import=NAME[,export=NAME]] [--label end|start]
     gridchain meter spool FILE [--json] [--clear-rejected]
     gridchain meter verify [FILE|-] [--format ocmf|sml-edl40|dlms|auto] [--public-key HEX] [--json]
 
@@ -32,7 +33,7 @@ from meters.keys import (
     load_key_file,
     loose_permissions,
 )
-from meters.sources import SourceError, parse_source
+from meters.sources import SourceError, coarse_note, parse_columns, parse_source
 from meters.spool import SpoolError
 
 DEFAULT_RPC = "http://127.0.0.1:9944"
@@ -173,13 +174,21 @@ def _setup_logging(level: str) -> None:
               help="Calls per JSON-RPC batch.")
 @click.option("--max-in-flight", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
               help="Readings sent and not yet final, at most (the node's pool holds 8,192).")
+@click.option("--units", type=click.Choice(["Wh", "kWh"]), default="Wh", show_default=True,
+              help="Unit of the CSV registers; kWh (decimals allowed) is converted exactly and floored to whole Wh.")
+@click.option("--columns", "columns_spec", default=None, metavar="timestamp=NAME,import=NAME[,export=NAME]",
+              help="Read a CSV whose columns have other names (others are ignored); without export=, the "
+                   "meter is import-only (export register 0). Needs --label.")
+@click.option("--label", type=click.Choice(["end", "start"]), default=None,
+              help="Which end of its period a CSV row's time labels: end (our format's default) or start "
+                   "(e.g. Open Power System Data); required with --columns.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def run(keys: tuple[Path, ...], sources: tuple[str, ...], rpc: str, spool_path: Path | None,
         interval_s: int | None, clock_spec: str, poll_s: float, batch_size: int, max_in_flight: int,
-        log_level: str) -> None:
+        units: str, columns_spec: str | None, label: str | None, log_level: str) -> None:
     """Read, sign, spool and submit readings for one or many meters until stopped."""
-    from meters.gateway import Gateway, GatewayMeter  # noqa: PLC0415
+    from meters.gateway import Gateway, GatewayMeter, summary_line  # noqa: PLC0415
     from meters.spool import Spool  # noqa: PLC0415
     from meters.submitter import ChainMismatch  # noqa: PLC0415
     urls = _urls(rpc)
@@ -194,10 +203,14 @@ def run(keys: tuple[Path, ...], sources: tuple[str, ...], rpc: str, spool_path: 
     specs = list(sources) * len(keys) if len(sources) == 1 else list(sources)
     if len(keys) > 1 and len(sources) == 1 and specs[0].startswith("csv:"):
         _fail("each meter needs its own CSV file: give --source csv:PATH once per --key")
+    if (units != "Wh" or columns_spec or label) and not any(s.strip().startswith("csv:") for s in specs):
+        _fail("--units, --columns and --label say how a CSV file is read: give a --source csv:PATH")
     meters = []
     for i, (kp, spec) in enumerate(zip(keypairs, specs)):
         try:
-            meters.append(GatewayMeter(kp, parse_source(spec, position=i)))
+            columns = parse_columns(columns_spec) if columns_spec is not None else None
+            meters.append(GatewayMeter(kp, parse_source(spec, position=i, columns=columns, units=units,
+                                                        label=label)))
         except SourceError as e:
             _fail(str(e))
     clock = _clock(clock_spec)
@@ -235,8 +248,8 @@ def run(keys: tuple[Path, ...], sources: tuple[str, ...], rpc: str, spool_path: 
     finally:
         spool.close()
     s = gateway.summary()
-    log.info("stopped: %d readings final, %d rejected, %d still in the spool", s["finalised"], s["rejected"],
-             s["pending"])
+    loud = s["implausible"] or s["intervalsMissedCoarse"] or s["emptyRows"]
+    log.log(logging.WARNING if loud else logging.INFO, "stopped: %s", summary_line(s))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,13 +282,15 @@ def spool_cmd(file: Path, as_json: bool, clear_rejected: bool) -> None:
         _fail(str(e))
     finally:
         sp.close()
+    interval_s = None if chain is None else chain["intervalS"]
     if as_json:
         out: dict[str, Any] = {
             "file": str(file), "counts": counts,
             "chain": None if chain is None else {**chain, "genesisHash": "0x" + chain["genesisHash"].hex()},
             "meters": [{"meter": "0x" + m.meter.hex(), "nextSeq": m.next_seq, "lastInterval": m.last_interval,
                         "importWh": m.last_import_wh, "exportWh": m.last_export_wh, "finalised": m.finalised,
-                        "lastFinalisedSeq": m.last_finalised_seq, "rejected": m.rejected, "source": m.source}
+                        "lastFinalisedSeq": m.last_finalised_seq, "rejected": m.rejected, "source": m.source,
+                        "warning": coarse_note(m.source, interval_s)}
                        for m in meters.values()],
             "readings": [{"meter": "0x" + r.meter.hex(), "seq": r.seq, "intervalStart": r.interval_start,
                           "importWh": r.import_wh, "exportWh": r.export_wh, "state": r.state, "reason": r.reason,
@@ -291,6 +306,9 @@ def spool_cmd(file: Path, as_json: bool, clear_rejected: bool) -> None:
         click.echo(f"  meter 0x{m.meter.hex()}: next seq {m.next_seq}, last interval "
                    f"{'-' if m.last_interval is None else _iso(m.last_interval)}, registers {m.last_import_wh}/"
                    f"{m.last_export_wh} Wh, {m.finalised} final, {m.rejected} rejected")
+        note = coarse_note(m.source, interval_s)
+        if note is not None:
+            click.echo(f"    {note}")
     if readings:
         click.echo(f"  {'meter':<18} {'seq':>6} {'interval start':<20} {'import Wh':>10} {'export Wh':>10} "
                    f"{'state':<8} {'tries':>5}  reason")

@@ -23,6 +23,19 @@ not read.
 Scale: a round walks the meters only when a new interval has ended (or a source had no data yet),
 everything on the network is batched, and the spool commits once per round; there is no task or
 timer per meter, so one process serves 10,000 meters.
+
+Nothing the chain does to a meter's data is silent:
+
+  - a source whose data is coarser than the chain's interval (hourly rows on 15-minute intervals)
+    gives a reading only every Nth interval; the intervals in between are recorded on chain as
+    missed and cannot settle. The gateway says so once per meter when it sees the source's step,
+    and counts those intervals (`intervalsMissedCoarse` in `summary()`);
+  - a reading the chain accepts but flags implausible (more energy than the meter's rated power can
+    move in the time it covers, or a register its kind does not measure moved) is never settled,
+    and `rogue_threshold` of them suspend the meter. The submitter reads the flag from the
+    finalized state it confirms against; the gateway logs a warning naming the meter, the interval
+    and the rule with the numbers (read from the chain's meter and interval records), an error when
+    the chain suspended the meter, and counts them (`implausible`).
 """
 from __future__ import annotations
 
@@ -76,6 +89,11 @@ class GatewayStats:
     intervals_skipped_window: int = 0      # not read: window already closed when the gateway got to them
     source_gaps: int = 0                   # an interval end with no register values from the source
     registers_backwards: int = 0           # source values below the last reading's: not spooled
+    #: intervals between two consecutive readings built (the chain records them as missed), and of
+    #: those, the ones due to a source whose data is coarser than the chain's interval
+    intervals_missed: int = 0
+    intervals_missed_coarse: int = 0
+    implausible: int = 0                   # final readings the chain flagged implausible (never settled)
     #: (interval end, chain time at confirmation, wall time at confirmation) per finalised reading,
     #: when `record_lags` is on
     lags: list[tuple[int, float | None, float]] = field(default_factory=list)
@@ -111,6 +129,9 @@ class Gateway:
         self._gaps: set[bytes] = set()              # meters whose latest due interval had no data
         self._backwards_logged: set[tuple[bytes, int]] = set()
         self._uncertified_logged: set[bytes] = set()
+        self._coarse_logged: set[bytes] = set()
+        self._implausible: list[PendingReading] = []   # final and flagged, not yet logged
+        self._suspended_logged: set[bytes] = set()
         self._opened = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -154,6 +175,8 @@ class Gateway:
         self.take_readings(self.clock())
         if reachable:
             await self.submitter.exchange()
+            if self._implausible:
+                await self._report_implausible()
 
     async def run(self, stop: asyncio.Event | None = None,
                   until: Callable[[Gateway], bool] | None = None) -> None:
@@ -248,12 +271,14 @@ class Gateway:
                 rec.source = after
             t = first
             last_had_data = True
+            expected = getattr(gm.source, "data_expected_at", None)
             while t <= latest:
                 regs = gm.source.registers_at(t + step)
                 if regs is None:
-                    last_had_data = False
-                    self.stats.source_gaps += 1
-                    t += step
+                    if expected is None or expected(t + step):
+                        last_had_data = False
+                        self.stats.source_gaps += 1
+                    t += step                  # else: a coarse source has no row for this end, ever
                     continue
                 last_had_data = True
                 imp, exp = regs
@@ -273,11 +298,15 @@ class Gateway:
                     t += step
                     continue
                 new.append(SpooledReading(m, reading.seq, t, imp, exp, sign(gm.keypair, reading, rules.genesis_hash)))
+                if rec.last_interval is not None:
+                    self._count_missed(gm, (t - rec.last_interval) // step - 1, step)
                 rec.next_seq += 1
                 rec.last_interval, rec.last_import_wh, rec.last_export_wh = t, imp, exp
                 t += step
             if not last_had_data:
                 gaps.add(m)
+            if m not in self._coarse_logged:
+                self._warn_if_coarse(m, gm, step)
         if latest != self._scanned_latest:
             self._gaps = gaps
         else:
@@ -298,9 +327,65 @@ class Gateway:
                          max(r.interval_start for r in new))
         return len(new)
 
+    def _count_missed(self, gm: GatewayMeter, missed: int, interval_s: int) -> None:
+        """Intervals between two consecutive readings of a meter: missed on chain, never settled."""
+        if missed <= 0:
+            return
+        self.stats.intervals_missed += missed
+        source_step = getattr(gm.source, "step_s", None)
+        if source_step is not None and source_step > interval_s:
+            self.stats.intervals_missed_coarse += min(missed, source_step // interval_s - 1)
+
+    def _warn_if_coarse(self, m: bytes, gm: GatewayMeter, interval_s: int) -> None:
+        """One warning per meter whose source has rows further apart than the chain's interval."""
+        source_step = getattr(gm.source, "step_s", None)
+        if source_step is None or source_step <= interval_s:
+            return
+        self._coarse_logged.add(m)
+        n = source_step // interval_s
+        log.warning("meter 0x%s: source %s has a row every %d s, coarser than the chain's %d s interval: it gives "
+                    "a reading only every %s interval, and the %d intervals in between are recorded on chain as "
+                    "missed and cannot settle (the next reading carries their energy); feed it data at the "
+                    "chain's interval to settle every one (docs/meters.md, section 7)", m.hex(),
+                    gm.source.description, source_step, interval_s, _ordinal(n), n - 1)
+
+    # -- implausible readings ------------------------------------------------------------------------
+
+    async def _report_implausible(self) -> None:
+        """Log each final reading the chain flagged implausible, with the rule it broke and the
+        numbers, from the finalized meter and interval records (read only for these rare readings);
+        log the meter's suspension once if the flag suspended it."""
+        items, self._implausible = self._implausible, []
+        meters: dict[bytes, dict[str, Any] | None] = {}
+        records: dict[tuple[bytes, int], dict[str, Any] | None] = {}
+        try:
+            meters = await self.submitter.chain_meters(sorted({p.meter for p in items}))
+            records = await self.submitter.interval_records([(p.meter, p.interval_start) for p in items])
+        except Unreachable as e:
+            self.submitter.mark_unreachable(e)
+        interval_s = self.rules.interval_s if self.rules is not None else 900
+        threshold = self.submitter.constant("metering", "rogue_threshold")
+        for p in items:
+            meter = meters.get(p.meter)
+            why = explain_implausible(meter, records.get((p.meter, p.interval_start)), interval_s)
+            count = "" if meter is None else (f"; implausible readings since certification or reinstatement: "
+                                              f"{meter.get('implausible')}"
+                                              + (f" (the chain suspends the meter at {threshold})" if threshold else ""))
+            log.warning("meter 0x%s, interval %d: the chain accepted the reading but flagged it implausible, so it "
+                        "is never settled: %s%s", p.meter.hex(), p.interval_start, why, count)
+        for m, meter in meters.items():
+            if meter is not None and meter.get("status") == STATUS_SUSPENDED and m not in self._suspended_logged:
+                self._suspended_logged.add(m)
+                log.error("meter 0x%s was suspended by the chain after %s implausible readings (rogue_threshold): its "
+                          "readings are refused until the zone's DSO checks the meter and reinstates it "
+                          "(metering.reinstate_meter)", m.hex(), meter.get("implausible"))
+
     # -- bookkeeping ---------------------------------------------------------------------------------
 
     def _on_final(self, p: PendingReading, chain_now: float | None) -> None:
+        if p.plausible is False:
+            self.stats.implausible += 1
+            self._implausible.append(p)
         if self.record_lags and self.rules is not None:
             self.stats.lags.append((self.rules.interval_end(p.interval_start), chain_now, time.time()))
         if self._user_on_final is not None:
@@ -312,4 +397,67 @@ class Gateway:
                 "rejected": sub.rejected, "pending": self.submitter.pending_count(),
                 "inFlight": len(self.submitter.in_flight), "sent": sub.sent, "resent": sub.resent,
                 "failovers": sub.failovers, "outages": sub.outages, "sourceGaps": s.source_gaps,
-                "skippedWindowClosed": s.intervals_skipped_window}
+                "skippedWindowClosed": s.intervals_skipped_window, "implausible": s.implausible,
+                "intervalsMissed": s.intervals_missed, "intervalsMissedCoarse": s.intervals_missed_coarse,
+                "emptyRows": sum(getattr(gm.source, "empty_rows", 0) for gm in self.meters.values()),
+                "coarseSources": len(self._coarse_logged)}
+
+
+def summary_line(s: dict[str, Any]) -> str:
+    """`Gateway.summary()` in one sentence, naming what the chain cannot settle: readings flagged
+    implausible, intervals missed (and how many because a source's data is coarser than the chain's
+    interval), rows skipped for empty cells."""
+    line = f"{s['finalised']} readings final"
+    if s.get("implausible"):
+        line += f" ({s['implausible']} flagged implausible by the chain: never settled)"
+    line += f", {s['rejected']} rejected, {s['pending']} still in the spool"
+    if s.get("intervalsMissed"):
+        line += f"; {s['intervalsMissed']} intervals missed between readings (recorded as missed, not settled)"
+        if s.get("intervalsMissedCoarse"):
+            line += (f", {s['intervalsMissedCoarse']} of them because {s.get('coarseSources', 0)} source(s) have data "
+                     "coarser than the chain's interval")
+    if s.get("emptyRows"):
+        line += f"; {s['emptyRows']} CSV rows with an empty register cell skipped"
+    return line
+
+
+# -- explaining an implausible reading (pallets/metering.py's plausibility rule) -----------------------
+
+KIND_IMPORT, KIND_EXPORT, KIND_BIDIRECTIONAL = 0, 1, 2       # metering.Meter.kind
+STATUS_SUSPENDED = 1                                         # metering.Meter.status
+_KIND_NAMES = {KIND_IMPORT: "an import meter", KIND_EXPORT: "an export meter",
+               KIND_BIDIRECTIONAL: "a bidirectional meter"}
+
+
+def explain_implausible(meter: dict[str, Any] | None, record: dict[str, Any] | None, interval_s: int) -> str:
+    """Which plausibility rule a flagged reading broke, with its numbers, from the chain's meter
+    record (kind, rated_power_w) and the reading's interval record (import_wh and export_wh deltas,
+    intervals covered). The rule: a register the meter's kind does not measure must not move, and
+    `delta_wh * 3600 <= rated_power_w * seconds covered` for each register it measures."""
+    generic = ("more energy than the meter's rated power can move in the time since its previous reading "
+               "(delta_wh * 3600 <= rated_power_w * seconds covered), or a register its kind does not measure moved")
+    if not meter or not record:
+        return generic
+    kind, rated = meter.get("kind"), meter.get("rated_power_w")
+    d_imp, d_exp, intervals = record.get("import_wh"), record.get("export_wh"), record.get("intervals")
+    if not all(isinstance(v, int) for v in (kind, rated, d_imp, d_exp, intervals)):
+        return generic
+    if kind == KIND_IMPORT and d_exp > 0:
+        return (f"its export register moved by {d_exp} Wh, but it is certified as {_KIND_NAMES[kind]}, whose export "
+                "register must not move")
+    if kind == KIND_EXPORT and d_imp > 0:
+        return (f"its import register moved by {d_imp} Wh, but it is certified as {_KIND_NAMES[kind]}, whose import "
+                "register must not move")
+    covered_s = intervals * interval_s
+    for name, delta in (("import", d_imp), ("export", d_exp)):
+        if delta * 3600 > rated * covered_s:
+            return (f"its {name} register rose {delta} Wh over {covered_s} s ({intervals} interval"
+                    f"{'s' if intervals != 1 else ''}), an average of {delta * 3600 // max(covered_s, 1)} W, more "
+                    f"than its rated power of {rated} W (rule: delta_wh * 3600 <= rated_power_w * seconds covered; "
+                    f"{delta * 3600} > {rated * covered_s})")
+    return generic
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

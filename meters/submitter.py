@@ -113,6 +113,9 @@ class PendingReading:
     sent_wall: float | None = None
     resend: bool = False
     attempts: int = 0
+    #: the chain's plausibility flag for it, from the finalized state that confirmed it (None: not
+    #: known); a reading flagged False was accepted but is never settled
+    plausible: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.hash:
@@ -368,9 +371,11 @@ class Submitter:
                 out[m] = None if r is None else _fields(layout["meter_fields"], bytes.fromhex(r[2:]))
         return out
 
-    async def _interval_hashes(self, items: list[tuple[bytes, int]]) -> dict[tuple[bytes, int], bytes | None]:
-        """The reading hash the finalized state records for (meter, interval), or None."""
-        out: dict[tuple[bytes, int], bytes | None] = {}
+    async def interval_records(self, items: list[tuple[bytes, int]]) -> dict[tuple[bytes, int], dict[str, Any] | None]:
+        """The finalized state's record of (meter, interval) (`metering.interval_energy`, fields by the
+        metadata's type: import_wh and export_wh deltas, reading_hash, plausible, intervals), or None.
+        Raises Unreachable."""
+        out: dict[tuple[bytes, int], dict[str, Any] | None] = {}
         layout = self._storage
         at = "0x" + (self.view.finalized_hash or b"").hex()
         for chunk in _chunks(items, self.batch_size):
@@ -378,13 +383,16 @@ class Submitter:
                      for m, t in chunk]
             results = await self._call(lambda c, calls=calls: c.batch(calls))
             for key, r in zip(chunk, results):
-                if isinstance(r, RpcError) or r is None:
-                    out[key] = None
-                    continue
-                rec = _fields(layout["interval_fields"], bytes.fromhex(r[2:]))
-                h = rec.get("reading_hash")
-                out[key] = h if isinstance(h, bytes) else None
+                out[key] = (None if isinstance(r, RpcError) or r is None
+                            else _fields(layout["interval_fields"], bytes.fromhex(r[2:])))
         return out
+
+    def constant(self, pallet: str, name: str) -> Any:
+        """A constant of the node's metadata (None if the node has not been reached or lacks it)."""
+        for p in (self.metadata or {}).get("pallets", []):
+            if p.get("name") == pallet:
+                return (p.get("constants") or {}).get(name)
+        return None
 
     async def _last_readings(self, meters: list[bytes]) -> dict[bytes, dict | None]:
         """`energy_meter(meter, at=finalized)["lastReading"]` for each meter (None: none yet)."""
@@ -414,14 +422,17 @@ class Submitter:
             seq = int(lr.get("seq", 0))
             if seq == p.seq:
                 verdict[(p.meter, p.seq)] = "final" if _hash_of(lr) == p.hash else "conflict"
+                p.plausible = lr.get("plausible") if isinstance(lr.get("plausible"), bool) else None
             elif seq > p.seq:
                 deeper.append(p)
         if deeper:
-            hashes = await self._interval_hashes([(p.meter, p.interval_start) for p in deeper])
+            records = await self.interval_records([(p.meter, p.interval_start) for p in deeper])
             for p in deeper:
-                h = hashes.get((p.meter, p.interval_start))
-                if h is not None:
+                rec = records.get((p.meter, p.interval_start)) or {}
+                h = rec.get("reading_hash")
+                if isinstance(h, bytes):
                     verdict[(p.meter, p.seq)] = "final" if h == p.hash else "conflict"
+                    p.plausible = rec.get("plausible") if isinstance(rec.get("plausible"), bool) else None
         return verdict
 
     # -- confirming --------------------------------------------------------------------------------

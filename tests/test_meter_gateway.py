@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -29,14 +30,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 from node_process import DevNode, free_port, gridchain_cmd, run_gridchain  # noqa: E402
 
 from genesis.chain_spec import dev_meter_uri  # noqa: E402
-from meters.gateway import Gateway, GatewayMeter, NodeChainClock  # noqa: E402
+from meters.gateway import Gateway, GatewayMeter, NodeChainClock, explain_implausible  # noqa: E402
 from meters.readings import (  # noqa: E402
     ReadingExtrinsics,
     build_reading,
     sign,
     submit_reading_extrinsic,
 )
-from meters.sources import SimulatedSource  # noqa: E402
+from meters.sources import CsvSource, SimulatedSource  # noqa: E402
 from meters.spool import Spool  # noqa: E402
 from meters.submitter import PendingReading, _classify  # noqa: E402
 from pallets import build_runtime, metering, timestamp  # noqa: E402
@@ -313,3 +314,89 @@ def test_the_pool_does_not_order_a_meters_readings_so_the_gateway_must(node, tmp
     node.wait_for_block(node.best_number() + 2)
     assert interval_record(node, meter.public_key, t2) is None          # the earlier one never lands
     assert meter_record(node, meter.public_key).last_seq == 3
+
+
+# -- field data: coarse kWh data and an implausible reading ----------------------------------------------
+
+def test_an_implausible_reading_is_explained_by_the_rule_it_broke():
+    import_meter = {"kind": metering.KIND_IMPORT, "rated_power_w": 1_000}
+    assert explain_implausible(import_meter, {"import_wh": 2_500, "export_wh": 0, "intervals": 4}, I) == (
+        "its import register rose 2500 Wh over 3600 s (4 intervals), an average of 2500 W, more than its rated "
+        "power of 1000 W (rule: delta_wh * 3600 <= rated_power_w * seconds covered; 9000000 > 3600000)")
+    assert explain_implausible(import_meter, {"import_wh": 10, "export_wh": 3, "intervals": 1}, I) == (
+        "its export register moved by 3 Wh, but it is certified as an import meter, whose export register must not "
+        "move")
+    export_meter = {"kind": metering.KIND_EXPORT, "rated_power_w": 5_000}
+    assert explain_implausible(export_meter, {"import_wh": 1, "export_wh": 0, "intervals": 1}, I).startswith(
+        "its import register moved by 1 Wh, but it is certified as an export meter")
+    both = {"kind": metering.KIND_BIDIRECTIONAL, "rated_power_w": 4_000}
+    assert "its export register rose 1001 Wh over 900 s (1 interval)" in explain_implausible(
+        both, {"import_wh": 1_000, "export_wh": 1_001, "intervals": 1}, I)
+    # the chain's records could not be read: the rule is still named
+    assert "delta_wh * 3600 <= rated_power_w * seconds covered" in explain_implausible(None, None, I)
+
+
+@pytest.mark.slow
+def test_hourly_kwh_data_reaches_the_chain_every_fourth_interval_and_an_implausible_reading_is_logged(
+        node, tmp_path, caplog):
+    """An Open Power System Data-shaped household (hourly rows labelled with the period's start,
+    cumulative kWh with 4 decimals, empty cells at the start, no export column) on an import meter
+    rated 1,000 W. The chain gets a reading on the interval each hour ends, with exact Wh deltas,
+    and the 3 intervals in between recorded missed; one hour moves 2.9 kWh, which the chain accepts
+    but flags implausible: the gateway says so, naming the meter, the interval and the rule."""
+    meter = Keypair.from_uri("//opsd-household//meter")
+    with Client(node.url) as c:
+        xt = c.build_extrinsic(dev_keypair("Dave"), "metering", "certify_meter",
+                               [meter.public_key, dev_keypair("Bob").public_key, 1, metering.KIND_IMPORT, 1_000])
+        assert c.submit_and_watch(xt, until="inBlock").success is True
+    h = 3600
+    h0 = chain_now_s(node) // h * h - h
+    # registers in 0.1 Wh (the file's 4 kWh decimals): +400.3 Wh an hour, and 2,500 Wh more in hour 3
+    tenth_wh = [27_101_234 + 4_003 * k + (25_000 if k >= 3 else 0) for k in range(8)]
+    lines = ["utc_timestamp,cet_cest_timestamp,DE_KN_residential1_grid_import,DE_KN_residential1_pv",
+             f"{h0 - 2 * h},{h0 - 2 * h},,", f"{h0 - h},{h0 - h},,0.5"]
+    lines += [f"{h0 + k * h},{h0 + k * h},{v // 10_000}.{v % 10_000:04d},0.5" for k, v in enumerate(tenth_wh)]
+    path = tmp_path / "household.csv"
+    path.write_text("\n".join(lines) + "\n")
+    source = CsvSource(path, columns={"timestamp": "utc_timestamp", "import": "DE_KN_residential1_grid_import"},
+                       units="kWh", label="start")
+    finals: list[PendingReading] = []
+    spool = Spool.open(tmp_path / "spool")
+    gw = Gateway([GatewayMeter(meter, source)], spool, [node.url], clock=NodeChainClock(), poll_s=0.05,
+                 on_final=lambda p, _now: finals.append(p))
+    last_row_end = h0 + 5 * h                        # row 4's registers: after the implausible hour
+
+    def done(_g: Gateway) -> bool:
+        return any(p.interval_start == last_row_end - I for p in finals)
+
+    with caplog.at_level(logging.INFO, logger="gridchain.meter"):
+        asyncio.run(asyncio.wait_for(gw.run(until=done), 60))
+    spool.close()
+    wh_at_end = {h0 + (k + 1) * h: v // 10 for k, v in enumerate(tenth_wh)}    # kWh floored to whole Wh
+    finals.sort(key=lambda p: p.seq)
+    assert len(finals) >= 3
+    for k, p in enumerate(finals):
+        end = p.interval_start + I
+        assert end in wh_at_end, "a reading on an interval no hour ends"
+        rec = interval_record(node, meter.public_key, p.interval_start)
+        assert rec is not None and rec.reading_hash == keccak256(p.signed)
+        r = metering.SignedReading.decode(p.signed).reading
+        assert (r.import_wh, r.export_wh) == (wh_at_end[end], 0)
+        if k == 0:
+            continue
+        assert (rec.import_wh, rec.export_wh, rec.intervals) == (wh_at_end[end] - wh_at_end[end - h], 0, 4)
+        assert rec.plausible == (end != h0 + 4 * h)
+        assert all(missed(node, meter.public_key, p.interval_start - j * I) for j in (1, 2, 3))
+    assert meter_record(node, meter.public_key).implausible == 1
+    s = gw.summary()
+    assert s["implausible"] == 1 and s["intervalsMissedCoarse"] == s["intervalsMissed"] == 3 * (s["built"] - 1)
+    assert s["emptyRows"] == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("coarser than the chain's 900 s interval" in w for w in warnings) == 1
+    flagged = [w for w in warnings if "flagged it implausible" in w]
+    assert flagged == [
+        f"meter 0x{meter.public_key.hex()}, interval {h0 + 4 * h - I}: the chain accepted the reading but flagged it "
+        f"implausible, so it is never settled: its import register rose 2900 Wh over 3600 s (4 intervals), an "
+        f"average of 2900 W, more than its rated power of 1000 W (rule: delta_wh * 3600 <= rated_power_w * seconds "
+        f"covered; 10440000 > 3600000); implausible readings since certification or reinstatement: 1 (the chain "
+        f"suspends the meter at 3)"]
