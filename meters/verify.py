@@ -43,7 +43,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from primitives.meter_formats.ecdsa import CURVE_BYTES, MeterPublicKey, load_public_key, verify_record
+from primitives.meter_formats.ecdsa import MeterPublicKey, load_public_key, verify_record
 from primitives.meter_formats.record import MAX_RECORD_BYTES, MeterRecord, MeterRecordError, RegisterValue
 
 FORMAT_CHOICES = ("ocmf", "sml-edl40", "dlms", "auto")
@@ -177,17 +177,9 @@ def _key_curve(record: MeterRecord, key: bytes) -> str | None:
 
 
 def _load_key(key: bytes, record: MeterRecord) -> MeterPublicKey:
-    """The key, as DER SPKI, SEC1 or raw X||Y. A raw X||Y whose X happens to start with 0x30 looks
-    like DER by its first byte; when it does not parse as DER and has the raw length, it is read raw."""
-    if key[:1] != b"\x30":
-        return load_public_key(key, _key_curve(record, key))
-    try:
-        return load_public_key(key, record.curve or None)
-    except MeterRecordError as e:
-        curve = _key_curve(record, key)
-        if e.code != "bad-key" or curve is None or len(key) != 2 * CURVE_BYTES[curve]:
-            raise
-        return load_public_key(b"\x04" + key, curve)
+    """The key, as DER SPKI, SEC1 or raw X||Y (on the record's curve, or the one its length implies;
+    the length tells DER from a raw key that happens to begin with 0x30)."""
+    return load_public_key(key, _key_curve(record, key))
 
 
 def _container_key(record: MeterRecord) -> bytes | None:

@@ -356,3 +356,13 @@ def test_mutated_records_are_refused_with_pallet_errors_only(certified_meters, d
             field_meters.parse_record(scheme, record)
         except MeterRecordError:
             pass
+
+
+def test_a_raw_key_that_begins_with_the_der_tag_is_read_as_raw(chain):
+    """About one raw X||Y key in 256 begins with 0x30, DER's SEQUENCE tag: its length tells it apart."""
+    meter = DlmsTestMeter(suite=1, uri="//raw30-29//dlms")
+    raw = meter.public_key_sec1()[1:]
+    assert raw[0] == 0x30
+    assert load_public_key(raw, "secp256r1").sec1 == meter.public_key_sec1()
+    meter_id = certify(chain, meter, key=raw, curve="secp256r1")
+    assert meter_id == field_meters.field_meter_id(3, meter.public_key_sec1())

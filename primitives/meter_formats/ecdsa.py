@@ -88,12 +88,16 @@ def load_public_key(data: bytes, curve: str | None = None) -> MeterPublicKey:
     if not isinstance(data, (bytes, bytearray)) or not data:
         raise MeterRecordError("bad-key", "the public key is empty")
     data = bytes(data)
-    if data[0] == 0x30:
-        return _load_der(data, curve)
     if curve is None:
+        if data[0] == 0x30:
+            return _load_der(data, None)
         raise MeterRecordError("bad-key", "a SEC1 or raw public key needs its curve named")
     c = curve_name(curve)
     width = CURVE_BYTES[c]
+    # the lengths of a DER key, a SEC1 point and raw X||Y never coincide on one curve, so the
+    # length decides (a raw X||Y may well begin with 0x30, the DER SEQUENCE tag)
+    if len(data) not in (2 * width, 1 + 2 * width, 1 + width):
+        return _load_der(data, curve)
     if len(data) == 2 * width:
         data = b"\x04" + data                       # raw X || Y
     ok_shape = (len(data) == 1 + 2 * width and data[0] == 0x04) or \
