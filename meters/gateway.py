@@ -417,7 +417,7 @@ def summary_line(s: dict[str, Any]) -> str:
             line += (f", {s['intervalsMissedCoarse']} of them because {s.get('coarseSources', 0)} source(s) have data "
                      "coarser than the chain's interval")
     if s.get("emptyRows"):
-        line += f"; {s['emptyRows']} CSV rows with an empty register cell skipped"
+        line += f"; {s['emptyRows']} CSV row{'s' if s['emptyRows'] != 1 else ''} with an empty register cell skipped"
     return line
 
 
