@@ -421,3 +421,26 @@ def submit_record(origin: Origin, meter: MeterId, record: BYTES) -> PostInfo:
                                     keccak256(record))
     deposit_event(RecordAccepted(meter, counter, interval_start))
     return PostInfo(actual_weight=W_RECORD_BASE + W_VERIFY.get(field_meters.get(meter).curve, 0) + extra)
+
+
+# --- genesis ---------------------------------------------------------------------------------
+@pallet.genesis
+def _genesis(config: dict) -> None:
+    """{"meters": [{"scheme": "ocmf" | "sml-edl40" | "dlms-general-signing", "public_key": "0x<DER
+    SPKI, or SEC1/raw with "curve">", "curve": "", "device_id": "...", "import_obis": "1-0:1.8.0",
+    "export_obis": "1-0:2.8.0", "owner": ss58, "zone": 1, "kind": 2, "rated_power_w": 10000}]};
+    checked as `certify` checks it (runs after identity, grid and metering)."""
+    by_name = {name: scheme for scheme, name in SCHEME_NAMES.items() if scheme != SCHEME_ED25519}
+    for entry in config.get("meters", []):
+        what = f"field meter {entry.get('device_id', '?')}"
+        try:
+            scheme = by_name[entry["scheme"]]
+            fm = _field_meter(scheme, bytes.fromhex(entry["public_key"].removeprefix("0x")), entry.get("curve", ""),
+                              entry["device_id"], entry.get("import_obis", ""), entry.get("export_obis", ""))
+        except KeyError as e:
+            raise ValueError(f"field_meters genesis, {what}: unknown or missing {e}") from None
+        except DispatchError as e:
+            raise ValueError(f"field_meters genesis, {what}: {e}") from None
+        meter_id = field_meter_id(fm.scheme, fm.public_key)
+        metering.certify_at_genesis(meter_id, entry, what)
+        field_meters.insert(meter_id, fm)

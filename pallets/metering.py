@@ -666,12 +666,17 @@ def _genesis(config: dict) -> None:
     "rated_power_w": 10000}]}; runs after identity and grid (lower indices), so it checks zones and
     owners' licences as certify_meter does."""
     for entry in config.get("meters", []):
-        meter_id = bytes.fromhex(entry["meter"].removeprefix("0x"))
-        owner = ss58.decode(entry["owner"], None)
-        zone, kind, rated = entry["zone"], entry.get("kind", KIND_BIDIRECTIONAL), entry["rated_power_w"]
-        try:
-            H256.to_plain(meter_id)
-            _check_certification(meter_id, owner, zone, kind, rated)
-        except (CodecError, DispatchError) as e:
-            raise ValueError(f"metering genesis, meter {entry['meter']}: {e}") from None
-        meters.insert(meter_id, _new_meter(owner, zone, kind, rated))
+        certify_at_genesis(bytes.fromhex(entry["meter"].removeprefix("0x")), entry, f"meter {entry['meter']}")
+
+
+def certify_at_genesis(meter_id: bytes, entry: dict, what: str) -> None:
+    """A meter in a chain spec (`entry`: owner, zone, kind, rated_power_w), checked as certification
+    checks it; ValueError naming `what` if the spec is wrong. The field_meters pallet's genesis too."""
+    owner = ss58.decode(entry["owner"], None)
+    zone, kind, rated = entry["zone"], entry.get("kind", KIND_BIDIRECTIONAL), entry["rated_power_w"]
+    try:
+        H256.to_plain(meter_id)
+        _check_certification(meter_id, owner, zone, kind, rated)
+    except (CodecError, DispatchError) as e:
+        raise ValueError(f"metering genesis, {what}: {e}") from None
+    meters.insert(meter_id, _new_meter(owner, zone, kind, rated))

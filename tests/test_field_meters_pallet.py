@@ -366,3 +366,22 @@ def test_a_raw_key_that_begins_with_the_der_tag_is_read_as_raw(chain):
     assert load_public_key(raw, "secp256r1").sec1 == meter.public_key_sec1()
     meter_id = certify(chain, meter, key=raw, curve="secp256r1")
     assert meter_id == field_meters.field_meter_id(3, meter.public_key_sec1())
+
+
+def test_field_meters_in_a_chain_spec_are_certified_at_genesis():
+    meter = OcmfTestMeter("secp256r1", uri="//Bob//ocmf-genesis")
+    g = metering_genesis()
+    g["field_meters"] = {"meters": [{"scheme": "ocmf", "public_key": "0x" + meter.public_key_der().hex(),
+                                     "device_id": meter.meter_id, "import_obis": OBIS_IMPORT,
+                                     "export_obis": OBIS_EXPORT, "owner": OWNER.address(), "zone": 1,
+                                     "kind": 2, "rated_power_w": 10_000}]}
+    chain = chain_factory(g)()
+    meter_id = field_meters.field_meter_id(1, meter.public_key_sec1())
+    assert chain.read(lambda: field_meters.get(meter_id)).device_id == meter.meter_id
+    goto(chain, after(T))
+    chain.block(record_xt(meter_id, meter.record(T + I, 1_000, 0)))
+    assert energy(chain, meter_id, T) is not None
+    bad = dict(g["field_meters"]["meters"][0], scheme="sml-edl40")      # P-256 OK, but...
+    bad["public_key"] = "0x" + OcmfTestMeter("secp384r1", uri="//x").public_key_der().hex()
+    with pytest.raises(ValueError, match="field_meters genesis"):
+        chain_factory(dict(g, field_meters={"meters": [bad]}))()
