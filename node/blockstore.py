@@ -15,7 +15,7 @@ from primitives.extrinsic import extrinsic_hash
 from primitives.types import MAX_BLOCK_EXTRINSICS, Block, Header, Justification, SignedBlock
 
 from node.db import (COL_BODIES, COL_EXTRINSICS, COL_HEADERS, COL_JUSTIFICATIONS, COL_META, COL_NUMBERS,
-                     META_BEST, META_FINALIZED, META_GENESIS, Database, WriteBatch, from_u64, u64)
+                     META_BEST, META_FINALIZED, META_GENESIS, Damage, Database, WriteBatch, from_u64, u64)
 
 _BODY = ListOf(BYTES, max_len=MAX_BLOCK_EXTRINSICS)
 _JUSTIFICATIONS = ListOf(Justification, max_len=4)
@@ -96,6 +96,24 @@ class BlockStore:
         batch.put(COL_META, META_FINALIZED, h + u64(n))
 
     # reads (committed data only) ----------------------------------------------------------------
+    def check_head(self) -> Header:
+        """The best block's header, read on start. Raises StorageError if the head pointers, the
+        genesis block or the best header are missing, unreadable or inconsistent: a node must not
+        build on, or serve, a chain whose head it cannot read."""
+        best, number, genesis = self.best_hash(), self.best_number(), self.genesis_hash()
+        if best is None or number is None or genesis is None:
+            raise self.db.fault(Damage("no best block or no genesis recorded"))
+        try:
+            header = self.header(best)
+            genesis_ok = self.header(genesis) is not None
+        except ValueError as e:          # CodecError: the bytes are there but do not decode
+            raise self.db.fault(Damage(f"a head block header does not decode: {e}")) from None
+        if header is None or not genesis_ok:
+            raise self.db.fault(Damage("the best or the genesis block header is missing"))
+        if header.number != number or self.hash_at(number) != best:
+            raise self.db.fault(Damage(f"the best block #{number} is not block #{header.number} of the chain index"))
+        return header
+
     def header(self, block_hash: bytes) -> Header | None:
         raw = self.db.get(COL_HEADERS, block_hash)
         return None if raw is None else Header.decode(raw)

@@ -59,6 +59,8 @@ async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    node.on_fatal = stop.set          # repeated storage errors stop the node like a signal...
+    node.metrics.watch_rpc_server(server)
     try:
         await node.start()
         await server.start()
@@ -75,6 +77,8 @@ async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate
     finally:
         await server.stop()
         await node.stop()
+    if node.fatal_error is not None:
+        raise node.fatal_error        # ...and end it with their one line and a non-zero exit
 
 
 def _parse_pruning(pruning: str) -> int | None:
@@ -115,6 +119,8 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
     from consensus.wal import WALCorrupted, WALLocked  # noqa: PLC0415
     try:
         asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit, cors))
+    except DatabaseError as e:    # first: a StorageError is an OSError too, and says all in its line
+        _fail(str(e))
     except OSError as e:
         _fail(f"cannot start the node: {e}")
     except (ValueError, DatabaseError, StateDBError, ChainSpecError, WALLocked) as e:

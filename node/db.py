@@ -33,6 +33,15 @@ Metadata keys under `m/`:
 
 Reads through `Database.get` or a column see committed data only; a `WriteBatch` also answers
 `get_pending` so a store can see what it has already put into the same batch.
+
+Storage faults. LevelDB is opened with `paranoid_checks` and every read verifies the block checksum:
+without that, a block of a table file that was zeroed on disk reads as an empty block, and its keys
+silently vanish (a wrong state, not an error). Any LevelDB failure -- corruption or an I/O error --
+surfaces as one `StorageError` whose text names the database's path and what the operator should do.
+The database counts them (`storage_errors`, and `consecutive_storage_errors`, which a successful
+`write` resets) and tells `on_storage_error`, so the node can count them in its metrics and stop once
+they repeat (`STORAGE_ERROR_LIMIT`); a read that fails while a block is built or committed raises
+before `write`, so nothing of that block reaches the disk.
 """
 from __future__ import annotations
 
@@ -41,7 +50,14 @@ from typing import Callable, Iterable, Iterator
 
 import plyvel
 
+from primitives.errors import ChainError
+
 SCHEMA_VERSION = 1
+
+#: The node stops after this many storage errors with no successful block write in between: one
+#: failed read may be a query of one damaged old block, but damage the node keeps hitting (every block
+#: it builds or imports fails) means it can no longer do its job on this database.
+STORAGE_ERROR_LIMIT = 3
 
 COL_HEADERS = b"h/"
 COL_BODIES = b"b/"
@@ -70,6 +86,44 @@ _MISSING = object()
 
 class DatabaseError(RuntimeError):
     """The database cannot be opened or used (missing, locked by another process, wrong schema)."""
+
+
+class Damage(Exception):
+    """Damage a store found itself, where LevelDB reported nothing (a head trie node missing, a
+    head block that does not decode); reported as a `StorageError` through `Database.fault`."""
+
+
+class StorageError(DatabaseError, OSError, ChainError):
+    """LevelDB failed under the node: a damaged table file, or an I/O error of the disk.
+
+    `str()` is the operator's one line (the database's path and what to do). It is an OSError, so
+    code that passes storage faults through (rather than judging a block by them) lets it through; a
+    DatabaseError, so commands report it like any database that cannot be used; and a ChainError, so
+    an RPC client gets -32603 with a sentence that does not show the node's paths.
+    """
+
+    rpc_code = -32603
+
+    def __init__(self, line: str, detail: str | None = None) -> None:
+        super().__init__(line)
+        #: what failed, in LevelDB's (or the store's) words, without the advice
+        self.detail = line if detail is None else detail
+        self.message = "the node's database failed (see the node's log)"
+        self.data = None
+
+    @classmethod
+    def of(cls, path: str, cause: BaseException) -> "StorageError":
+        """The operator's line for a LevelDB failure of the database at `path`."""
+        raw = cause.args[0] if cause.args else cause
+        detail = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw))
+        detail = " ".join(detail.split())   # one line, whatever LevelDB said
+        base = os.path.dirname(os.path.dirname(os.path.dirname(path)))
+        purge = f"run 'gridchain purge-chain --base-path {base}' (with this node's --chain) and resync"
+        if isinstance(cause, plyvel.IOError):
+            return cls(f"the database at {path} cannot be read or written ({detail}): check the disk "
+                       f"(free space, permissions); if the data is damaged, restore it from a backup or {purge}",
+                       detail)
+        return cls(f"the database at {path} is damaged ({detail}): restore it from a backup, or {purge}", detail)
 
 
 def u64(n: int) -> bytes:
@@ -129,6 +183,11 @@ class Database:
     def __init__(self, base_path: str | os.PathLike, *, create: bool = True) -> None:
         self.base_path = os.fspath(base_path)
         self.path = os.path.join(self.base_path, "db")
+        #: every storage error so far, and those since the last successful write
+        self.storage_errors = 0
+        self.consecutive_storage_errors = 0
+        #: told of each storage error as it happens (the node counts and logs it, and may stop)
+        self.on_storage_error: Callable[[StorageError], None] | None = None
         if not create and not os.path.exists(os.path.join(self.path, "CURRENT")):
             raise DatabaseError(f"no database at {self.path}")
         if create:
@@ -136,15 +195,19 @@ class Database:
         try:
             self._db = plyvel.DB(self.path, create_if_missing=create, max_open_files=512,
                                  lru_cache_size=64 * 1024 * 1024, write_buffer_size=16 * 1024 * 1024,
-                                 block_size=16 * 1024, bloom_filter_bits=10)
+                                 block_size=16 * 1024, bloom_filter_bits=10, paranoid_checks=True)
         except plyvel.IOError as e:
             if "lock" in str(e).lower():
                 raise DatabaseError(f"database at {self.path} is in use by another process") from None
-            raise DatabaseError(f"cannot open database at {self.path}: {e}") from None
+            raise StorageError.of(self.path, e) from None
         except plyvel.Error as e:
-            raise DatabaseError(f"cannot open database at {self.path}: {e}") from None
+            raise StorageError.of(self.path, e) from None
         self._cols = {c: self._db.prefixed_db(c) for c in COLUMNS}
-        version = self.get(COL_META, META_SCHEMA)
+        try:
+            version = self.get(COL_META, META_SCHEMA)
+        except StorageError:
+            self.close()
+            raise
         if version is None:
             if any(True for _ in self._db.iterator(include_value=False)):
                 self.close()
@@ -174,13 +237,46 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # storage faults -----------------------------------------------------------------------------
+    def fault(self, cause: BaseException) -> StorageError:
+        """Count a storage failure (LevelDB's error, or `Damage` a store found), tell the listener,
+        and return the error to raise."""
+        error = StorageError.of(self.path, cause)
+        self.storage_errors += 1
+        self.consecutive_storage_errors += 1
+        if self.on_storage_error is not None:
+            self.on_storage_error(error)
+        return error
+
+    def _guarded(self, it: Iterator) -> Iterator:
+        """`it` (already created, so it reads the snapshot of its creation), storage faults converted."""
+        try:
+            yield from it
+        except plyvel.Error as e:
+            raise self.fault(e) from None
+
     # reads (committed data only) -----------------------------------------------------------------
     def column(self, column: bytes) -> plyvel.DB:
-        """The plyvel prefixed view of one column (read it; write through a `WriteBatch`)."""
+        """The raw plyvel prefixed view of one column, for tests and offline tools; the node reads
+        through `getter`, `get` and `iter_column`, which verify checksums and convert faults."""
         return self._cols[column]
 
+    def getter(self, column: bytes) -> Callable[[bytes], bytes | None]:
+        """A get for one column's hot path (flat state, trie nodes): checksummed, faults converted."""
+        raw = self._cols[column].get
+
+        def get(key: bytes) -> bytes | None:
+            try:
+                return raw(key, verify_checksums=True)
+            except plyvel.Error as e:
+                raise self.fault(e) from None
+        return get
+
     def get(self, column: bytes, key: bytes) -> bytes | None:
-        return self._db.get(column + key)
+        try:
+            return self._db.get(column + key, verify_checksums=True)
+        except plyvel.Error as e:
+            raise self.fault(e) from None
 
     def get_through(self, batch: WriteBatch | None, column: bytes, key: bytes) -> bytes | None:
         """Read a key as it will be once `batch` is written (the batch's own writes win)."""
@@ -188,17 +284,22 @@ class Database:
             v = batch.get_pending(column, key)
             if v is not MISSING:
                 return v  # type: ignore[return-value]
-        return self._db.get(column + key)
+        return self.get(column, key)
 
     def iter_column(self, column: bytes, *, start: bytes | None = None, include_start: bool = True,
                     stop: bytes | None = None, reverse: bool = False, include_value: bool = True,
                     ) -> Iterator:
         """Iterate a column in key order (keys without the column prefix), on a snapshot."""
-        return self._cols[column].iterator(start=start, stop=stop, include_start=include_start,
-                                           reverse=reverse, include_value=include_value)
+        try:
+            it = self._cols[column].iterator(start=start, stop=stop, include_start=include_start,
+                                             reverse=reverse, include_value=include_value,
+                                             verify_checksums=True)
+        except plyvel.Error as e:
+            raise self.fault(e) from None
+        return self._guarded(it)
 
     def count(self, column: bytes) -> int:
-        return sum(1 for _ in self._cols[column].iterator(include_value=False))
+        return sum(1 for _ in self.iter_column(column, include_value=False))
 
     # writes -------------------------------------------------------------------------------------
     def batch(self) -> WriteBatch:
@@ -208,17 +309,24 @@ class Database:
         """Commit the batch atomically, then run its `on_commit` callbacks."""
         if batch._written:
             raise DatabaseError("this write batch has already been written")
-        with self._db.write_batch(transaction=True, sync=sync) as wb:
-            put, delete = wb.put, wb.delete
-            for k, v in batch._ops.items():
-                if v is None:
-                    delete(k)
-                else:
-                    put(k, v)
+        try:
+            with self._db.write_batch(transaction=True, sync=sync) as wb:
+                put, delete = wb.put, wb.delete
+                for k, v in batch._ops.items():
+                    if v is None:
+                        delete(k)
+                    else:
+                        put(k, v)
+        except plyvel.Error as e:
+            raise self.fault(e) from None
         batch._written = True
+        self.consecutive_storage_errors = 0
         for fn in batch._hooks:
             fn()
 
     def put_meta(self, name: bytes, value: bytes) -> None:
         """Write one metadata value on its own (outside any block); used only at setup."""
-        self._db.put(COL_META + name, value, sync=True)
+        try:
+            self._db.put(COL_META + name, value, sync=True)
+        except plyvel.Error as e:
+            raise self.fault(e) from None

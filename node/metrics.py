@@ -8,7 +8,7 @@ the hot paths never touch the metrics.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -44,10 +44,20 @@ class NodeMetrics:
                                                    "Consensus messages refused, by reason", ["reason"],
                                                    registry=r)
         self.blocks_synced = Counter("gridchain_blocks_synced", "Blocks imported by block sync", registry=r)
+        # exposed as gridchain_storage_errors_total
+        self.storage_errors = Counter("gridchain_storage_errors", "Failed reads and writes of the node's "
+                                      "database (corruption, I/O errors)", registry=r)
+        self.rpc_refused_connections = Gauge("gridchain_rpc_refused_connections",
+                                             "RPC connections refused at accept time (connection limit)",
+                                             registry=r)
 
     def watch(self, gauge: Gauge, fn: Callable[[], float]) -> None:
         """Let `gauge` read its value from `fn` when scraped."""
         gauge.set_function(fn)
+
+    def watch_rpc_server(self, server: Any) -> None:
+        """Read the RPC server's own counters when scraped (0 from a server that keeps none)."""
+        self.watch(self.rpc_refused_connections, lambda: getattr(server, "refused_connections", 0))
 
     def serve(self, port: int, external: bool = False) -> None:
         """Start the exporter (a daemon thread of prometheus_client); `close` stops it."""

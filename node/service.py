@@ -10,20 +10,21 @@ import asyncio
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import shutil
 import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from node.chain import Chain, ImportError_, prepare_genesis
-from node.db import Database
+from node.db import STORAGE_ERROR_LIMIT, Database, StorageError
 from node.energy_rpc import EnergyRpc
 from node.metrics import NodeMetrics
 from node.pool import TransactionPool, TxStatus
-from node.verifier import SignatureVerifier
+from node.verifier import SignatureVerifier, watch_parent
 from pallets import timestamp
 from primitives.chain_clock import ChainClock
 from primitives.errors import ChainError
@@ -86,7 +87,8 @@ def warped_clock(chain_now_ms: int, factor: int) -> Any:
 def _run_in_child(fn: Any, *args: Any) -> Any:
     """Run fn(*args) in a short-lived spawned process and return its result (or raise its error)."""
     ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=watch_parent,
+                                                initargs=(os.getpid(),)) as ex:
         return ex.submit(fn, *args).result()
 
 
@@ -148,11 +150,17 @@ class NodeService:
         config.spec = {k: v for k, v in config.spec.items() if k != "genesis"}
         self.bft_mode = config.engine == "bft"
         self.db = Database.open(chain_dir)
+        #: the storage error that stopped the node (the runner reports it); `on_fatal` stops the runner
+        self.fatal_error: StorageError | None = None
+        self.on_fatal: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # A validator must judge a proposed block within its propose timeout: start the signature
         # workers now rather than on the first large batch (~0.2-3 s of start-up, billed to a block).
         self.verifier = SignatureVerifier(workers=config.verifier_workers, eager=config.engine == "bft")
         self.chain = Chain(self.db, _no_genesis, keep_states=config.keep_states,
                            verify_deferred=self.verifier.verify_batch_deferred, check_genesis=False)
+        # a damaged head stops the node here with one line, not at its first block
+        self.chain.state.check_head(self.chain.blocks.check_head().state_root)
         spec_clock = ChainClock.from_spec(config.spec)
         if spec_clock is not None:
             self.chain.clock_ms = spec_clock.now_ms
@@ -173,6 +181,7 @@ class NodeService:
         self._metadata: dict | None = None
         self.metrics = NodeMetrics()
         self._watch_metrics()
+        self.db.on_storage_error = self._storage_error
         self.host: Any = None
         self.bft: Any = None
         if self.bft_mode:
@@ -197,8 +206,21 @@ class NodeService:
         m.watch(m.pool_future, lambda: self.pool.status()["future"])
         m.watch(m.peers, lambda: len(self.host.connected_peers()) if self.host is not None else 0)
 
+    def _storage_error(self, error: StorageError) -> None:
+        """Count a storage error; past STORAGE_ERROR_LIMIT with no block written in between, stop the
+        node (a node that cannot read its own state must not keep serving or voting on it)."""
+        self.metrics.storage_errors.inc()
+        n = self.db.consecutive_storage_errors
+        log.error("storage error %d of %d (the node stops at %d with no block written in between): %s",
+                  n, STORAGE_ERROR_LIMIT, STORAGE_ERROR_LIMIT, error.detail)
+        if n >= STORAGE_ERROR_LIMIT and self.fatal_error is None:
+            self.fatal_error = error
+            if self.on_fatal is not None and self._loop is not None:
+                self._loop.call_soon_threadsafe(self.on_fatal)
+
     # lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._lock = asyncio.Lock()
         self._seal_wanted = asyncio.Event()
         if self.config.prometheus_port is not None:
@@ -257,6 +279,8 @@ class NodeService:
             self._seal_wanted.clear()
             try:
                 await self.seal_block()
+            except StorageError:
+                pass  # counted and logged as it happened; repeated, it stops the node
             except Exception:  # noqa: BLE001 - a failed block must not stop the node
                 log.exception("authoring a block failed")
 

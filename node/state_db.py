@@ -55,7 +55,7 @@ from primitives.errors import ChainError
 from primitives.trie import BLANK_ROOT, MissingNodeError, Trie, TrieUpdate
 
 from node.db import (COL_FLAT, COL_JOURNAL, COL_META, COL_REFCOUNT, COL_TRIE, META_STATE_MODE,
-                     META_STATE_NUMBER, META_STATE_ROOT, Database, WriteBatch, from_u64, u64)
+                     META_STATE_NUMBER, META_STATE_ROOT, Damage, Database, StorageError, WriteBatch, from_u64, u64)
 
 MODE_ARCHIVE = b"archive"
 MODE_PRUNED = b"pruned"
@@ -108,7 +108,7 @@ class _NodeStore:
     """The trie's node store: LevelDB `t/` behind an in-memory cache of raw nodes."""
 
     def __init__(self, db: Database, cache_size: int) -> None:
-        self._col_get = db.column(COL_TRIE).get
+        self._col_get = db.getter(COL_TRIE)
         self.cache = _FifoCache(cache_size)
 
     def get(self, node_hash: bytes) -> bytes | None:
@@ -195,8 +195,7 @@ class StateDB:
             raise StateDBError(
                 f"the database at {db.path} was created in {stored.decode()} mode and cannot be opened in "
                 f"{mode.decode()} mode (purge the chain to change the pruning mode)")
-        self._flat_col = db.column(COL_FLAT)
-        self._flat_raw_get = self._flat_col.get
+        self._flat_raw_get = db.getter(COL_FLAT)
         self._values = _FifoCache(value_cache_size)
         self._store = _NodeStore(db, node_cache_size)
         self._trie_cache_size = trie_cache_size
@@ -256,8 +255,8 @@ class StateDB:
             start, include_start = start_after, False
         else:
             start, include_start = (prefix or None), True
-        return self._flat_col.iterator(start=start, include_start=include_start, stop=_prefix_end(prefix),
-                                       include_value=False)
+        return self.db.iter_column(COL_FLAT, start=start, include_start=include_start, stop=_prefix_end(prefix),
+                                   include_value=False)
 
     def _trie_at(self, root: bytes) -> Trie:
         return Trie(self._store, root, cache_size=20_000, exact_obsolete=False)
@@ -320,8 +319,46 @@ class StateDB:
             self._trie = Trie(self._store, self._head_root, cache_size=self._trie_cache_size,
                               exact_obsolete=self.keep_states is not None)
         parent = self._head_root
-        update = self._trie.apply(norm)
+        try:
+            update = self._trie.apply(norm)
+        except MissingNodeError as e:
+            raise self._head_damaged(e) from None
         return PreparedState(parent, update.root, update, norm)
+
+    def check_head(self, expected_root: bytes) -> None:
+        """Check on start that the head state is the one `expected_root` (the best block's state
+        root) names and that it can be read; raises StorageError otherwise.
+
+        Reads, with checksums verified, the whole flat snapshot and (pruning mode) the reference
+        counts -- sequential LevelDB scans, about a second per million keys -- and, in pruning mode,
+        walks the whole head trie: the walk that builds the trie's node counts, which the first
+        block would need anyway. So a damaged table block holding head state stops the node here
+        rather than at its first block. In archive mode (no counts to build, and `t/` holds every
+        state ever) only the root node of the trie is read; the rest fails when first read.
+        """
+        if self._head_root != expected_root:
+            raise self.db.fault(Damage(f"its head state 0x{self._head_root.hex()} is not the best block's "
+                                       f"state 0x{expected_root.hex()}"))
+        for _ in self.db.iter_column(COL_FLAT, include_value=False):
+            pass
+        if self.keep_states is not None:
+            for _ in self.db.iter_column(COL_REFCOUNT, include_value=False):
+                pass
+        if expected_root == BLANK_ROOT:
+            return
+        try:
+            if self.keep_states is None:
+                if self._store.get(expected_root) is None:
+                    raise MissingNodeError(expected_root.hex())
+            else:
+                # the walk `Trie.apply` starts with in pruning mode, done now: the first block reuses it
+                self._trie._position_counts()
+        except MissingNodeError as e:
+            raise self._head_damaged(e) from None
+
+    def _head_damaged(self, cause: MissingNodeError) -> StorageError:
+        """A node under the head root is missing: the database lost data (the head is always whole)."""
+        return self.db.fault(Damage(f"missing trie node {cause} of the head state 0x{self._head_root.hex()}"))
 
     def init_genesis(self, batch: WriteBatch, storage: Mapping[bytes, bytes]) -> bytes:
         """Build the genesis state (block 0) into `batch`; returns its root."""
@@ -421,7 +458,7 @@ class StateDB:
         batch.put(COL_JOURNAL, u64(n), pack([root, obs_now]))
 
         deleted: list[bytes] = []
-        rc_get = self.db.column(COL_REFCOUNT).get
+        rc_get = self.db.getter(COL_REFCOUNT)
         new_nodes = update.new_nodes
         for h, d in delta.items():
             if not d:
