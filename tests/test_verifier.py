@@ -1,10 +1,13 @@
 """Batch ed25519 verification: right answers on the inline and the worker-process paths, malformed
-input is simply invalid, and no worker outlives `close()`."""
+input is simply invalid, and no worker outlives `close()` -- nor a node killed outright."""
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import psutil
 import pytest
@@ -145,3 +148,66 @@ def test_close_leaves_no_worker_processes():
 def test_fork_is_refused():
     with pytest.raises(ValueError, match="fork"):
         SignatureVerifier(start_method="fork")
+
+
+#: how long a worker may outlive its killed parent (the issue's bound, not a speed claim)
+ORPHAN_BOUND_S = 5.0
+
+
+def wait_gone(procs: list[psutil.Process], bound_s: float) -> list[psutil.Process]:
+    """Poll until every process has exited (a zombie counts as exited); those still running after
+    `bound_s`, which are then SIGKILLed so the test leaves nothing behind either way."""
+    deadline = time.monotonic() + bound_s
+    alive = procs
+    while True:
+        alive = [p for p in alive if not gone(p.pid)]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for p in alive:
+        try:
+            p.kill()  # psutil checks the pid still names the process we saw
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def test_workers_of_a_sigkilled_process_exit_by_themselves():
+    """A process holding a verifier is SIGKILLed: nothing closes its pool, and its workers must
+    notice their parent's death on their own."""
+    code = ("import sys, time; from node.verifier import SignatureVerifier; "
+            "v = SignatureVerifier(workers=2, eager=True); print('ready', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        workers = psutil.Process(holder.pid).children(recursive=True)
+        assert len(workers) >= 2, "the verifier started its workers"
+        holder.kill()
+        holder.wait(10)
+        left = wait_gone(workers, ORPHAN_BOUND_S)
+        assert not left, f"workers still running {ORPHAN_BOUND_S} s after their parent was killed: {left}"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_node_leaves_no_process_behind(tmp_path):
+    """A real validator node (its signature workers start with it) is SIGKILLed, as the OOM killer
+    would: every process it started is gone within the bound."""
+    from tests.bft_network import BftNetwork  # noqa: PLC0415 - loads the libp2p test helpers
+    net = BftNetwork(tmp_path, validators=1)
+    node = net.validators[0]
+    try:
+        node.start()
+        children = psutil.Process(node.pid).children(recursive=True)
+        workers = [c for c in children if "multiprocessing" in " ".join(c.cmdline())]
+        assert len(workers) >= 2, f"the node runs its signature workers: {[c.cmdline() for c in children]}"
+        os.kill(node.pid, signal.SIGKILL)      # the node alone: its children are left to fend for themselves
+        node.proc.wait(10)
+        left = wait_gone(children, ORPHAN_BOUND_S)
+        assert not left, f"{[p.pid for p in left]} outlived the killed node by {ORPHAN_BOUND_S} s"
+    finally:
+        net.stop()
