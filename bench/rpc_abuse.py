@@ -2,16 +2,17 @@
 
     .venv/bin/python -m bench.rpc_abuse [--clients 8] [--batch 1000] [--duration 15] [--attackers 100]
 
-Starts `gridchain --dev --rpc-port N` in a subprocess (temporary base path, 1 s blocks) and runs
-three attacks on it, one after another, each bounded in time:
+Starts `gridchain --dev --rpc-port N` in a subprocess (temporary base path, 1 s blocks), a fresh
+node for each attack, and runs these attacks one after another, each bounded in time:
 
   batches     `--clients` HTTP clients each send `--batch`-call `state_getMetadata` batches, one after
               another, for `--duration` seconds. Figure: the node's peak resident memory (the kernel's
               high-water mark, VmHWM, so no sampling gap hides a spike), compared with 400 MB; also the
               longest wait for a new block seen meanwhile (block production should not stall).
+  batches-in-budget  the same with batches just small enough for their answers (some 110 metadata
+              copies, 10 MiB) to stay within the response budget, so every one is answered in full.
   ws-no-read  two WebSocket clients send metadata requests and never read their answers, for
-              `--duration` seconds. Figure: peak resident memory again (after the batches attack, so
-              the high-water mark only moves if this attack takes more).
+              `--duration` seconds. Figure: peak resident memory again.
   slots       `--attackers` TCP connections from 127.0.0.2 held open (half of them idle, half with a
               request line and never the end of the headers), re-opened whenever the node closes one,
               as the attacker's client does. Figure: the time a client on 127.0.0.1 waits for the
@@ -36,6 +37,7 @@ from pathlib import Path
 import psutil
 
 RSS_LIMIT_MB = 400
+RESPONSE_BUDGET = 10 * 2**20  # the server's default max_response_bytes
 LATENCY_LIMIT_S = 2.0
 ATTACKER_IP = "127.0.0.2"
 
@@ -164,27 +166,43 @@ def _ws_frame(payload: bytes) -> bytes:
 
 
 async def _ws_no_read(port: int, until: float, stats: dict) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    await reader.readuntil(b"\r\n\r\n")
+    """Open a WebSocket, send metadata requests as fast as the node takes them, read nothing; when
+    the node drops the connection, open another (as an attacker would)."""
     frame = _ws_frame(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "state_getMetadata"}).encode())
-    try:
-        while time.monotonic() < until:
-            writer.write(frame * 50)
-            stats["sent"] += 50
-            # the send buffer fills once the node stops reading (backpressure): wait, bounded
-            await asyncio.wait_for(writer.drain(), max(0.01, until - time.monotonic()))
-    except asyncio.TimeoutError:
-        stats["blocked"] += 1  # the node stopped reading from this client
-    except OSError:
-        stats["dropped"] += 1  # the node closed the connection
-    finally:
-        writer.transport.abort()
+    while time.monotonic() < until:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        blocked = False
+        try:
+            writer.write((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            stats["connections"] += 1
+            while time.monotonic() < until and not writer.transport.is_closing():
+                writer.write(frame * 50)
+                t0 = time.monotonic()
+                # the send buffer fills once the node stops reading this client (backpressure)
+                await asyncio.wait_for(writer.drain(), max(0.01, until - t0))
+                if time.monotonic() - t0 > 1.0 and not blocked:
+                    blocked = True
+                    stats["paused"] += 1
+                stats["sent"] += 50
+        except asyncio.TimeoutError:
+            pass
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if time.monotonic() < until:
+                stats["dropped"] += 1  # the node closed it before the attack ended
+            writer.transport.abort()
 
 
 async def attack_ws_no_read(port: int, duration: float) -> dict:
-    stats = {"sent": 0, "blocked": 0, "dropped": 0}
+    stats = {"sent": 0, "connections": 0, "paused": 0, "dropped": 0}
     until = time.monotonic() + duration
     await asyncio.gather(*(_ws_no_read(port, until, stats) for _ in range(2)))
     return stats
@@ -329,24 +347,29 @@ def main(argv: list[str] | None = None) -> None:
     print(f"rpc_abuse: a fresh dev node per attack, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        with _Node(tmp, "batches") as node:
-            s = asyncio.run(attack_batches(node.port, args.clients, args.batch, args.duration))
-            peak = node.peak_mb()
-            outcome = ", ".join(f"{k} x{v}" for k, v in s.items() if k.startswith(("http", "error")))
-            print(f"  batches: {args.clients} clients x {args.batch}-call state_getMetadata batches "
-                  f"({s['request_kb']:.0f} KB each) for {args.duration:.0f} s: {s['requests']} answered "
-                  f"({outcome or 'all with results'}), largest answer {s['largest'] / 2**20:.1f} MiB, "
-                  f"{s['bytes'] / 2**20:.0f} MiB in all, {s['dropped']} connections dropped")
-            print(f"    peak RSS {peak:.0f} MB (at rest {node.rest_mb:.0f} MB); limit {RSS_LIMIT_MB} MB; "
-                  f"ratio {peak / RSS_LIMIT_MB:.2f}; longest wait for a block {s['block_gap_s']:.1f} s "
-                  f"(block time 1 s)")
+        for name, batch in (("batches", args.batch), ("batches-in-budget", 0)):
+            with _Node(tmp, name) as node:
+                if not batch:  # as many calls as fit in the 10 MiB response budget
+                    metadata_bytes = len(json.dumps(asyncio.run(rpc(node.port, "state_getMetadata")),
+                                                    separators=(",", ":")))
+                    batch = RESPONSE_BUDGET // (metadata_bytes + 40)
+                s = asyncio.run(attack_batches(node.port, args.clients, batch, args.duration))
+                peak = node.peak_mb()
+                outcome = ", ".join(f"{k} x{v}" for k, v in s.items() if k.startswith(("http", "error")))
+                print(f"  {name}: {args.clients} clients x {batch}-call state_getMetadata batches "
+                      f"({s['request_kb']:.0f} KB each) for {args.duration:.0f} s: {s['requests']} answered "
+                      f"({outcome or 'all with results'}), largest answer {s['largest'] / 2**20:.1f} MiB, "
+                      f"{s['bytes'] / 2**20:.0f} MiB in all, {s['dropped']} connections dropped")
+                print(f"    peak RSS {peak:.0f} MB (at rest {node.rest_mb:.0f} MB); limit {RSS_LIMIT_MB} MB; "
+                      f"ratio {peak / RSS_LIMIT_MB:.2f}; longest wait for a block {s['block_gap_s']:.1f} s "
+                      f"(block time 1 s)")
 
         with _Node(tmp, "ws") as node:
             w = asyncio.run(attack_ws_no_read(node.port, args.duration))
             peak = node.peak_mb()
             print(f"  ws-no-read: 2 WebSocket clients sent {w['sent']} metadata requests and read nothing "
-                  f"for {args.duration:.0f} s ({w['blocked']} stopped by backpressure, {w['dropped']} "
-                  f"dropped by the node)")
+                  f"for {args.duration:.0f} s, reconnecting when dropped ({w['connections']} connections: "
+                  f"{w['paused']} held back by backpressure, {w['dropped']} dropped by the node)")
             print(f"    peak RSS {peak:.0f} MB (at rest {node.rest_mb:.0f} MB); limit {RSS_LIMIT_MB} MB; "
                   f"ratio {peak / RSS_LIMIT_MB:.2f}")
 

@@ -4,7 +4,8 @@ Nothing on the node side ever waits for a client. What waits for a client to rea
 bytes (`pending_bytes`: queued answers and notifications, and batch answers being built for it):
 past the server's `ws_send_high_water` the server stops reading the client's requests (the receive
 loop in `RpcServer._websocket` waits on `drained`, so TCP pushes back on the client), and past
-`ws_send_queue_bytes`, or `ws_send_queue` messages, the client is dropped with close code 1008.
+`ws_send_queue_bytes`, or `ws_send_queue` messages, the client is dropped: its TCP connection is
+closed at once, without a close frame that would only wait behind what it has not read.
 """
 from __future__ import annotations
 
@@ -55,7 +56,6 @@ class WsConnection:
         self.subs: dict[str, _Subscription] = {}
         self._to_start: list[str] = []
         self.closed = False
-        self._closing_task: asyncio.Task | None = None
         self.sender = asyncio.create_task(self._send_loop())
 
     # -- requests ------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ class WsConnection:
         if self.pending_bytes > self.server.ws_send_queue_bytes or self.queue.full():
             log.warning("RPC WebSocket client %s is not reading (%d messages, %d bytes waiting): dropping it",
                         self.client, self.queue.qsize(), self.pending_bytes)
-            self.abort(1008, b"client too slow")
+            self.abort()
             return
         self.queue.put_nowait(data)
 
@@ -126,7 +126,7 @@ class WsConnection:
             raise
         except Exception as e:  # noqa: BLE001 - connection gone
             log.debug("WebSocket send to %s failed: %s", self.client, e)
-            self.abort(1011, b"")
+            self.abort()
 
     def notify(self, notification: str, sub_id: str, result: Any) -> None:
         self.send(dumps({"jsonrpc": "2.0", "method": notification,
@@ -202,6 +202,11 @@ class WsConnection:
         self.closed = True
         self.drained.set()  # wakes the receive loop, which then sees `closed`
         self.sender.cancel()
+        # free what was waiting now: the connection sits in reference cycles with its tasks, and
+        # the cyclic collector may take long to free megabytes it barely counts
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.pending_bytes = 0
         for task in list(self.inflight):
             if task is not asyncio.current_task():
                 task.cancel()
@@ -212,19 +217,22 @@ class WsConnection:
                 close_iterator_soon(sub.source.iterator)
         self.subs.clear()
 
-    def abort(self, code: int, message: bytes) -> None:
-        """Drop the connection from synchronous code (a full queue, a failed send)."""
+    def abort(self) -> None:
+        """Drop the connection at once, from synchronous code (too much waiting, a failed send).
+
+        No close handshake: a close frame would wait behind everything the client has not read,
+        and while aiohttp waited for the answer it would read and discard whatever the client kept
+        sending."""
         if self.closed:
             return
         self._cancel_all()
-        self._closing_task = asyncio.create_task(self._close_ws(code, message))
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
 
     async def close(self, code: int, message: bytes) -> None:
         if not self.closed:
             self._cancel_all()
             await self._close_ws(code, message)
-        elif self._closing_task is not None:
-            await asyncio.gather(self._closing_task, return_exceptions=True)
 
     async def _close_ws(self, code: int, message: bytes) -> None:
         try:
