@@ -35,7 +35,9 @@ keccak-256 of the record as the reading hash): a field meter costs no more state
 """
 from __future__ import annotations
 
-from pallets import grid, metering
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from pallets import grid, metering, timestamp
 from primitives.codec import BYTES, U8, U32, U64, Bytes, Text, struct
 from primitives.hashing import keccak256
 from primitives.meter_formats import dlms, ecdsa, ocmf, sml
@@ -281,7 +283,6 @@ def check_record(meter_id: bytes, record: bytes, *, verify_signature: bool) -> t
 
 
 def _signature_check(fm: FieldMeter, rec: MeterRecord) -> SignatureCheck:
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: PLC0415
     r, s = rec.signature
     return SignatureCheck(fm.public_key, encode_dss_signature(r, s), rec.signed_data,
                           ecdsa.check_scheme(fm.curve, rec.hash))
@@ -316,14 +317,9 @@ def _validate_unsigned(call_def: CallDef, args: tuple, source: TransactionSource
         priority=metering.Config.reading_priority,
         requires=(),
         provides=(metering.reading_tag(meter_id, counter),),
-        longevity=max(1, checked.window_end_s - _now_s()),
+        longevity=max(1, checked.window_end_s - timestamp.now_s()),
         propagate=True,
     )
-
-
-def _now_s() -> int:
-    from pallets import timestamp  # noqa: PLC0415 - the clock, read here only
-    return timestamp.now_s()
 
 
 # --- calls -----------------------------------------------------------------------------------
