@@ -35,8 +35,6 @@ keccak-256 of the record as the reading hash): a field meter costs no more state
 """
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
 from pallets import grid, metering, timestamp
 from primitives.codec import BYTES, U8, U32, U64, Bytes, Text, struct
 from primitives.hashing import keccak256
@@ -283,8 +281,7 @@ def check_record(meter_id: bytes, record: bytes, *, verify_signature: bool) -> t
 
 
 def _signature_check(fm: FieldMeter, rec: MeterRecord) -> SignatureCheck:
-    r, s = rec.signature
-    return SignatureCheck(fm.public_key, encode_dss_signature(r, s), rec.signed_data,
+    return SignatureCheck(fm.public_key, ecdsa.signature_der(rec.signature), rec.signed_data,
                           ecdsa.check_scheme(fm.curve, rec.hash))
 
 

@@ -181,6 +181,11 @@ def verify_record(record: MeterRecord, key: MeterPublicKey) -> None:
 # the batch form: what the node's signature workers receive for a field meter's record
 # ------------------------------------------------------------------------------------------
 
+def signature_der(signature: tuple[int, int]) -> bytes:
+    """(r, s) as a DER ECDSA-Sig-Value: how a record's signature travels to the node's workers."""
+    return utils.encode_dss_signature(*signature)
+
+
 def check_scheme(curve: str, hash_name: str) -> str:
     """The `scheme` of a batched signature check of a record on `curve` with `hash_name`."""
     return f"ecdsa-{curve}-{hash_name}"
