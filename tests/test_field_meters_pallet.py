@@ -385,3 +385,23 @@ def test_field_meters_in_a_chain_spec_are_certified_at_genesis():
     bad["public_key"] = "0x" + OcmfTestMeter("secp384r1", uri="//x").public_key_der().hex()
     with pytest.raises(ValueError, match="field_meters genesis"):
         chain_factory(dict(g, field_meters={"meters": [bad]}))()
+
+
+def test_a_register_in_a_unit_that_is_not_energy_is_refused(chain):
+    meter = OcmfTestMeter("secp256r1", uri="//Bob//ocmf")
+    meter_id = certify(chain, meter)
+    goto(chain, after(T))
+    payload = meter.payload(T + I, 1_000, 0, meter.counter).replace('"RU":"kWh"', '"RU":"kvarh"', 1)
+    r, s = meter._sign(payload.encode())
+    from primitives.meter_formats.ecdsa import signature_der  # noqa: PLC0415
+    record = f'OCMF|{payload}|{{"SA":"ECDSA-secp256r1-SHA256","SD":"{signature_der((r, s)).hex()}"}}'.encode()
+    e = refused(chain, meter_id, record)
+    assert FE.UnitNotAllowed.message in e.reason
+
+
+def test_a_dlms_apdu_with_trailing_bytes_is_refused(chain):
+    meter = DlmsTestMeter(suite=1, uri="//Bob//dlms")
+    meter_id = certify(chain, meter)
+    goto(chain, after(T))
+    e = refused(chain, meter_id, meter.record(T + I, 1_000, 0) + b"\x00")
+    assert e.kind is InvalidKind.CALL and FE.Malformed.message in e.reason
