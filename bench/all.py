@@ -14,6 +14,7 @@ BENCHES = [
     ("pool admission", ["bench.pool_admission"]),
     ("block import", ["bench.block_import"]),
     ("meter readings in block import", ["bench.meter_readings"]),
+    ("field meters' records in block import", ["bench.field_meter_bench"]),
     ("market", ["bench.market_bench"]),
     ("storage commit", ["bench.storage_bench"]),
     ("RPC", ["bench.rpc_bench"]),
