@@ -69,6 +69,7 @@ def vectors() -> dict[str, str]:
     v.update(reading_vector())
     v.update(consensus_vectors())
     v.update(finality_vectors())
+    v.update(field_meter_vectors())
     return v
 
 
@@ -172,3 +173,128 @@ def validators_value(infos: list) -> bytes:
 if __name__ == "__main__":
     for k, val in vectors().items():
         print(f"{k}: {val}")
+
+
+# --- field meters' signed records (protocol.md §8.1) -------------------------------------------------
+
+#: The interval of the field meters' vectors: it starts at 1,700,000,100 (section 8's interval) and
+#: ends at 1,700,001,000, the time each record carries.
+FIELD_INTERVAL_START = 1_700_000_100
+FIELD_INTERVAL_END = FIELD_INTERVAL_START + 900
+#: Registers of the vectors: OCMF and DLMS send 12,345 Wh import and 6,789 Wh export; the EDL40
+#: meter (import only) sends 12,345.7 Wh, which the chain floors to 12,345.
+FIELD_IMPORT_WH, FIELD_EXPORT_WH, FIELD_SML_TENTHS_WH = 12_345, 6_789, 123_457
+#: Who the vectors' meters are certified for: Bob (a licensed prosumer) in zone 1, 10 kW.
+FIELD_ZONE, FIELD_RATED_POWER_W = 1, 10_000
+
+
+class _Rfc6979:
+    """A test meter signing with RFC 6979 deterministic ECDSA (`cryptography` >= 44), so the
+    documented signatures can be recomputed. Real meters sign with random nonces; a verifier cannot
+    tell the two apart."""
+
+    def _sign(self, data: bytes) -> tuple[int, int]:
+        from cryptography.hazmat.primitives.asymmetric import ec, utils
+        return utils.decode_dss_signature(self._key.sign(data, ec.ECDSA(self._hash, deterministic_signing=True)))
+
+
+def field_meters_for_vectors() -> dict[str, Any]:
+    """The three test meters of the vectors (meters/field_meters.py), signing deterministically."""
+    from meters.field_meters import DlmsTestMeter, OcmfTestMeter, SmlTestMeter
+
+    class Ocmf(_Rfc6979, OcmfTestMeter):
+        pass
+
+    class Sml(_Rfc6979, SmlTestMeter):
+        pass
+
+    class Dlms(_Rfc6979, DlmsTestMeter):
+        pass
+
+    return {"ocmf": Ocmf("secp256r1", uri="//Alice//ocmf"), "sml": Sml(uri="//Alice//sml"),
+            "dlms": Dlms(1, uri="//Alice//dlms")}
+
+
+def _secret_hex(meter: Any) -> str:
+    from primitives.meter_formats.ecdsa import CURVE_BYTES
+    return "0x" + meter._key.private_numbers().private_value.to_bytes(CURVE_BYTES[meter.curve], "big").hex()
+
+
+def field_meter_vectors() -> dict[str, str]:
+    """One record per scheme, interval 1,700,000,100..1,700,001,000, counter 1, with its meter's
+    test key, signed bytes, signature, meter id, certification call and submit_record extrinsic."""
+    import base64
+    import hashlib
+
+    from meters.field_meters import EDL40_COMMISSIONED_AT
+    from pallets import field_meters as fm
+    from primitives.extrinsic import Call, Extrinsic, extrinsic_hash
+    from primitives.hashing import keccak256
+    from primitives.meter_formats import dlms, ocmf, sml
+    from primitives.meter_formats.ecdsa import check_scheme
+    from primitives.keys import dev_keypair
+    meters = field_meters_for_vectors()
+    bob = dev_keypair("Bob").public_key
+    v: dict[str, str] = {}
+
+    def common(name: str, meter: Any, scheme: int, record: bytes, signed: bytes, r: int, s: int, curve: str,
+               hash_name: str, key: bytes, key_curve: str, device_id: str, import_obis: str, export_obis: str,
+               kind: int) -> None:
+        meter_id = fm.field_meter_id(scheme, meter.public_key_sec1())
+        v[f"fm.{name}.secret"] = _secret_hex(meter)
+        v[f"fm.{name}.public_sec1"] = "0x" + meter.public_key_sec1().hex()
+        v[f"fm.{name}.signed_sha256"] = "0x" + hashlib.sha256(signed).hexdigest()
+        v[f"fm.{name}.r"] = f"0x{r:064x}"
+        v[f"fm.{name}.s"] = f"0x{s:064x}"
+        v[f"fm.{name}.check_scheme"] = check_scheme(curve, hash_name)
+        v[f"fm.{name}.meter_id"] = "0x" + meter_id.hex()
+        certify = Call(fm.pallet.index, fm.certify.call_def.index,
+                       (scheme, key, key_curve, device_id, import_obis, export_obis, bob, FIELD_ZONE, kind,
+                        FIELD_RATED_POWER_W))
+        v[f"fm.{name}.certify_call"] = "0x" + certify.encode().hex()
+        xt = Extrinsic(Call(fm.pallet.index, fm.submit_record.call_def.index, (meter_id, record))).encode()
+        v[f"fm.{name}.extrinsic"] = "0x" + xt.hex()
+        v[f"fm.{name}.extrinsic_hash"] = "0x" + extrinsic_hash(xt).hex()
+        v[f"fm.{name}.reading_hash"] = "0x" + keccak256(record).hex()
+
+    # OCMF, P-256: the payload between the first and second '|' is signed as sent, DER signature
+    m = meters["ocmf"]
+    record = m.record(FIELD_INTERVAL_END, FIELD_IMPORT_WH, FIELD_EXPORT_WH)
+    rec = ocmf.parse(record)
+    v["fm.ocmf.record"] = record.decode()
+    v["fm.ocmf.public_der"] = "0x" + m.public_key_der().hex()
+    v["fm.ocmf.serial"] = m.serial
+    common("ocmf", m, fm.SCHEME_OCMF, record, rec.signed_data, *rec.signature, rec.curve, rec.hash,
+           m.public_key_der(), "", m.serial, "1-0:1.8.0", "1-0:2.8.0", 2)
+
+    # SML/EDL40, P-256: the 320-byte block rebuilt from the GetList.Res; r||s + 2 logbook bytes
+    m = meters["sml"]
+    record = sml.encode_edl40_file(m.server_id, FIELD_SML_TENTHS_WH, -1, FIELD_INTERVAL_END, m.local_offset_min,
+                                   m.counter, FIELD_INTERVAL_END - EDL40_COMMISSIONED_AT, m._sign_raw, curve="secp256r1")
+    rec = sml.parse(record)
+    list_signature = rec.signature[0].to_bytes(32, "big") + rec.signature[1].to_bytes(32, "big") + b"\x00\x00"
+    v["fm.sml.record"] = "0x" + record.hex()
+    v["fm.sml.block"] = "0x" + rec.signed_data.hex()
+    v["fm.sml.public_raw"] = "0x" + m.public_key_raw().hex()
+    v["fm.sml.server_id"] = m.server_id.hex()
+    v["fm.sml.list_signature"] = "0x" + list_signature.hex()
+    v["fm.sml.xml"] = ("<signedMeterValue>"
+                       f'<publicKey encoding="base64">{base64.b64encode(m.public_key_raw()).decode()}</publicKey>'
+                       f'<meterValueSignature encoding="base64">{base64.b64encode(list_signature).decode()}'
+                       "</meterValueSignature><signatureMethod>ECDSA256SHA256</signatureMethod>"
+                       "<encodingMethod>EDL</encodingMethod>"
+                       f'<encodedMeterValue encoding="base64">{base64.b64encode(rec.signed_data).decode()}'
+                       "</encodedMeterValue></signedMeterValue>")
+    common("sml", m, fm.SCHEME_SML, record, rec.signed_data, *rec.signature, rec.curve, rec.hash,
+           m.public_key_raw(), "secp256r1", m.server_id.hex(), "1-0:1.17.0", "", 0)
+
+    # DLMS general-signing, suite 1 (P-256, SHA-256): header fields with lengths || content; r||s
+    m = meters["dlms"]
+    record = m.record(FIELD_INTERVAL_END, FIELD_IMPORT_WH, FIELD_EXPORT_WH)
+    rec = dlms.parse(record, 1)
+    v["fm.dlms.record"] = "0x" + record.hex()
+    v["fm.dlms.signed"] = "0x" + rec.signed_data.hex()
+    v["fm.dlms.system_title"] = m.system_title.hex()
+    common("dlms", m, fm.SCHEME_DLMS, record, rec.signed_data, *rec.signature, rec.curve, rec.hash,
+           m.public_key_sec1(), "secp256r1", m.system_title.hex(), "1-0:1.8.0", "1-0:2.8.0", 2)
+    return v
