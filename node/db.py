@@ -34,9 +34,10 @@ Metadata keys under `m/`:
 Reads through `Database.get` or a column see committed data only; a `WriteBatch` also answers
 `get_pending` so a store can see what it has already put into the same batch.
 
-Storage faults. LevelDB is opened with `paranoid_checks` and every read verifies the block checksum:
-without that, a block of a table file that was zeroed on disk reads as an empty block, and its keys
-silently vanish (a wrong state, not an error). Any LevelDB failure -- corruption or an I/O error --
+Storage faults. LevelDB is opened with `paranoid_checks` and reads verify block checksums (the hot
+state reads verify their misses, see `Database.getter`): without that, a block of a table file that
+was zeroed on disk reads as an empty block, and its keys silently vanish (a wrong state, not an
+error). Any LevelDB failure -- corruption or an I/O error --
 surfaces as one `StorageError` whose text names the database's path and what the operator should do.
 The database counts them (`storage_errors`, and `consecutive_storage_errors`, which a successful
 `write` resets) and tells `on_storage_error`, so the node can count them in its metrics and stop once
@@ -262,12 +263,21 @@ class Database:
         return self._cols[column]
 
     def getter(self, column: bytes) -> Callable[[bytes], bytes | None]:
-        """A get for one column's hot path (flat state, trie nodes): checksummed, faults converted."""
+        """A get for one column's hot path (flat state, trie nodes, reference counts), faults converted.
+
+        A miss is read again with its checksum verified: a zeroed block reads as an empty one, so
+        its keys come back as misses, and the second read turns that into a StorageError. Hits are
+        not verified: LevelDB maps table files into memory and never caches mapped blocks, so a
+        verified read checksums a whole 16 KiB block every time (~4 us, against ~2 us for the read;
+        about 7% of block import). The head state is verified in full on start (`StateDB.check_head`)
+        and compactions verify what they read (`paranoid_checks`).
+        """
         raw = self._cols[column].get
 
         def get(key: bytes) -> bytes | None:
             try:
-                return raw(key, verify_checksums=True)
+                v = raw(key)
+                return v if v is not None else raw(key, verify_checksums=True)
             except plyvel.Error as e:
                 raise self.fault(e) from None
         return get
