@@ -242,6 +242,7 @@ def test_storage_errors_at_run_time_are_counted_then_stop_the_node(base, tmp_pat
             if i == 0:
                 metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read()
                 assert re.search(rb"^gridchain_storage_errors_total 1\.0$", metrics, re.M), metrics[-2000:]
+                assert re.search(rb"^gridchain_rpc_refused_connections 0\.0$", metrics, re.M), metrics[-2000:]
         code = node.proc.wait(30)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the node kept running after {STORAGE_ERROR_LIMIT} storage errors\n{node.log_tail()}")
