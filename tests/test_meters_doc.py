@@ -152,11 +152,14 @@ def test_the_verify_example_is_what_the_command_prints():
 
 
 def test_the_guide_says_not_yet_only_while_meter_run_takes_no_field_meter_source():
-    from meters.sources import SourceError, parse_source
-    for kind in ("ocmf", "sml", "dlms"):
-        with pytest.raises(SourceError, match="unknown source"):
-            parse_source(f"{kind}:/nonexistent/records")
-    assert "`gridchain meter run --source ocmf:PATH|sml:PATH|dlms:PATH`: not yet." in _section()
+    """The guide says `meter run --source ocmf:|sml:|dlms:` does not exist yet. When `meter run`
+    names such a source, this fails until the guide documents it."""
+    from meters.cli import run
+    (source,) = [p for p in run.params if p.name == "sources"]
+    takes_field_sources = any(f"{kind}:" in (source.help or "") for kind in ("ocmf", "sml", "dlms"))
+    says_not_yet = "`gridchain meter run --source ocmf:PATH|sml:PATH|dlms:PATH`: not yet." in _section()
+    assert says_not_yet != takes_field_sources, \
+        "docs/meters.md §12 'Not there yet' no longer matches what `gridchain meter run --source` takes"
 
 
 def test_the_public_vectors_are_attributed():
