@@ -285,7 +285,10 @@ class NodeService:
                 log.exception("authoring a block failed")
 
     async def seal_block(self) -> bytes:
-        """Author one block now from the ready pool (dev chains; `engine_createBlock`)."""
+        """Author one block now from the ready pool (dev chains; `engine_createBlock`). Refused on
+        a BFT chain: a block no quorum agreed on would split this node off the network."""
+        if self.bft_mode:
+            raise ChainError("blocks on this chain come from BFT consensus; engine_createBlock is for dev chains")
         if self.author is None:
             raise ChainError("this node has no authoring key")
         async with self._lock:

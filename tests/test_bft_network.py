@@ -33,6 +33,7 @@ import msgpack
 import pytest
 
 from tests.bft_network import BftNetwork, BftNode, hx, unhex
+from tests.node_process import NodeRpcError
 
 from consensus.commit import CommitCertificate, InvalidCommit
 from consensus.validator_set import ValidatorSet
@@ -526,3 +527,15 @@ def test_a_deeply_nested_transaction_through_rpc_and_gossip_does_not_halt_finali
         block = entry.rpc("chain_getBlock", [entry.block_hash(k)])
         assert not attack_hex & set(block["block"]["extrinsics"]), f"an attack reached block #{k}"
     print(f"attacks refused; the gossiped transfer finalized in #{included}; all four agree up to #{top}")
+
+
+@pytest.mark.timeout(180)
+def test_engine_create_block_is_refused_on_a_bft_chain(net):
+    """A validator that authored a block of its own, outside consensus, would leave the network."""
+    target = net.validators[2]
+    before = target.finalized_number()
+    with pytest.raises(NodeRpcError) as refused:
+        target.rpc("engine_createBlock", [True, True])
+    assert refused.value.error["code"] == -32603 and "BFT consensus" in refused.value.error["message"]
+    net.wait_finalized(before + 2, net.validators, timeout=PROGRESS_TIMEOUT)
+    net.assert_same_chain(net.validators)
