@@ -5,6 +5,7 @@
     gridchain meter run --key FILE [--key FILE ...] --source csv:PATH|simulated[:I[:SEED]] [...]
                         --rpc URL[,URL...] [--spool FILE] [--interval-s N] [--clock system|node|spec:FILE]
                         [--units Wh|kWh] [--columns timestamp=NAME,import=NAME[,export=NAME]] [--label end|start]
+    gridchain meter run --source ocmf:PATH|sml:PATH|dlms:PATH --meter-id HEX [...]   (field meters)
     gridchain meter spool FILE [--json] [--clear-rejected]
     gridchain meter verify [FILE|-] [--format ocmf|sml-edl40|dlms|auto] [--public-key HEX] [--json]
 
@@ -152,12 +153,45 @@ def _setup_logging(level: str) -> None:
     root.propagate = False
 
 
+def _meter_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.strip().removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        _fail(f"--meter-id {text!r} is not a meter id (0x and 64 hex digits, as energy_meter and the "
+              "FieldMeterCertified event show it)")
+    return raw
+
+
+def _field_meters(specs: list[str], meter_ids: tuple[str, ...]) -> list[Any]:
+    """The field meters of `meter run`: each ocmf:/sml:/dlms: source with its --meter-id, in order."""
+    from meters.gateway import FieldGatewayMeter  # noqa: PLC0415
+    from meters.record_sources import RecordSourceError, parse_record_source  # noqa: PLC0415
+    if len(specs) != len(meter_ids):
+        _fail(f"each ocmf:/sml:/dlms: source needs its field meter's --meter-id, in the same order: "
+              f"{len(specs)} such source(s), {len(meter_ids)} --meter-id")
+    out = []
+    for spec, mid in zip(specs, meter_ids):
+        try:
+            out.append(FieldGatewayMeter(_meter_id(mid), parse_record_source(spec)))
+        except RecordSourceError as e:
+            _fail(str(e))
+    return out
+
+
 @meter.command("run")
-@click.option("--key", "keys", type=click.Path(path_type=Path), multiple=True, required=True,
-              help="A meter key file; repeat for every meter this gateway serves.")
-@click.option("--source", "sources", multiple=True, default=("simulated",), show_default=True,
-              help="csv:PATH or simulated[:INDEX[:SEED]]; once for all meters (simulated: household "
-                   "INDEX defaults to the meter's position) or once per --key, in the same order.")
+@click.option("--key", "keys", type=click.Path(path_type=Path), multiple=True,
+              help="A meter key file of one of gridchain's own meters; repeat for every such meter.")
+@click.option("--source", "sources", multiple=True,
+              help="csv:PATH or simulated[:INDEX[:SEED]] for --key meters: once for all (simulated: household "
+                   "INDEX defaults to the meter's position; the default) or once per --key, in the same order. "
+                   "ocmf:PATH, sml:PATH or dlms:PATH for a field meter's own signed records (a file appended "
+                   "to, one record per line, SML and DLMS as hex; or a directory, one record per file), each "
+                   "with a --meter-id.")
+@click.option("--meter-id", "meter_ids", multiple=True, metavar="HEX",
+              help="A field meter's id on chain (0x + 64 hex digits), once per ocmf:/sml:/dlms: source, in the "
+                   "same order; checked at start: the chain must know it under the source's scheme.")
 @click.option("--rpc", "rpc", default=DEFAULT_RPC, show_default=True,
               help="Node endpoints, comma-separated; the next is used when one fails.")
 @click.option("--spool", "spool_path", type=click.Path(path_type=Path), default=None,
@@ -184,15 +218,28 @@ def _setup_logging(level: str) -> None:
                    "(e.g. Open Power System Data); required with --columns.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
-def run(keys: tuple[Path, ...], sources: tuple[str, ...], rpc: str, spool_path: Path | None,
+def run(keys: tuple[Path, ...], sources: tuple[str, ...], meter_ids: tuple[str, ...], rpc: str, spool_path: Path | None,
         interval_s: int | None, clock_spec: str, poll_s: float, batch_size: int, max_in_flight: int,
         units: str, columns_spec: str | None, label: str | None, log_level: str) -> None:
-    """Read, sign, spool and submit readings for one or many meters until stopped."""
+    """Read, sign, spool and submit readings for one or many meters until stopped; forward field
+    meters' own signed records the same way."""
     from meters.gateway import Gateway, GatewayMeter, summary_line  # noqa: PLC0415
+    from meters.record_sources import is_record_source  # noqa: PLC0415
     from meters.spool import Spool  # noqa: PLC0415
     from meters.submitter import ChainMismatch  # noqa: PLC0415
     urls = _urls(rpc)
-    if len(sources) not in (1, len(keys)):
+    record_specs = [s for s in sources if is_record_source(s)]
+    sources = tuple(s for s in sources if not is_record_source(s))
+    if sources and not keys:
+        _fail(f"--source {sources[0]}: not a field meter's records (ocmf:, sml:, dlms:), and no --key is given "
+              "for a register source (csv:, simulated)")
+    if not keys and not record_specs:
+        _fail("give --key FILE for gridchain's own meters, or --source ocmf:|sml:|dlms:PATH with --meter-id HEX "
+              "for a field meter")
+    field = _field_meters(record_specs, meter_ids)
+    if keys and not sources:
+        sources = ("simulated",)
+    if len(sources) not in (0, 1, len(keys)):
         _fail(f"give --source once for all meters or once per --key ({len(keys)}), not {len(sources)} times")
     keypairs = []
     for path in keys:
@@ -205,7 +252,7 @@ def run(keys: tuple[Path, ...], sources: tuple[str, ...], rpc: str, spool_path: 
         _fail("each meter needs its own CSV file: give --source csv:PATH once per --key")
     if (units != "Wh" or columns_spec or label) and not any(s.strip().startswith("csv:") for s in specs):
         _fail("--units, --columns and --label say how a CSV file is read: give a --source csv:PATH")
-    meters = []
+    meters: list[Any] = []
     for i, (kp, spec) in enumerate(zip(keypairs, specs)):
         try:
             columns = parse_columns(columns_spec) if columns_spec is not None else None
@@ -213,7 +260,11 @@ def run(keys: tuple[Path, ...], sources: tuple[str, ...], rpc: str, spool_path: 
                                                         label=label)))
         except SourceError as e:
             _fail(str(e))
+    meters += field
     clock = _clock(clock_spec)
+    if spool_path is None and not keys:
+        first = field[0].source.path.resolve()       # beside the records: a directory's parent
+        spool_path = first.parent / DEFAULT_SPOOL_NAME
     path = spool_path or keys[0].resolve().parent / DEFAULT_SPOOL_NAME
     try:
         spool = Spool.open(path)
@@ -248,7 +299,8 @@ def run(keys: tuple[Path, ...], sources: tuple[str, ...], rpc: str, spool_path: 
     finally:
         spool.close()
     s = gateway.summary()
-    loud = s["implausible"] or s["intervalsMissedCoarse"] or s["emptyRows"]
+    loud = (s["implausible"] or s["intervalsMissedCoarse"] or s["emptyRows"] or s["recordsSkipped"]
+            or s["recordsTooLate"])
     log.log(logging.WARNING if loud else logging.INFO, "stopped: %s", summary_line(s))
 
 
@@ -287,7 +339,8 @@ def spool_cmd(file: Path, as_json: bool, clear_rejected: bool) -> None:
         out: dict[str, Any] = {
             "file": str(file), "counts": counts,
             "chain": None if chain is None else {**chain, "genesisHash": "0x" + chain["genesisHash"].hex()},
-            "meters": [{"meter": "0x" + m.meter.hex(), "nextSeq": m.next_seq, "lastInterval": m.last_interval,
+            "meters": [{"meter": "0x" + m.meter.hex(), "scheme": m.scheme, "nextSeq": m.next_seq,
+                        "lastInterval": m.last_interval,
                         "importWh": m.last_import_wh, "exportWh": m.last_export_wh, "finalised": m.finalised,
                         "lastFinalisedSeq": m.last_finalised_seq, "rejected": m.rejected, "source": m.source,
                         "warning": coarse_note(m.source, interval_s)}
@@ -303,7 +356,7 @@ def spool_cmd(file: Path, as_json: bool, clear_rejected: bool) -> None:
     click.echo(f"{file}: {genesis}; {counts['meters']} meters, {counts['pending']} pending, "
                f"{counts['rejected']} rejected, {counts['finalised']} final (removed)")
     for m in meters.values():
-        click.echo(f"  meter 0x{m.meter.hex()}: next seq {m.next_seq}, last interval "
+        click.echo(f"  meter 0x{m.meter.hex()} ({m.scheme}): next seq {m.next_seq}, last interval "
                    f"{'-' if m.last_interval is None else _iso(m.last_interval)}, registers {m.last_import_wh}/"
                    f"{m.last_export_wh} Wh, {m.finalised} final, {m.rejected} rejected")
         note = coarse_note(m.source, interval_s)

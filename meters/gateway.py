@@ -1,5 +1,10 @@
 """The gateway's run loop: one process reading, signing, spooling and submitting for many meters.
 
+Two kinds of meter: gridchain's own (`GatewayMeter`: the gateway reads registers from a source and
+signs each reading with the meter's ed25519 key) and field meters (`FieldGatewayMeter`: the meter
+signed its own OCMF, SML/EDL40 or DLMS records, which the gateway forwards byte for byte; see
+`take_records`). Both go through the same spool and submitter, with the same guarantees.
+
 Each round (every `poll_s` seconds):
 
   1. the submitter refreshes its view of the chain (when a node answers);
@@ -47,10 +52,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meters.readings import ChainRules, ReadingError, build_reading, sign
+from meters.record_sources import DEFAULT_TIME_TOLERANCE_S, RecordSource, record_info
 from meters.sources import RegisterSource
-from meters.spool import MeterRecord, Spool, SpooledReading
-from meters.submitter import PendingReading, Submitter, Unreachable
+from meters.spool import ED25519, I64_MAX, MeterRecord, Spool, SpooledReading
+from meters.submitter import ChainMismatch, PendingReading, Submitter, Unreachable
 from primitives.keys import Keypair
+from primitives.meter_formats.record import MeterRecordError
 
 log = logging.getLogger("gridchain.meter")
 
@@ -84,6 +91,19 @@ class GatewayMeter:
 
 
 @dataclass
+class FieldGatewayMeter:
+    """A field meter of the gateway: its id on chain (`energy_meter` knows it; derived by the chain
+    from its scheme and key) and where its own signed records appear."""
+
+    meter_id: bytes
+    source: RecordSource
+
+    @property
+    def scheme(self) -> str:
+        return self.source.scheme
+
+
+@dataclass
 class GatewayStats:
     readings_built: int = 0
     intervals_skipped_window: int = 0      # not read: window already closed when the gateway got to them
@@ -94,6 +114,12 @@ class GatewayStats:
     intervals_missed: int = 0
     intervals_missed_coarse: int = 0
     implausible: int = 0                   # final readings the chain flagged implausible (never settled)
+    records_taken: int = 0                 # field meters' records spooled
+    records_skipped: int = 0               # unreadable, or out of order with the meter's series: not sent
+    records_too_late: int = 0              # their settlement window had closed when read: not sent
+    records_known: int = 0                 # already spooled or on chain (a re-read file): not sent again
+    #: meter -> its scheme, for every meter with a reading or record final in this run
+    reported: dict[bytes, str] = field(default_factory=dict)
     #: (interval end, chain time at confirmation, wall time at confirmation) per finalised reading,
     #: when `record_lags` is on
     lags: list[tuple[int, float | None, float]] = field(default_factory=list)
@@ -102,15 +128,19 @@ class GatewayStats:
 class Gateway:
     """Reads, signs, spools and submits for a set of meters; `run()` until stopped."""
 
-    def __init__(self, meters: list[GatewayMeter], spool: Spool, urls: list[str], *,
+    def __init__(self, meters: list[GatewayMeter | FieldGatewayMeter], spool: Spool, urls: list[str], *,
                  clock: Callable[[], float] = time.time, interval_s_option: int | None = None,
                  poll_s: float = 1.0, batch_size: int = 1000, max_in_flight: int = 5000,
                  rpc_timeout_s: float = 30.0, backoff_max_s: float = 30.0, record_lags: bool = False,
                  on_final: Callable[[PendingReading, float | None], None] | None = None) -> None:
         ids = [m.meter_id for m in meters]
         if len(set(ids)) != len(ids):
-            raise ValueError("a meter key appears twice among the gateway's meters")
-        self.meters = {m.meter_id: m for m in meters}
+            raise ValueError("a meter appears twice among the gateway's meters")
+        self.meters = {m.meter_id: m for m in meters if isinstance(m, GatewayMeter)}
+        self.field_meters = {m.meter_id: m for m in meters if isinstance(m, FieldGatewayMeter)}
+        self.field_records: dict[bytes, MeterRecord] = {}
+        #: field meters checked against the chain in this run: their `energy_meter` answer
+        self._field_certs: dict[bytes, dict[str, Any]] = {}
         self.spool = spool
         self.clock = clock
         self.poll_s = poll_s
@@ -143,8 +173,15 @@ class Gateway:
             return
         known = self.spool.meters()
         self.spool.add_meters({m: gm.source.state() for m, gm in self.meters.items() if m not in known})
-        self.records = {m: r for m, r in self.spool.meters().items() if m in self.meters}
-        pending = [PendingReading(r.meter, r.seq, r.interval_start, r.signed, spooled_wall=r.created_at)
+        self.spool.add_meters({m: fm.source.state() for m, fm in self.field_meters.items()},
+                              {m: fm.scheme for m, fm in self.field_meters.items()})
+        spooled = self.spool.meters()
+        self.records = {m: r for m, r in spooled.items() if m in self.meters}
+        self.field_records = {m: r for m, r in spooled.items() if m in self.field_meters}
+        for m, rec in self.field_records.items():
+            self.field_meters[m].source.configure(rec.source)
+        pending = [PendingReading(r.meter, r.seq, r.interval_start, r.signed, spooled_wall=r.created_at,
+                                  scheme=spooled[r.meter].scheme if r.meter in spooled else ED25519)
                    for r in self.spool.pending() if r.signed is not None]
         self.submitter.enqueue(pending)
         if pending:
@@ -169,10 +206,13 @@ class Gateway:
         if reachable:
             try:
                 await self._sync_new_meters()
+                await self._check_field_meters()
             except Unreachable as e:
                 self.submitter.mark_unreachable(e)
                 reachable = False
-        self.take_readings(self.clock())
+        now = self.clock()
+        self.take_readings(now)
+        self.take_records(now)
         if reachable:
             await self.submitter.exchange()
             if self._implausible:
@@ -349,6 +389,112 @@ class Gateway:
                     "chain's interval to settle every one (docs/meters.md, section 7)", m.hex(),
                     gm.source.description, source_step, interval_s, _ordinal(n), n - 1)
 
+    # -- field meters' records ---------------------------------------------------------------------
+
+    async def _check_field_meters(self) -> None:
+        """Once per run, at the first contact with a node: every field meter must be certified on the
+        chain under the scheme its source gives (else ChainMismatch: fatal, one line); a meter new to
+        the spool continues after the chain's last record of it (a re-read file sends nothing twice)."""
+        unchecked = [m for m in self.field_meters if m not in self._field_certs]
+        if not unchecked:
+            return
+        certs = await self.submitter.energy_meters(unchecked)
+        updates: dict[bytes, tuple[int | None, int | None, int, int]] = {}
+        for m in unchecked:
+            fm, cert = self.field_meters[m], certs.get(m)
+            if cert is None:
+                raise ChainMismatch(f"meter 0x{m.hex()} ({fm.source.description}) is not certified on the chain at "
+                                    f"{self.submitter.active_url}: check --meter-id, or have the zone's DSO certify it "
+                                    "(field_meters.certify)")
+            if cert.get("scheme") != fm.scheme:
+                device = f" (device {cert['deviceId']})" if cert.get("deviceId") else ""
+                raise ChainMismatch(f"meter 0x{m.hex()} is certified as a {cert.get('scheme')} meter{device}, but "
+                                    f"{fm.source.description} holds {fm.scheme} records")
+            self._field_certs[m] = cert
+            last = cert.get("lastReading")
+            if not self.field_records[m].synced:
+                updates[m] = ((int(last["seq"]), int(last["intervalStart"]), int(last["importRegisterWh"]),
+                               int(last["exportRegisterWh"])) if last else (None, None, 0, 0))
+            log.info("field meter 0x%s: %s %s on %s, registers %s/%s; last record on chain: %s", m.hex(), fm.scheme,
+                     cert.get("deviceId"), cert.get("curve"), cert.get("importObis") or "-",
+                     cert.get("exportObis") or "-",
+                     f"counter {last['seq']}, interval {last['intervalStart']}" if last else "none yet")
+        if updates:
+            self.field_records.update(self.spool.sync_meters(updates))
+
+    def take_records(self, now: float) -> int:
+        """Spool the field meters' new records, byte for byte, with their sources' positions, in one
+        durable transaction; returns how many. A record is parsed only to place it (its counter, the
+        interval it closes, its registers for the summary): one that does not parse, or does not
+        follow the last one taken, is reported and skipped; one already spooled or on chain (a file
+        read again) is skipped quietly; one whose settlement window has closed is not sent (the chain
+        refuses it), and said so. Everything else is the chain's to judge."""
+        rules = self.rules
+        if rules is None or now <= 0:
+            return 0
+        tolerance = self.submitter.constant("field_meters", "time_tolerance_s")
+        tolerance = tolerance if isinstance(tolerance, int) else DEFAULT_TIME_TOLERANCE_S
+        new: list[SpooledReading] = []
+        sources: dict[bytes, dict[str, Any]] = {}
+        too_late: dict[bytes, int] = {}
+        for m, fm in self.field_meters.items():
+            cert, rec = self._field_certs.get(m), self.field_records.get(m)
+            if cert is None or rec is None or not rec.synced:
+                continue
+            found = fm.source.poll(now)
+            for sr in found:
+                problem = sr.error
+                info = None
+                if sr.raw is not None:
+                    try:
+                        info = record_info(fm.scheme, sr.raw, cert.get("importObis") or "",
+                                           cert.get("exportObis") or "", rules.interval_s, tolerance)
+                    except MeterRecordError as e:
+                        problem = f"not a readable {fm.scheme} record: {e.message}"
+                    if info is not None and max(info.counter, info.import_wh, info.export_wh) > I64_MAX:
+                        problem, info = "a counter or register beyond 2^63", None
+                if info is None or sr.raw is None:
+                    self.stats.records_skipped += 1
+                    log.warning("%s: %s; record skipped", sr.where, problem)
+                    continue
+                after_last = rec.last_interval is None or info.interval_start > rec.last_interval
+                if info.counter < rec.next_seq or not after_last:
+                    if info.counter < rec.next_seq and not after_last:
+                        self.stats.records_known += 1            # spooled or final already
+                        continue
+                    self.stats.records_skipped += 1
+                    log.warning("%s: record with counter %d for interval %d does not follow the last one taken "
+                                "(counter %d, interval %s); record skipped", sr.where, info.counter,
+                                info.interval_start, rec.next_seq - 1, rec.last_interval)
+                    continue
+                if not rules.window_open(info.interval_start, now):
+                    self.stats.records_too_late += 1
+                    too_late[m] = too_late.get(m, 0) + 1
+                    continue
+                new.append(SpooledReading(m, info.counter, info.interval_start, info.import_wh, info.export_wh,
+                                          sr.raw))
+                rec.next_seq = info.counter + 1
+                rec.last_interval, rec.last_import_wh, rec.last_export_wh = (info.interval_start, info.import_wh,
+                                                                             info.export_wh)
+            state = fm.source.state()
+            if state != rec.source:
+                sources[m] = rec.source = state
+        for m, n in too_late.items():
+            log.warning("meter 0x%s: %d record(s) read after their interval's settlement window had closed were not "
+                        "sent (the chain refuses them); the meter's next record will be refused as a counter gap "
+                        "until the zone's DSO resets its baseline (metering.reset_baseline)", m.hex(), n)
+        if new or sources:
+            self.spool.append(new, sources)          # durable before anything is sent
+            self.submitter.enqueue(PendingReading(r.meter, r.seq, r.interval_start, r.signed or b"",
+                                                  spooled_wall=time.time(), scheme=self.field_meters[r.meter].scheme)
+                                   for r in new)
+            self.stats.records_taken += len(new)
+            if new:
+                log.info("spooled %d record(s) of %d field meter(s), intervals %d..%d", len(new),
+                         len({r.meter for r in new}), min(r.interval_start for r in new),
+                         max(r.interval_start for r in new))
+        return len(new)
+
     # -- implausible readings ------------------------------------------------------------------------
 
     async def _report_implausible(self) -> None:
@@ -383,6 +529,7 @@ class Gateway:
     # -- bookkeeping ---------------------------------------------------------------------------------
 
     def _on_final(self, p: PendingReading, chain_now: float | None) -> None:
+        self.stats.reported[p.meter] = p.scheme
         if p.plausible is False:
             self.stats.implausible += 1
             self._implausible.append(p)
@@ -393,7 +540,12 @@ class Gateway:
 
     def summary(self) -> dict[str, Any]:
         s, sub = self.stats, self.submitter.stats
-        return {"meters": len(self.meters), "built": s.readings_built, "finalised": sub.finalised,
+        reported: dict[str, int] = {}
+        for scheme in s.reported.values():
+            reported[scheme] = reported.get(scheme, 0) + 1
+        return {"meters": len(self.meters) + len(self.field_meters), "built": s.readings_built + s.records_taken,
+                "records": s.records_taken, "recordsSkipped": s.records_skipped, "recordsTooLate": s.records_too_late,
+                "reportedByScheme": dict(sorted(reported.items())), "finalised": sub.finalised,
                 "rejected": sub.rejected, "pending": self.submitter.pending_count(),
                 "inFlight": len(self.submitter.in_flight), "sent": sub.sent, "resent": sub.resent,
                 "failovers": sub.failovers, "outages": sub.outages, "sourceGaps": s.source_gaps,
@@ -418,6 +570,10 @@ def summary_line(s: dict[str, Any]) -> str:
                      "coarser than the chain's interval")
     if s.get("emptyRows"):
         line += f"; {s['emptyRows']} CSV row{'s' if s['emptyRows'] != 1 else ''} with an empty register cell skipped"
+    if s.get("recordsSkipped"):
+        line += f"; {s['recordsSkipped']} field meter record(s) skipped (unreadable or out of order: see the log)"
+    if s.get("recordsTooLate"):
+        line += f"; {s['recordsTooLate']} record(s) not sent, their settlement window had closed"
     return line
 
 

@@ -29,6 +29,18 @@ One SQLite file per gateway holds all its meters. Guarantees, and how they are k
   - **One gateway per spool**: the file is locked (flock) while a gateway has it open, so two
     processes cannot hand out the same seq. Read-only inspection needs no lock.
 
+Two kinds of meter share a spool, told apart by the meter's `scheme`: gridchain's own ed25519
+meters (`ed25519-gridchain`), whose readings the gateway builds and signs, and field meters (`ocmf`,
+`sml-edl40`, `dlms-general-signing`), whose records the meter signed itself and the gateway keeps
+byte for byte in `signed`. A field record's seq is the format's own counter (OCMF pagination, SML
+pagination, DLMS invoke id), the chain's seq for it, which starts wherever the meter's counter
+stands; so for a field meter `append` requires a seq at or above the next one rather than exactly
+it, and does not judge its registers (the chain does, and a refusal is kept with its reason).
+
+Version 1 spools (before field meters) are migrated in place on the first writable open: the
+meters table gains its `scheme` column, every existing meter being an ed25519 one. A read-only
+open reads a version 1 spool as it is.
+
 SQLite stores signed 64-bit integers, so a spooled seq or register must be below 2^63 (9.2e18 Wh;
 no meter gets there).
 """
@@ -45,17 +57,23 @@ from pathlib import Path
 from typing import Any, Self
 
 SPOOL_FORMAT = "gridchain-meter-spool"
-SPOOL_VERSION = 1
+SPOOL_VERSION = 2
+#: spool versions this gateway reads (older ones are migrated on a writable open)
+READABLE_VERSIONS = (1, 2)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 I64_MAX = 2**63 - 1
 
 PENDING = "pending"
 REJECTED = "rejected"
 
+#: the scheme of gridchain's own meters (the chain's name for it, as `energy_meter` reports it)
+ED25519 = "ed25519-gridchain"
+
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE meters (
-    meter BLOB PRIMARY KEY,              -- 32-byte ed25519 public key: the meter's id on chain
+    meter BLOB PRIMARY KEY,              -- 32 bytes: the meter's id on chain (ed25519 public key, or a
+                                         -- field meter's id derived from its scheme and key)
     next_seq INTEGER NOT NULL,           -- seq of the next reading, advanced with every reading spooled
     last_interval INTEGER,               -- interval_start of the last reading spooled (NULL: none yet)
     last_import_wh INTEGER NOT NULL,     -- registers of that reading (never decrease)
@@ -65,7 +83,8 @@ CREATE TABLE meters (
     finalised INTEGER NOT NULL DEFAULT 0,       -- readings confirmed final and removed
     last_finalised_seq INTEGER,
     rejected INTEGER NOT NULL DEFAULT 0,        -- readings the chain refused
-    added_at REAL NOT NULL
+    added_at REAL NOT NULL,
+    scheme TEXT NOT NULL DEFAULT 'ed25519-gridchain'   -- how its readings are signed and sent
 ) WITHOUT ROWID;
 CREATE TABLE readings (
     meter BLOB NOT NULL,
@@ -73,7 +92,8 @@ CREATE TABLE readings (
     interval_start INTEGER NOT NULL,
     import_wh INTEGER NOT NULL,
     export_wh INTEGER NOT NULL,
-    signed BLOB,                         -- the signed reading (NULL until the chain's genesis is known)
+    signed BLOB,                         -- the signed reading (NULL until the chain's genesis is known),
+                                         -- or a field meter's record exactly as the meter sent it
     state TEXT NOT NULL CHECK (state IN ('pending', 'rejected')),
     reason TEXT,                         -- why the chain refused it
     created_at REAL NOT NULL,            -- wall clock when spooled
@@ -103,6 +123,12 @@ class MeterRecord:
     finalised: int = 0
     last_finalised_seq: int | None = None
     rejected: int = 0
+    scheme: str = ED25519
+
+    @property
+    def field(self) -> bool:
+        """A field meter (its records are signed by the meter, not by the gateway)."""
+        return self.scheme != ED25519
 
 
 @dataclass
@@ -130,11 +156,16 @@ def _check_i64(name: str, v: int) -> None:
 class Spool:
     """An open spool. Not thread-safe; the gateway's event loop owns it."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, readonly: bool) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, readonly: bool,
+                 version: int = SPOOL_VERSION) -> None:
         self.path = path
         self._conn = conn
         self._lock_fd = lock_fd
         self.readonly = readonly
+        self.version = version
+        # a version 1 spool opened read-only has no scheme column: all its meters are ed25519 ones
+        scheme = "scheme" if version >= 2 else f"'{ED25519}'"
+        self._meter_columns = self._METER_COLUMNS + f", {scheme}"
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -143,7 +174,8 @@ class Spool:
         """Open the spool at `path`, or create it if `create` and no file exists there.
 
         Raises SpoolError, naming the file, for a foreign, damaged or empty file, a spool of a newer
-        version, one locked by another gateway, or a missing file when `create` is false."""
+        version, one locked by another gateway, or a missing file when `create` is false. A spool of
+        an older version is migrated (in one transaction) unless `readonly`."""
         path = Path(path)
         if path.is_dir():
             raise SpoolError(f"spool {path} is a directory")
@@ -157,9 +189,10 @@ class Spool:
         try:
             conn = _connect(path, readonly)
             try:
-                _inspect(conn, path)
+                version = _inspect(conn, path)
                 if not readonly:
                     _durable(conn, path)
+                    version = _migrate(conn, path, version)
             except BaseException:
                 conn.close()
                 raise
@@ -167,7 +200,7 @@ class Spool:
             if lock_fd is not None:
                 os.close(lock_fd)
             raise
-        return cls(path, conn, lock_fd, readonly)
+        return cls(path, conn, lock_fd, readonly, version)
 
     def close(self) -> None:
         try:
@@ -236,32 +269,40 @@ class Spool:
 
     @staticmethod
     def _meter_record(r: tuple) -> MeterRecord:
-        return MeterRecord(r[0], r[1], r[2], r[3], r[4], _load_json(r[5]), bool(r[6]), r[7], r[8], r[9])
+        return MeterRecord(r[0], r[1], r[2], r[3], r[4], _load_json(r[5]), bool(r[6]), r[7], r[8], r[9], r[10])
 
     def meters(self) -> dict[bytes, MeterRecord]:
-        rows = self._query(f"SELECT {self._METER_COLUMNS} FROM meters ORDER BY meter")
+        rows = self._query(f"SELECT {self._meter_columns} FROM meters ORDER BY meter")
         return {r[0]: self._meter_record(r) for r in rows}
 
     def meter(self, meter: bytes) -> MeterRecord | None:
-        rows = self._query(f"SELECT {self._METER_COLUMNS} FROM meters WHERE meter = ?", (meter,))
+        rows = self._query(f"SELECT {self._meter_columns} FROM meters WHERE meter = ?", (meter,))
         return self._meter_record(rows[0]) if rows else None
 
-    def add_meters(self, meters: dict[bytes, dict[str, Any]]) -> None:
-        """Meters new to this gateway (id -> source state), in one transaction: seq 1, no readings,
-        not yet compared with the chain. Meters already in the spool are left as they are."""
+    def add_meters(self, meters: dict[bytes, dict[str, Any]], schemes: dict[bytes, str] | None = None) -> None:
+        """Meters new to this gateway (id -> source state; `schemes`: id -> scheme for field meters,
+        ed25519 otherwise), in one transaction: seq 1, no readings, not yet compared with the chain.
+        Meters already in the spool are left as they are; one of them under another scheme is a
+        SpoolError (its spooled readings could not be sent as the other kind)."""
+        schemes = schemes or {}
         for m in meters:
             if len(m) != 32:
                 raise SpoolError("a meter id is 32 bytes")
         if not meters:
             return
+        known = self.meters()
+        for m in meters:
+            if m in known and known[m].scheme != schemes.get(m, ED25519):
+                raise SpoolError(f"meter 0x{m.hex()} is in spool {self.path} as a {known[m].scheme} meter, "
+                                 f"not {schemes.get(m, ED25519)}")
         now = time.time()
         with self._write() as c:
             c.executemany("INSERT OR IGNORE INTO meters (meter, next_seq, last_interval, last_import_wh, "
-                          "last_export_wh, source, synced, added_at) VALUES (?, 1, NULL, 0, 0, ?, 0, ?)",
-                          [(m, json.dumps(src or {}), now) for m, src in meters.items()])
+                          "last_export_wh, source, synced, added_at, scheme) VALUES (?, 1, NULL, 0, 0, ?, 0, ?, ?)",
+                          [(m, json.dumps(src or {}), now, schemes.get(m, ED25519)) for m, src in meters.items()])
 
-    def add_meter(self, meter: bytes, *, source: dict[str, Any] | None = None) -> MeterRecord:
-        self.add_meters({meter: source or {}})
+    def add_meter(self, meter: bytes, *, source: dict[str, Any] | None = None, scheme: str = ED25519) -> MeterRecord:
+        self.add_meters({meter: source or {}}, {meter: scheme})
         rec = self.meter(meter)
         assert rec is not None
         return rec
@@ -275,7 +316,7 @@ class Spool:
         out: dict[bytes, MeterRecord] = {}
         with self._write() as c:
             for meter, (last_seq, last_interval, chain_imp, chain_exp) in chain.items():
-                row = c.execute(f"SELECT {self._METER_COLUMNS} FROM meters WHERE meter = ?", (meter,)).fetchone()
+                row = c.execute(f"SELECT {self._meter_columns} FROM meters WHERE meter = ?", (meter,)).fetchone()
                 if row is None:
                     raise SpoolError(f"meter 0x{meter.hex()} is not in spool {self.path}")
                 rec = self._meter_record(row)
@@ -305,30 +346,35 @@ class Spool:
         """Spool new readings, durably, in one transaction, and advance each meter's counters.
 
         Each must carry its meter's next seq, an interval after the meter's last and registers not
-        below the last; otherwise nothing is written (SpoolError). `sources` optionally updates
-        meters' source state in the same transaction."""
+        below the last; otherwise nothing is written (SpoolError). A field meter's record needs a
+        seq at or above the next one (its counter starts where the meter's stands) and an interval
+        after the last; its registers are the chain's to judge. `sources` optionally updates meters'
+        source state in the same transaction."""
         if not readings and not sources:
             return
         with self._write() as c:
             state: dict[bytes, list] = {}
+            field_meter: dict[bytes, bool] = {}
             for r in readings:
                 cur = state.get(r.meter)
                 if cur is None:
-                    row = c.execute("SELECT next_seq, last_interval, last_import_wh, last_export_wh FROM meters "
+                    row = c.execute("SELECT next_seq, last_interval, last_import_wh, last_export_wh, "
+                                    f"{'scheme' if self.version >= 2 else repr(ED25519)} FROM meters "
                                     "WHERE meter = ?", (r.meter,)).fetchone()
                     if row is None:
                         raise SpoolError(f"meter 0x{r.meter.hex()} is not in spool {self.path}")
-                    cur = state[r.meter] = list(row)
+                    cur = state[r.meter] = list(row[:4])
+                    field_meter[r.meter] = row[4] != ED25519
                 next_seq, last_interval, last_imp, last_exp = cur
                 for name, v in (("seq", r.seq), ("interval start", r.interval_start),
                                 ("import register", r.import_wh), ("export register", r.export_wh)):
                     _check_i64(name, v)
-                if r.seq != next_seq:
+                if r.seq != next_seq and not (field_meter[r.meter] and r.seq > next_seq):
                     raise SpoolError(f"meter 0x{r.meter.hex()}: reading seq {r.seq} is not the next seq {next_seq}")
                 if last_interval is not None and r.interval_start <= last_interval:
                     raise SpoolError(f"meter 0x{r.meter.hex()}: interval {r.interval_start} is not after the last "
                                      f"spooled one ({last_interval})")
-                if r.import_wh < last_imp or r.export_wh < last_exp:
+                if not field_meter[r.meter] and (r.import_wh < last_imp or r.export_wh < last_exp):
                     raise SpoolError(f"meter 0x{r.meter.hex()}: registers ({r.import_wh}, {r.export_wh}) are below "
                                      f"the last reading's ({last_imp}, {last_exp})")
                 cur[:] = [r.seq + 1, r.interval_start, r.import_wh, r.export_wh]
@@ -492,9 +538,9 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
         raise SpoolError(f"cannot open spool {path}: {e}") from None
 
 
-def _inspect(conn: sqlite3.Connection, path: Path) -> None:
-    """Check the file is an intact spool of a version we read. Only reads: a foreign, damaged or
-    empty file is left exactly as it was."""
+def _inspect(conn: sqlite3.Connection, path: Path) -> int:
+    """Check the file is an intact spool of a version we read; returns its version. Only reads: a
+    foreign, damaged or empty file is left exactly as it was."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
@@ -512,11 +558,30 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> None:
         raise SpoolError(f"{path} is damaged ({e}); nothing was changed") from None
     if meta.get("format") != SPOOL_FORMAT:
         raise SpoolError(f"{path} is not a meter spool (format {meta.get('format')!r}); nothing was changed")
-    if meta.get("version") != str(SPOOL_VERSION):
+    if meta.get("version") not in {str(v) for v in READABLE_VERSIONS}:
         raise SpoolError(f"{path} is a meter spool of version {meta.get('version')}, this gateway reads "
-                         f"version {SPOOL_VERSION}")
+                         f"versions {' and '.join(map(str, READABLE_VERSIONS))}")
     if check != [("ok",)]:
         raise SpoolError(f"{path} is damaged (SQLite integrity check: {check[0][0]}); nothing was changed")
+    return int(meta["version"])
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> int:
+    """Bring an older spool to SPOOL_VERSION in one transaction; returns the version it is now.
+    1 -> 2: meters gain `scheme` (field meters); every meter of a version 1 spool is an ed25519 one."""
+    if version == SPOOL_VERSION:
+        return version
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"ALTER TABLE meters ADD COLUMN scheme TEXT NOT NULL DEFAULT '{ED25519}'")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'version'", (str(SPOOL_VERSION),))
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise SpoolError(f"spool {path} (version {version}) cannot be migrated to version {SPOOL_VERSION}: "
+                         f"{e}") from None
+    return SPOOL_VERSION
 
 
 def _create_file(path: Path) -> None:

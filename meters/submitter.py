@@ -32,6 +32,10 @@ finalized head says so: `energy_meter(meter, at=finalized)` has `lastReading.seq
 (`metering.interval_energy(meter, interval)`) carries `hash`. A different hash under our seq or
 interval means another device signed with this meter's key: the reading is rejected as a conflict.
 
+**Field meters.** A field meter's record (OCMF, SML/EDL40, DLMS) travels the same way: spooled
+byte for byte, sent as `field_meters.submit_record(meter, record)`, its seq the format's counter,
+confirmed by the same rule (the chain keeps keccak-256 of the record as the reading hash).
+
 **Timing.** A reading is sent once the chain's own time (its best block's timestamp) has passed the
 interval's end: one sent early is refused and its bytes banned for 30 minutes. A reading whose
 settlement window closed before it could be sent is checked against the chain, then rejected
@@ -55,7 +59,8 @@ from meters.readings import (
     ReadingExtrinsics,
     rules_from_metadata,
 )
-from meters.spool import Spool, SpoolError
+from meters.record_sources import RecordExtrinsics
+from meters.spool import ED25519, Spool, SpoolError
 from primitives import codec
 from primitives.hashing import keccak256
 from rpc.client import AsyncClient, RpcError
@@ -116,6 +121,8 @@ class PendingReading:
     #: the chain's plausibility flag for it, from the finalized state that confirmed it (None: not
     #: known); a reading flagged False was accepted but is never settled
     plausible: bool | None = None
+    #: the meter's scheme: ed25519 (a reading the gateway signed) or a field meter's (its own record)
+    scheme: str = ED25519
 
     def __post_init__(self) -> None:
         if not self.hash:
@@ -178,6 +185,7 @@ class Submitter:
         self.rules: ChainRules | None = None
         self.metadata: dict | None = None
         self._wrap: ReadingExtrinsics | None = None
+        self._record_wrap: RecordExtrinsics | None = None     # None: the runtime has no field_meters
         self._storage: dict[str, Any] = {}
         self.view = _ChainView()
         self.queues: dict[bytes, deque[PendingReading]] = {}
@@ -241,6 +249,10 @@ class Submitter:
             storage = _storage_layout(metadata)
         except (ReadingError, ValueError, KeyError) as e:
             raise ChainMismatch(f"{ep.url}: {e}") from None
+        try:
+            record_wrap: RecordExtrinsics | None = RecordExtrinsics(metadata)
+        except (ValueError, KeyError):
+            record_wrap = None
         if self.rules is None or self.rules != rules:
             for note in notes:
                 log.warning("%s", note)
@@ -249,6 +261,7 @@ class Submitter:
         except SpoolError as e:
             raise ChainMismatch(str(e)) from None
         self.rules, self.metadata, self._wrap, self._storage = rules, metadata, wrap, storage
+        self._record_wrap = record_wrap
 
     async def _call(self, op: Callable[[AsyncClient], Awaitable[T]]) -> T:
         """Run `op` on the active endpoint, failing over to the others in turn."""
@@ -394,8 +407,10 @@ class Submitter:
                 return (p.get("constants") or {}).get(name)
         return None
 
-    async def _last_readings(self, meters: list[bytes]) -> dict[bytes, dict | None]:
-        """`energy_meter(meter, at=finalized)["lastReading"]` for each meter (None: none yet)."""
+    async def energy_meters(self, meters: list[bytes]) -> dict[bytes, dict | None]:
+        """`energy_meter(meter, at=finalized)` for each meter: its certificate, scheme (with a field
+        meter's device id and registers) and last reading; None for a meter the chain does not
+        know. Raises Unreachable."""
         out: dict[bytes, dict | None] = {}
         at = "0x" + (self.view.finalized_hash or b"").hex()
         for chunk in _chunks(meters, self.batch_size):
@@ -404,8 +419,12 @@ class Submitter:
             for m, r in zip(chunk, results):
                 if isinstance(r, RpcError):
                     raise Unreachable([(self.active_url, r)])
-                out[m] = r.get("lastReading") if isinstance(r, dict) else None
+                out[m] = r if isinstance(r, dict) else None
         return out
+
+    async def _last_readings(self, meters: list[bytes]) -> dict[bytes, dict | None]:
+        """`energy_meter(meter, at=finalized)["lastReading"]` for each meter (None: none yet)."""
+        return {m: (r or {}).get("lastReading") for m, r in (await self.energy_meters(meters)).items()}
 
     async def _on_chain(self, readings: list[PendingReading]) -> dict[tuple[bytes, int], str]:
         """Which of `readings` the finalized state holds: (meter, seq) -> "final" or "conflict" (our
@@ -576,14 +595,26 @@ class Submitter:
                                      f"chain time {closed} before a node took the reading")))
         self._reject(rejected)
 
+    def _extrinsic(self, p: PendingReading) -> bytes | None:
+        """The extrinsic carrying a reading: metering.submit_reading around the gateway's signed
+        reading, or field_meters.submit_record around a field meter's record (None: the node's
+        runtime takes no field meter records)."""
+        assert self._wrap is not None
+        if p.scheme == ED25519:
+            return self._wrap.wrap(p.signed)
+        return None if self._record_wrap is None else self._record_wrap.wrap(p.meter, p.signed)
+
     async def _send(self, readings: list[PendingReading]) -> None:
         assert self._wrap is not None
-        wrap = self._wrap
+        no_pallet = [p for p in readings if self._extrinsic(p) is None]
+        if no_pallet:
+            raise ChainMismatch(f"{self.active_url}: the node's runtime has no field_meters pallet, so it cannot "
+                                f"take the records of field meter 0x{no_pallet[0].meter.hex()}")
         to_check: list[tuple[PendingReading, str]] = []
         attempts: list[tuple[bytes, int, str | None]] = []
         rejected: list[tuple[PendingReading, str]] = []
         for chunk in _chunks(readings, self.batch_size):
-            calls = [("author_submitExtrinsic", ["0x" + wrap.wrap(p.signed).hex()]) for p in chunk]
+            calls = [("author_submitExtrinsic", ["0x" + (self._extrinsic(p) or b"").hex()]) for p in chunk]
             results = await self._call(lambda c, calls=calls: c.batch(calls))
             pool_full = False
             gen = self.view.generation

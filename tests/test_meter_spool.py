@@ -87,6 +87,43 @@ def test_append_is_all_or_nothing_and_guards_seq_interval_and_registers(spool_pa
             assert s.meter(M1).next_seq == 2, what
 
 
+def _as_version_1(path: Path) -> None:
+    """Turn a spool into what version 1 wrote: no `scheme` column on meters, version 1 in meta."""
+    c = sqlite3.connect(path)
+    c.execute("ALTER TABLE meters DROP COLUMN scheme")
+    c.execute("UPDATE meta SET value = '1' WHERE key = 'version'")
+    c.commit()
+    c.close()
+
+
+def test_a_version_1_spool_is_read_as_it_is_and_migrated_on_a_writable_open(spool_path):
+    with Spool.open(spool_path) as s:
+        s.add_meters({M1: {"kind": "simulated", "index": 0}})
+        s.bind_chain(GENESIS, I, 60, 4)
+        s.append([reading(M1, 1, I, 100), reading(M1, 2, 2 * I, 150)])
+        s.reject([(M1, 1, "Custom: the meter is suspended")])
+    _as_version_1(spool_path)
+    before = digest(spool_path)
+    with Spool.open(spool_path, readonly=True) as s:           # inspection changes nothing
+        assert s.version == 1 and s.meter(M1).scheme == "ed25519-gridchain"
+        assert [r.seq for r in s.readings()] == [1, 2]
+    assert digest(spool_path) == before
+    r = run_gridchain("meter", "spool", str(spool_path), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["meters"][0]["scheme"] == "ed25519-gridchain", r.stderr
+    with Spool.open(spool_path) as s:                          # the gateway's open migrates, keeping everything
+        assert s.version == 2 and s.meta()["version"] == "2"
+        m1 = s.meter(M1)
+        assert (m1.scheme, m1.next_seq, m1.rejected) == ("ed25519-gridchain", 3, 1)
+        assert m1.source == {"kind": "simulated", "index": 0}
+        assert [(r.seq, r.state, r.signed) for r in s.readings()] == [(1, REJECTED, b"signed-1"),
+                                                                       (2, PENDING, b"signed-2")]
+        assert s.chain()["genesisHash"] == GENESIS
+        s.append([reading(M1, 3, 3 * I, 160)])
+        s.add_meters({M2: {}}, {M2: "ocmf"})
+    with Spool.open(spool_path) as s:
+        assert s.meter(M2).scheme == "ocmf" and [r.seq for r in s.pending()] == [2, 3]
+
+
 def test_a_writer_killed_mid_stream_loses_no_committed_reading(spool_path):
     """A child process spools readings as fast as it can and reports each committed seq; SIGKILL
     arrives at an arbitrary point. Everything reported is there, the counters match the readings,
