@@ -5,7 +5,6 @@ strictly, and mutated APDUs only ever raise MeterRecordError."""
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
 from pathlib import Path
 
@@ -18,18 +17,12 @@ from hypothesis import strategies as st
 from primitives.meter_formats import dlms
 from primitives.meter_formats.ecdsa import _CURVE_CLASSES, CURVE_ORDERS, load_public_key, verify_record
 from primitives.meter_formats.record import MAX_RECORD_BYTES, MeterRecordError
+from tests.meter_vectors import load_module
 
 HERE = Path(__file__).resolve().parent / "vectors" / "dlms"
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("make_dlms_vectors", HERE / "make_vectors.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = load_module(HERE / "make_vectors.py", "make_dlms_vectors")
 DOCUMENT = json.loads((HERE / "vectors.json").read_text(encoding="utf-8"))
 CASES = DOCUMENT["cases"]
 BY_ID = {c["id"]: c for c in CASES}

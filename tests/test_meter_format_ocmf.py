@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,21 +18,13 @@ from hypothesis import strategies as st
 from primitives.meter_formats import ocmf
 from primitives.meter_formats.ecdsa import load_public_key, verify_record
 from primitives.meter_formats.record import MAX_RECORD_BYTES, MeterRecordError
+from tests.meter_vectors import load_cases, reference_verifier
 
-VECTORS_DIR = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "meter-signatures"
-CASES = [c for c in json.loads((VECTORS_DIR / "vectors.json").read_text(encoding="utf-8"),
-                              parse_float=decimal.Decimal) if c["format"] == "ocmf"]
+CASES = [c for c in load_cases(parse_float=decimal.Decimal) if c["format"] == "ocmf"]
 BY_ID = {c["id"]: c for c in CASES}
 
 
-def _reference():
-    spec = importlib.util.spec_from_file_location("verify_reference", VECTORS_DIR / "verify_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-REFERENCE = _reference()
+REFERENCE = reference_verifier()
 
 
 def verdict(raw: bytes, key_bytes: bytes, key_curve: str | None) -> tuple[str, str]:

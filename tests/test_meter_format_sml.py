@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import importlib.util
-import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -18,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from primitives.meter_formats import edl40, sml
+from tests.meter_vectors import load_cases, reference_verifier
 from primitives.meter_formats.ecdsa import load_public_key, verify_record
 from primitives.meter_formats.record import MAX_RECORD_BYTES, MeterRecord, MeterRecordError
 
-VECTORS_DIR = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "meter-signatures"
 FORMATS = ("edl40-sml", "edl40-signed-meter-value", "isa-edl40p-sml")
-CASES = [c for c in json.loads((VECTORS_DIR / "vectors.json").read_text(encoding="utf-8"))
+CASES = [c for c in load_cases()
          if c["format"] in FORMATS]
 BY_ID = {c["id"]: c for c in CASES}
 SML_CASES = [c for c in CASES if "transmitted_hex" in c]
@@ -31,14 +28,7 @@ XML_CASES = [c for c in CASES if c["format"] == "edl40-signed-meter-value"]
 PARSED_CASES = [c for c in CASES if c["id"] != "isa-edl40p-data-fail"]   # the one refused at parse
 
 
-def _reference():
-    spec = importlib.util.spec_from_file_location("verify_reference", VECTORS_DIR / "verify_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-REFERENCE = _reference()
+REFERENCE = reference_verifier()
 
 
 def raw_of(case: dict) -> bytes:

@@ -1,6 +1,6 @@
 """`gridchain meter verify` over real meters' signed records and over our own test meters' records.
 
-Every case in ../shared/vectors/meter-signatures/vectors.json must get its expected verdict: exit 0
+Every case in tests/vectors/meter-signatures/vectors.json must get its expected verdict: exit 0
 for valid, 1 for invalid, and the same verdict in --json. The vectors are real signed records from
 OCMF chargers and EDL40/SML meters (and a few variants derived from them); their source:
 
@@ -9,7 +9,7 @@ OCMF chargers and EDL40/SML meters (and a few variants derived from them); their
   Bereich der Elektromobilität. Licensed under the Apache License, Version 2.0.
   (Derived cases, "derived": true, are modifications of the case named in "derived_from".)
 
-This file reads them from the shared folder and ships no vector text of its own.
+The vectors and their README (source, licence, attribution) are shipped in tests/vectors/meter-signatures/.
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from node_process import run_gridchain
 
 from meters.cli import meter
 from meters.field_meters import EDL40_COMMISSIONED_AT, DlmsTestMeter, OcmfTestMeter, SmlTestMeter
+from tests.meter_vectors import load_cases
 from primitives.meter_formats import sml
 
-VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "meter-signatures" / "vectors.json"
-VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text())
+VECTORS: list[dict[str, Any]] = load_cases()
 
 #: The --format each vector's format is verified under (EDL40 XML and ISA-EDL-40P are SML/EDL40 too).
 FORMAT_OF = {"ocmf": "ocmf", "edl40-sml": "sml-edl40", "edl40-signed-meter-value": "sml-edl40",
