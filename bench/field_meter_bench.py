@@ -449,7 +449,7 @@ def report(ks: list[Kind], measured: dict[str, Measured], raw: dict[str, float],
         print(f"  W_VERIFY[{c}] = {field_meters.W_VERIFY[c]:,}: measured {1e9 / raw[c]:,.0f} ns per verify")
     base = system.Config.base_extrinsic_weight
     print(f"  the rest of a record (node process, all in: decode, parse, checks, storage, trie, commit), "
-          f"against base_extrinsic_weight {base:,} + W_RECORD_BASE {field_meters.W_RECORD_BASE:,} "
+          f"against base_extrinsic_weight {base:,} + W_RECORD_BASE of its scheme "
           f"(+ W_MINT {certificates.W_MINT:,} with export):")
     for k in ks:
         m = measured[k.name]
@@ -463,7 +463,7 @@ def report(ks: list[Kind], measured: dict[str, Measured], raw: dict[str, float],
                   f"worker, against {base:,} + W_READING {metering.W_READING:,} + {mint:,} = {charged:,} "
                   f"(W_READING includes the verify)")
             continue
-        charged = base + field_meters.W_RECORD_BASE + mint
+        charged = base + field_meters.W_RECORD_BASE[k.scheme] + mint
         print(f"    {k.name}: {cpu_ns:,.0f} ns against {charged:,} (ratio {cpu_ns / charged:.2f}); the "
               f"measured cost implies W_RECORD_BASE ~ {cpu_ns - base - mint:,.0f}"
               + (f" ({median(x.cpu_us for x in m.warm) * 1000 - base - mint:,.0f} with records parsed "

@@ -35,6 +35,8 @@ keccak-256 of the record as the reading hash): a field meter costs no more state
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from pallets import grid, metering, timestamp
 from primitives.codec import BYTES, U8, U32, U64, Bytes, Text, struct
 from primitives.hashing import keccak256
@@ -76,12 +78,13 @@ RECORD_FORMATS = {SCHEME_OCMF: ("ocmf",), SCHEME_SML: ("sml-edl40", "isa-edl40p-
 #: units a register may be in, as the power of ten that makes them Wh
 UNIT_EXPONENTS = {"Wh": 0, "kWh": 3}
 
-#: weights, nanoseconds of reference compute: parsing, metering's storage work, and one ECDSA
-#: verify in the node's workers, by curve (measured by bench/field_meter_bench.py; a brainpool
-#: verify costs several P-256 ones)
-W_RECORD_BASE = 80_000
-W_VERIFY = {"secp256r1": 60_000, "secp256k1": 250_000, "brainpoolP256r1": 250_000,
-            "secp384r1": 350_000, "brainpoolP384r1": 650_000}
+#: weights, nanoseconds of reference compute, measured by bench/field_meter_bench.py on the cold
+#: path (a syncing node has parsed nothing): parsing, validation and metering's storage work per
+#: scheme, plus one ECDSA verify in the node's workers per curve (a brainpool verify costs about
+#: five P-256 ones)
+W_RECORD_BASE = {SCHEME_OCMF: 250_000, SCHEME_SML: 250_000, SCHEME_DLMS: 170_000}
+W_VERIFY = {"secp256r1": 70_000, "secp256k1": 320_000, "brainpoolP256r1": 330_000,
+            "secp384r1": 520_000, "brainpoolP384r1": 720_000}
 W_CERTIFY = metering.W_CERTIFY + 20_000
 W_REPLACE = metering.W_REPLACE + 20_000
 
@@ -175,13 +178,14 @@ def parse_record(scheme: int, record: bytes) -> MeterRecord:
 # --- record validation (pool and block) --------------------------------------------------------
 class _Parsed:
     """Records parsed recently, by (scheme, bytes): a record is parsed for its weight, its
-    signature check and its validation, and again at import; parsing is pure, so one parse serves
-    them all. Bounded; cleared whole when full."""
+    signature check and its validation in the pool, and again at import; parsing is pure, so one
+    parse serves them all. The least recently used go first past `MAX` (more than a block holds,
+    so a block's records stay parsed from its decoding to its execution)."""
 
-    MAX = 4096
+    MAX = 8192
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[int, bytes], MeterRecord | MeterRecordError] = {}
+        self._cache: OrderedDict[tuple[int, bytes], MeterRecord | MeterRecordError] = OrderedDict()
 
     def get(self, scheme: int, record: bytes) -> MeterRecord:
         key = (scheme, record)
@@ -191,9 +195,11 @@ class _Parsed:
                 hit = parse_record(scheme, record)
             except MeterRecordError as e:
                 hit = e
-            if len(self._cache) >= self.MAX:
-                self._cache.clear()
             self._cache[key] = hit
+            if len(self._cache) > self.MAX:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
         if isinstance(hit, MeterRecordError):
             raise hit
         return hit
@@ -398,7 +404,8 @@ def _record_weight(meter: bytes, record: bytes) -> int:
             curve = _parsed.get(scheme, record).curve
         except MeterRecordError:
             pass
-    return W_RECORD_BASE + W_VERIFY.get(curve, max(W_VERIFY.values())) + metering.W_MINT_AND_MISSED
+    base = W_RECORD_BASE.get(scheme, max(W_RECORD_BASE.values()))
+    return base + W_VERIFY.get(curve, max(W_VERIFY.values())) + metering.W_MINT_AND_MISSED
 
 
 @pallet.call(2, weight=_record_weight, origin=NONE)
@@ -413,7 +420,8 @@ def submit_record(origin: Origin, meter: MeterId, record: BYTES) -> PostInfo:
     extra = metering.record_reading(meter, checked, counter, interval_start, import_wh, export_wh,
                                     keccak256(record))
     deposit_event(RecordAccepted(meter, counter, interval_start))
-    return PostInfo(actual_weight=W_RECORD_BASE + W_VERIFY.get(field_meters.get(meter).curve, 0) + extra)
+    fm = field_meters.get(meter)
+    return PostInfo(actual_weight=W_RECORD_BASE[fm.scheme] + W_VERIFY[fm.curve] + extra)
 
 
 # --- genesis ---------------------------------------------------------------------------------

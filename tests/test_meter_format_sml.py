@@ -630,3 +630,23 @@ def test_mutated_signed_meter_values_only_raise_meter_record_errors(case, mutati
 def test_arbitrary_bytes_after_the_start_sequence_only_raise_meter_record_errors(tail):
     for raw in (sml.START + tail, sml.frame(tail)):
         parse_and_verify(sml.parse, raw, bytes.fromhex(VALID_SML[0]["public_key_hex"]))
+
+
+def _crc16_x25_bitwise(data: bytes) -> int:
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
+
+
+def test_crc16_x25_is_the_catalogued_crc():
+    # the CRC catalogue's check value of CRC-16/X-25 (also called CRC-16/IBM-SDLC) over "123456789"
+    assert sml.crc16_x25(b"123456789") == 0x906E
+    assert sml.crc16_x25(b"") == 0x0000
+
+
+@given(st.binary(max_size=1200))
+def test_crc16_x25_equals_the_bitwise_definition(data):
+    assert sml.crc16_x25(data) == _crc16_x25_bitwise(data)

