@@ -405,3 +405,17 @@ def test_a_dlms_apdu_with_trailing_bytes_is_refused(chain):
     goto(chain, after(T))
     e = refused(chain, meter_id, meter.record(T + I, 1_000, 0) + b"\x00")
     assert e.kind is InvalidKind.CALL and FE.Malformed.message in e.reason
+
+
+def test_an_isa_edl40p_record_names_its_actual_value_once():
+    """ISA-EDL-40P signs an actual and a start value of the same register (F 255 and F 128): a
+    certificate naming 1-0:1.8.0 finds exactly the actual one (the public vector isa-edl40p-ok)."""
+    from primitives.meter_formats import sml  # noqa: PLC0415
+    from tests.meter_vectors import load_cases  # noqa: PLC0415
+    case = next(c for c in load_cases() if c["id"] == "isa-edl40p-ok")
+    record = sml.parse(bytes.fromhex(case["transmitted_hex"]))
+    assert [r.obis for r in record.readings] == ["1-0:1.8.0", "1-0:1.8.0*128"]
+    actual = next(r for r in case["readings"] if r["obis"] == "1-0:1.8.0*255")
+    raw, scaler = actual["register_value_raw"], actual["scaler"]
+    expected_wh = raw * 10**scaler if scaler >= 0 else raw // 10**-scaler
+    assert field_meters._register_wh(record, "1-0:1.8.0")[0] == expected_wh

@@ -113,13 +113,16 @@ class SignedList:
 
 
 def obis_text(obis: bytes) -> str:
-    """The canonical "A-B:C.D.E" of a 6-byte OBIS name (F dropped, as RegisterValue keeps it)."""
-    a, b, c, d, e = obis[:5]
-    return f"{a}-{b}:{c}.{d}.{e}"
+    """The canonical OBIS code of a 6-byte OBIS name, as `ocmf.canonical_obis` spells codes:
+    "A-B:C.D.E", with "*F" only when F is not 255 (the current value). So ISA-EDL-40P's start
+    value `01 00 01 08 00 80` is "1-0:1.8.0*128", distinct from its actual value "1-0:1.8.0"."""
+    a, b, c, d, e, f = obis[:6]
+    return f"{a}-{b}:{c}.{d}.{e}" + ("" if f == 255 else f"*{f}")
 
 
 def _obis_full(obis: bytes) -> str:
-    return f"{obis_text(obis)}*{obis[5]}"
+    a, b, c, d, e, f = obis[:6]
+    return f"{a}-{b}:{c}.{d}.{e}*{f}"
 
 
 def emoc_status(word: int) -> int:
