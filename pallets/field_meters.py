@@ -20,9 +20,10 @@ ed25519 ones (`signature_of_unsigned`), and then the record is mapped onto the m
 reading rules (`metering.check_values`):
   - the record's format is the meter's scheme, and its id is the certified one;
   - the certified import and export registers are in it, each exactly once, in Wh or kWh;
-  - values become whole Wh by flooring (registers are cumulative, so what a reading floors away
-    is counted by a later one: over any run of readings the energy recorded is the metered
-    energy, floored once; nobody is paid or charged for energy that was not metered);
+  - values become whole Wh by flooring each cumulative register: what a reading floors away is
+    counted by a later one, so over any run of readings the energy recorded, floor(last) -
+    floor(first), is within 1 Wh of the energy metered, and one interval's delta is at most the
+    fraction of a Wh carried from before it above that interval's own energy;
   - the record's time (the registers' time) is an interval's end, within `time_tolerance_s`;
     the record closes that interval;
   - the format's own counter (OCMF pagination, SML pagination, DLMS invoke-id) is the reading's
@@ -131,7 +132,8 @@ class Error(PalletError):
     UnknownScheme = "the scheme is 1 (ocmf), 2 (sml-edl40) or 3 (dlms-general-signing)"
     CurveNotAllowed = "the scheme does not allow this curve"
     BadPublicKey = "the public key is malformed, not in canonical form, or not a point on its curve"
-    BadDeviceId = "a field meter needs the id its records carry (OCMF serial, SML server id, DLMS system title)"
+    BadDeviceId = ("a field meter needs the id its records carry: its OCMF serial, its SML server id "
+                   "(10 bytes in hex) or its DLMS system title (8 bytes in hex)")
     BadObis = "a register's OBIS code must be canonical (A-B:C.D.E) or empty, and at least one given"
     NotFieldMeter = "no field meter with this id is certified"
     RecordTooLarge = "the record is larger than max_record_bytes"
@@ -335,10 +337,22 @@ def _field_meter(scheme: int, public_key: bytes, curve: str, device_id: str, imp
     except MeterRecordError:
         fail(Error.BadPublicKey)
     ensure(key.curve in ALLOWED_CURVES[scheme], Error.CurveNotAllowed)
-    ensure(device_id != "", Error.BadDeviceId)
+    device_id = _canonical_device_id(scheme, device_id)
     ensure(_obis_ok(import_obis) and _obis_ok(export_obis), Error.BadObis)
     ensure(import_obis != "" or export_obis != "", Error.BadObis)
     return FieldMeter(scheme, key.curve, key.sec1, device_id, import_obis, export_obis)
+
+
+def _canonical_device_id(scheme: int, device_id: str) -> str:
+    """The id as records carry it: an SML server id or DLMS system title as lower-case hex without
+    separators ("0A 01 45 4D ..." certifies as "0a01454d..."), an OCMF serial as given."""
+    if scheme in (SCHEME_SML, SCHEME_DLMS):
+        text = "".join(device_id.split()).lower().removeprefix("0x")
+        expected = 10 if scheme == SCHEME_SML else 8
+        ensure(len(text) == 2 * expected and all(c in "0123456789abcdef" for c in text), Error.BadDeviceId)
+        return text
+    ensure(device_id != "", Error.BadDeviceId)
+    return device_id
 
 
 def _obis_ok(obis: str) -> bool:

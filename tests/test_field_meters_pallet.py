@@ -419,3 +419,23 @@ def test_an_isa_edl40p_record_names_its_actual_value_once():
     raw, scaler = actual["register_value_raw"], actual["scaler"]
     expected_wh = raw * 10**scaler if scaler >= 0 else raw // 10**-scaler
     assert field_meters._register_wh(record, "1-0:1.8.0")[0] == expected_wh
+
+
+@pytest.mark.parametrize("spelling", ["upper", "spaced", "0x"])
+def test_an_sml_server_id_certifies_in_any_hex_spelling(chain, spelling):
+    meter = SmlTestMeter(uri="//Bob//sml")
+    hex_id = meter.meter_id
+    given = {"upper": hex_id.upper(), "spaced": " ".join(hex_id[i:i + 2].upper() for i in range(0, 20, 2)),
+             "0x": "0x" + hex_id}[spelling]
+    args = list(certify_args(meter, **{k: v for k, v in registers_for(meter).items() if k != "kind"}))
+    args[3], args[8] = given, 0
+    result = chain.block(chain.xt(DSO, "field_meters", "certify", *args))
+    assert not events_named(result, RT, "system", "ExtrinsicFailed")
+    meter_id = field_meters.field_meter_id(2, meter.public_key_sec1())
+    assert chain.read(lambda: field_meters.get(meter_id)).device_id == hex_id
+    goto(chain, after(T))
+    chain.block(record_xt(meter_id, meter.record(T + I, 1_000)))
+    args[3] = "0a01"      # too short for a server id
+    result = chain.block(chain.xt(DSO, "field_meters", "certify", *args))
+    (failed,) = events_named(result, RT, "system", "ExtrinsicFailed")
+    assert failed[0][2] == FE.BadDeviceId.message
