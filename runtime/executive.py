@@ -344,9 +344,23 @@ class ValidationContext:
                     out.append((d.hash, e))
         for i, ok in zip(check_at, collect()):
             if not ok:
-                out[i] = (out[i][0], InvalidTransaction(
-                    InvalidKind.BAD_PROOF, "bad signature (wrong key, or signed for another chain or runtime version)"))
+                out[i] = (out[i][0], self._bad_signature(decoded[i][0], source))
         return out
+
+    def _bad_signature(self, d: Decoded, source: TransactionSource) -> TransactionValidityError:
+        """The verdict on a transaction whose batched signature check failed. An unsigned one (a
+        meter's reading or record) is judged again with its pallet checking the signature itself,
+        so the sender gets the pallet's own sentence; the extra check is paid only by bad ones."""
+        generic = InvalidTransaction(InvalidKind.BAD_PROOF,
+                                     "bad signature (wrong key, or signed for another chain or runtime version)")
+        if d.xt.signature is not None:
+            return generic
+        try:
+            with externalities(self.overlay):
+                self._validate(d, source, None)
+        except TransactionValidityError as e:
+            return e
+        return generic
 
     def validate(self, d: Decoded, source: TransactionSource,
                  signature_ok: bool | None = None) -> ValidTransaction:

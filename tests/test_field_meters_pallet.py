@@ -439,3 +439,21 @@ def test_an_sml_server_id_certifies_in_any_hex_spelling(chain, spelling):
     result = chain.block(chain.xt(DSO, "field_meters", "certify", *args))
     (failed,) = events_named(result, RT, "system", "ExtrinsicFailed")
     assert failed[0][2] == FE.BadDeviceId.message
+
+
+def test_a_record_whose_batched_signature_check_fails_gets_the_pallets_sentence(chain):
+    """The node checks record signatures in its worker batch; a refused one is still answered with
+    the field_meters pallet's own error, as a meter vendor's guide promises."""
+    meter = OcmfTestMeter("secp256r1", uri="//Bob//ocmf")
+    meter_id = certify(chain, meter)
+    goto(chain, after(T))
+    tampered = meter.record(T + I, 10_000, 5_000).replace(b'"RV":10.000', b'"RV":19.000', 1)
+    ctx = RT.validation_context(chain.state, chain.hashes[-1], chain.number)
+
+    def verify_in_batch(checks):
+        oks = [c.verify() for c in checks]
+        return lambda: oks
+    ((_h, verdict),) = ctx.validate_batch([record_xt(meter_id, tampered)], TransactionSource.EXTERNAL,
+                                          verify_in_batch)
+    assert isinstance(verdict, InvalidTransaction) and verdict.kind is InvalidKind.BAD_PROOF
+    assert FE.BadSignature.message in verdict.reason
