@@ -18,6 +18,8 @@ BENCHES = [
     ("market", ["bench.market_bench"]),
     ("storage commit", ["bench.storage_bench"]),
     ("RPC", ["bench.rpc_bench"]),
+    ("RPC under abuse", ["bench.rpc_abuse"]),
+    ("worker processes after a SIGKILL", ["bench.orphan_exit"]),
     ("node memory", ["bench.node_memory"]),
     ("settlement of one interval", ["bench.settlement_bench"]),
     ("BLS finality signatures", ["bench.bls_bench"]),
