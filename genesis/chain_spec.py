@@ -157,12 +157,15 @@ def local_spec(validators: int = 4) -> dict:
 @dataclass(frozen=True)
 class Household:
     """A simulated household of a neighbourhood chain: its account is the secret URI `//<name>`,
-    its meter `//<name>//meter` (bidirectional for a prosumer, import-only for a consumer)."""
+    its meter `//<name>//meter` (bidirectional for a prosumer, import-only for a consumer), or, with
+    `field_meter`, a field meter that signs its own records: the field_meters genesis entry's
+    certificate part (scheme, public_key, curve, device_id, import_obis, export_obis)."""
 
     name: str
     prosumer: bool
     zone: int
     rated_power_w: int
+    field_meter: dict | None = None
 
 
 #: what each neighbourhood household holds at genesis: 1,000 GRID for fees, 2,000 GEUR to trade with
@@ -174,7 +177,8 @@ CAPACITY_PER_HOUSEHOLD_W = 8_000
 
 def neighbourhood_spec(validators: int, households: list[Household], clock: dict | None = None) -> dict:
     """The local testnet (`validators` BFT validators, the dev registrar, DSO and issuer) with
-    `households` licensed, metered and funded at genesis, and optionally an accelerated chain clock
+    `households` licensed, metered (gridchain's ed25519 meters, or field meters certified through the
+    field_meters genesis config) and funded at genesis, and optionally an accelerated chain clock
     (`consensus.timeWarp`, see primitives.chain_clock) for simulated days."""
     spec = local_spec(validators)
     spec["name"], spec["id"] = "Neighbourhood", "neighbourhood"
@@ -186,7 +190,13 @@ def neighbourhood_spec(validators: int, households: list[Household], clock: dict
         {"address": a, "roles": ["prosumer" if h.prosumer else "consumer"]} for h, a in zip(households, addresses)]
     config["metering"]["meters"] += [
         {"meter": "0x" + Keypair.from_uri(f"//{h.name}//meter").public_key.hex(), "owner": a, "zone": h.zone,
-         "kind": 2 if h.prosumer else 0, "rated_power_w": h.rated_power_w} for h, a in zip(households, addresses)]
+         "kind": 2 if h.prosumer else 0, "rated_power_w": h.rated_power_w}
+        for h, a in zip(households, addresses) if h.field_meter is None]
+    field_meters = [{**h.field_meter, "owner": a, "zone": h.zone, "kind": 2 if h.prosumer else 0,
+                     "rated_power_w": h.rated_power_w}
+                    for h, a in zip(households, addresses) if h.field_meter is not None]
+    if field_meters:
+        config.setdefault("field_meters", {"meters": []})["meters"] += field_meters
     config["balances"]["balances"] += [[a, HOUSEHOLD_NATIVE_BALANCE] for a in addresses]
     config["balances"]["assets"][0]["balances"] += [[a, HOUSEHOLD_STABLE_BALANCE] for a in addresses]
     grid = config["grid"]

@@ -162,6 +162,8 @@ class Gateway:
         self._coarse_logged: set[bytes] = set()
         self._implausible: list[PendingReading] = []   # final and flagged, not yet logged
         self._suspended_logged: set[bytes] = set()
+        #: called with every reading or record found final (after `on_final`)
+        self.final_observers: list[Callable[[PendingReading, float | None], None]] = []
         self._opened = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -537,6 +539,8 @@ class Gateway:
             self.stats.lags.append((self.rules.interval_end(p.interval_start), chain_now, time.time()))
         if self._user_on_final is not None:
             self._user_on_final(p, chain_now)
+        for observe in self.final_observers:
+            observe(p, chain_now)
 
     def summary(self) -> dict[str, Any]:
         s, sub = self.stats, self.submitter.stats

@@ -6,7 +6,11 @@ JSON-RPC. The simulator runs three things side by side on the chain's clock (rea
 accelerated clock of a demo chain, primitives/chain_clock.py):
 
 - the households' meters, through the meter SDK's gateway (meters/gateway.py): a signed reading per
-  meter at every interval end, spooled durably until final;
+  meter at every interval end, spooled durably until final. Most households have one of gridchain's
+  own ed25519 meters; some have a meter of a kind installed in the field (`meter_kind_for`: OCMF,
+  SML/EDL40, DLMS), a test meter (meters/field_meters.py) that signs each interval's registers in
+  its own format, and whose record the gateway forwards untouched, as `gridchain meter run --source
+  ocmf:|sml:|dlms:` does (`SimulatedRecordSource`);
 - each household's energy manager, revising its standing orders once an hour;
 - a reporter that reads the chain's trades after each hour (`energy_intervalTrades`, every page)
   and, at the end, waits for settlement of the whole day and sums it up.
@@ -24,10 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meters.gateway import Gateway, GatewayMeter
-from meters.household import Household, HouseholdSpec, neighbourhood
+from meters.field_meters import DlmsTestMeter, OcmfTestMeter, SmlTestMeter
+from meters.gateway import FieldGatewayMeter, Gateway, GatewayMeter
+from meters.household import Household, HouseholdSpec, Registers, neighbourhood
+from meters.record_sources import SourceRecord, field_meter_id
 from meters.sources import SimulatedSource
-from meters.spool import Spool
+from meters.spool import ED25519, Spool
+from meters.submitter import PendingReading
 from meters.strategy import ASK, BID, Prices, household_prices, revision, wanted
 from primitives.chain_clock import ChainClock
 from primitives.keys import Keypair
@@ -44,6 +51,11 @@ RETAIL_PRICE_PER_KWH = 300_000
 MAX_IN_FLIGHT = 32
 #: statuses after which a trade changes no more
 FINAL_STATUSES = ("settled", "refunded")
+#: meter kinds (the chain's scheme names) in the order reports list them, with their short names
+METER_KINDS = {ED25519: "ed25519", "ocmf": "OCMF", "sml-edl40": "SML/EDL40", "dlms-general-signing": "DLMS"}
+#: the registers a field meter of each kind is certified with (an EDL40 block signs one: import)
+FIELD_REGISTERS = {"ocmf": ("1-0:1.8.0", "1-0:2.8.0"), "sml-edl40": ("1-0:1.17.0", ""),
+                   "dlms-general-signing": ("1-0:1.8.0", "1-0:2.8.0")}
 
 
 @dataclass
@@ -62,15 +74,66 @@ class SimHousehold:
     standing: dict[int, tuple[int, int]] = field(default_factory=dict)   # side -> (standing id, Wh)
     #: one transaction of a household at a time: its nonces must reach the node in order
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    #: a field meter (OCMF, SML/EDL40 or DLMS test meter) in place of the ed25519 one, or None
+    field_meter: OcmfTestMeter | SmlTestMeter | DlmsTestMeter | None = field(default=None, repr=False)
 
     @property
     def prosumer(self) -> bool:
         return self.spec.pv_pct > 0
 
+    @property
+    def meter_kind(self) -> str:
+        """The chain's scheme name for the household's meter."""
+        return ED25519 if self.field_meter is None else self.field_meter.scheme
+
+    @property
+    def meter_id(self) -> bytes:
+        """The household's meter on chain (its orders name it): the ed25519 key, or the field
+        meter's id, which the chain derives from its scheme and key."""
+        if self.field_meter is None:
+            return self.meter.public_key
+        return field_meter_id(self.field_meter.scheme, self.field_meter.public_key_sec1())
+
+    def field_certificate(self) -> dict | None:
+        """The field meter's certificate for the chain spec's field_meters genesis config (None for
+        an ed25519 meter): scheme, DER key, the id its records carry and its registers."""
+        m = self.field_meter
+        if m is None:
+            return None
+        import_obis, export_obis = FIELD_REGISTERS[m.scheme]
+        return {"scheme": m.scheme, "public_key": "0x" + m.public_key_der().hex(), "curve": "",
+                "device_id": m.meter_id, "import_obis": import_obis, "export_obis": export_obis}
+
+
+def meter_kind_for(number: int, prosumer: bool) -> str:
+    """The neighbourhood's mix of meters, by household number (1-based): most keep gridchain's
+    ed25519 meters; every 5th has an OCMF meter (P-256), every 7th a DLMS meter (security suite 1),
+    and every 6th an SML/EDL40 meter if it is import-only (an EDL40 block signs one register, so a
+    household with PV, which exports, cannot have one)."""
+    if number % 5 == 0:
+        return "ocmf"
+    if number % 7 == 0:
+        return "dlms-general-signing"
+    if number % 6 == 0 and not prosumer:
+        return "sml-edl40"
+    return ED25519
+
+
+def field_test_meter(kind: str, name: str) -> OcmfTestMeter | SmlTestMeter | DlmsTestMeter | None:
+    """The household's field test meter, its key derived from the household's name."""
+    if kind == "ocmf":
+        return OcmfTestMeter("secp256r1", uri=f"//{name}//ocmf")
+    if kind == "sml-edl40":
+        return SmlTestMeter(uri=f"//{name}//sml")
+    if kind == "dlms-general-signing":
+        return DlmsTestMeter(1, uri=f"//{name}//dlms")
+    return None
+
 
 def build_households(n: int, seed: int = 2011, zones: tuple[int, ...] = (1, 2)) -> list[SimHousehold]:
-    """n households named Household1..n, alternating over `zones`; the same n and seed always give
-    the same neighbourhood, so a chain spec and a simulator built apart agree on it."""
+    """n households named Household1..n, alternating over `zones`, with meters of the kinds
+    `meter_kind_for` gives; the same n and seed always give the same neighbourhood, so a chain spec
+    and a simulator built apart agree on it."""
     out = []
     for i, spec in enumerate(neighbourhood(n, seed)):
         name = f"Household{i + 1}"
@@ -78,8 +141,52 @@ def build_households(n: int, seed: int = 2011, zones: tuple[int, ...] = (1, 2)) 
             index=i, name=name, spec=spec, zone=zones[i % len(zones)],
             rated_power_w=10_000 if spec.pv_pct > 0 else 15_000, prices=household_prices(i, seed),
             household=Household(spec), account=Keypair.from_uri(f"//{name}"),
-            meter=Keypair.from_uri(f"//{name}//meter")))
+            meter=Keypair.from_uri(f"//{name}//meter"),
+            field_meter=field_test_meter(meter_kind_for(i + 1, spec.pv_pct > 0), name)))
     return out
+
+
+class SimulatedRecordSource:
+    """A field test meter on a simulated household: at each interval end of the chain's clock it
+    signs the household's registers in its own format, as the meter would emit its record, and hands
+    the record to the gateway (the same path as a record file, `meters.record_sources`).
+
+    Installed, with zero registers, at the start of the last interval that has ended when it is first
+    polled, as `SimulatedSource` installs an ed25519 meter; its installation, next interval and the
+    meter's counter are kept in the spool with the records."""
+
+    def __init__(self, meter: OcmfTestMeter | SmlTestMeter | DlmsTestMeter, spec: HouseholdSpec,
+                 interval_s: int = 900) -> None:
+        self.meter, self.spec, self.interval_s = meter, spec, interval_s
+        self.scheme = meter.scheme
+        self.description = f"simulated {meter.scheme} meter {meter.meter_id}"
+        self._registers: Registers | None = None
+        self._next: int | None = None            # start of the next interval to sign
+
+    def configure(self, state: dict[str, Any]) -> None:
+        if state.get("kind") == "simulated-records" and "installed_at" in state:
+            self._registers = Registers(Household(self.spec), int(state["installed_at"]))
+            self._next, self.meter.counter = int(state["next"]), int(state["counter"])
+
+    def state(self) -> dict[str, Any]:
+        if self._registers is None or self._next is None:
+            return {"kind": "simulated-records"}
+        return {"kind": "simulated-records", "installed_at": self._registers.installed_at, "next": self._next,
+                "counter": self.meter.counter}
+
+    def poll(self, now_s: float) -> list[SourceRecord]:
+        step = self.interval_s
+        if self._registers is None or self._next is None:
+            first = int(now_s) // step * step - step
+            self._registers, self._next = Registers(Household(self.spec), first), first
+        out = []
+        while self._next + step <= now_s:
+            end = self._next + step
+            import_wh, export_wh = self._registers.at(end)
+            record = self.meter.record(end, import_wh, export_wh)     # an EDL40 meter refuses export
+            out.append(SourceRecord(f"{self.description} at {end}", record))
+            self._next = end
+        return out
 
 
 @dataclass
@@ -96,6 +203,8 @@ class HourReport:
     self_consumed_wh: int = 0   # consumption met by the household's own PV
     best_block: int = 0
     finalized_block: int = 0
+    #: meter kind -> how many meters of that kind had a reading final during the hour
+    meters_reported: dict[str, int] = field(default_factory=dict)
 
     @property
     def local_share(self) -> float:
@@ -128,6 +237,8 @@ class Summary:
     tx_finality_ms: list[float] = field(default_factory=list)
     tx_failed: int = 0
     readings: dict[str, Any] = field(default_factory=dict)
+    #: meter kind -> (meters of that kind with a reading final on chain, meters of that kind)
+    meter_kinds: dict[str, tuple[int, int]] = field(default_factory=dict)
     wall_s: float = 0.0
 
     @property
@@ -167,7 +278,9 @@ def simulated_gateway(households: list[SimHousehold], urls: list[str], spool_pat
     reading its household's simulated registers, on the chain's clock, with a durable spool. With
     `last_reading_at` the meters take no reading for intervals ending after that chain time (the
     end of the simulated day), so what they deliver is the day's and nothing stays pending."""
-    meters = [GatewayMeter(h.meter, SimulatedSource(h.index, seed=seed, spec=h.spec)) for h in households]
+    meters: list[GatewayMeter | FieldGatewayMeter] = [
+        GatewayMeter(h.meter, SimulatedSource(h.index, seed=seed, spec=h.spec)) if h.field_meter is None
+        else FieldGatewayMeter(h.meter_id, SimulatedRecordSource(h.field_meter, h.spec)) for h in households]
 
     def meter_clock() -> float:
         now = clock.now_s()
@@ -212,6 +325,12 @@ class Simulator:
         self._sem = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.wallet: Wallet | None = None
         self._start_block = 0
+        self._hour_reported: dict[bytes, str] = {}      # meter -> kind, final since the last hour line
+        if gateway is not None:
+            gateway.final_observers.append(self._meter_final)
+
+    def _meter_final(self, p: PendingReading, _chain_now: float | None) -> None:
+        self._hour_reported[p.meter] = p.scheme
 
     @property
     def day_end(self) -> int:
@@ -242,6 +361,10 @@ class Simulator:
                 await meters
             if self.gateway is not None:
                 self.summary.readings = reading_figures(self.gateway, self.clock)
+                reported = list(self.gateway.stats.reported.values())
+                kinds = [h.meter_kind for h in self.households]
+                self.summary.meter_kinds = {k: (reported.count(k), kinds.count(k)) for k in METER_KINDS
+                                            if k in kinds}
             await self.client.close()
         self.summary.wall_s = time.monotonic() - t0
         return self.summary
@@ -293,7 +416,7 @@ class Simulator:
                 if action in ("set", "replace"):
                     price = h.prices.bid_per_kwh if side == BID else h.prices.ask_per_kwh
                     report = await self._timed(self.wallet.set_standing_order(
-                        h.account, side_name, price, quantity, zone=h.zone, meter=h.meter.public_key))
+                        h.account, side_name, price, quantity, zone=h.zone, meter=h.meter_id))
                     if report.result.get("standingId") is not None:
                         h.standing[side] = (report.result["standingId"], quantity)
             except (TimeoutError, RpcError, WalletError, OSError) as e:
@@ -337,6 +460,9 @@ class Simulator:
                 r.self_consumed_wh += c - imp
             r.best_block = await self._best_number()
             r.finalized_block = await self._finalized_number()
+            reported = list(self._hour_reported.values())
+            r.meters_reported = {k: reported.count(k) for k in METER_KINDS if k in reported}
+            self._hour_reported.clear()
             self.summary.consumption_wh += r.consumption_wh
             self.summary.generation_wh += r.generation_wh
             self.summary.self_consumed_wh += r.self_consumed_wh
@@ -392,7 +518,13 @@ def format_hour(r: HourReport, stable_decimals: int = 6) -> str:
     return (f"{_clock(r.start)}-{_clock(r.start + HOUR_S)}  trades {r.trades:4d}  traded {r.traded_wh / 1000:7.2f} kWh  "
             f"price {price} GEUR/kWh  fees {r.fees / unit:6.3f} GEUR  PV {r.generation_wh / 1000:6.2f} kWh  "
             f"load {r.consumption_wh / 1000:6.2f} kWh  local share {r.local_share:4.0%}  "
-            f"block #{r.best_block} (final #{r.finalized_block})")
+            f"block #{r.best_block} (final #{r.finalized_block})"
+            + (f"  meters {format_kinds(r.meters_reported)}" if r.meters_reported else ""))
+
+
+def format_kinds(counts: dict[str, Any]) -> str:
+    """Meter kinds with a count each, in METER_KINDS order: `ed25519 5, OCMF 1, SML/EDL40 1, DLMS 1`."""
+    return ", ".join(f"{METER_KINDS[k]} {counts[k]}" for k in METER_KINDS if k in counts)
 
 
 def format_summary(s: Summary, grid_fee_local: tuple[int, int] | None = None, stable_decimals: int = 6) -> list[str]:
@@ -422,5 +554,8 @@ def format_summary(s: Summary, grid_fee_local: tuple[int, int] | None = None, st
     ]
     if s.readings:
         rows.append(("meter readings", ", ".join(f"{k} {v}" for k, v in s.readings.items())))
+    if s.meter_kinds:
+        rows.append(("meters reported", format_kinds({k: f"{n}/{total}" for k, (n, total) in s.meter_kinds.items()})
+                     + " (of each kind: meters with a reading final on chain / meters)"))
     head = f"neighbourhood of {s.households} households, {s.hours} simulated hours in {s.wall_s:.0f} s"
     return [head] + [f"{label:<23} {text}" for label, text in rows]

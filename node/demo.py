@@ -5,8 +5,12 @@ What it does, in order:
    and a chain spec for it: the local testnet's validators, registrar (Alice), DSO (Dave, two
    feeders with grid-fee tariffs) and stablecoin issuer (Eve), with every household licensed,
    metered (a certified meter key per home) and funded at genesis, as a chain launched for an
-   existing neighbourhood would be. The spec carries an accelerated clock (primitives/chain_clock.py):
-   `speed` times real time through the simulated day, normal speed afterwards.
+   existing neighbourhood would be. Most households have gridchain's own ed25519 meters; some have
+   meters of kinds installed in the field (every 5th OCMF, every 7th DLMS, every 6th import-only one
+   SML/EDL40; meters/simulator.py `meter_kind_for`), test meters certified at genesis through the
+   field_meters config, whose own signed records the gateway forwards untouched. The spec carries
+   an accelerated clock (primitives/chain_clock.py): `speed` times real time through the simulated
+   day, normal speed afterwards.
 2. Starts the validators on loopback (node/testnet.py; node i serves RPC on rpc_port_base + i) and
    waits until they finalise blocks.
 3. Runs the simulator as outside clients over JSON-RPC: every household's meter (the meter SDK's
@@ -161,8 +165,8 @@ def run(households: int = 20, validators: int = 4, speed: int = 360, hours: int 
     now = time.time()
     day_start = (int(now) // 86_400 + 1) * 86_400 + start_hour * HOUR_S   # from the chain's next midnight (UTC)
     clock = demo_clock(speed, now, day_start, hours)
-    spec = neighbourhood_spec(validators, [Household(h.name, h.prosumer, h.zone, h.rated_power_w) for h in sims],
-                              clock=clock.to_json())
+    spec = neighbourhood_spec(validators, [Household(h.name, h.prosumer, h.zone, h.rated_power_w,
+                                                     h.field_certificate()) for h in sims], clock=clock.to_json())
     echo(f"gridchain demo: {households} households, {validators} validators, a simulated day at {speed}x "
          f"(a 15-minute interval every {900 / speed:.1f} s)")
     echo(f"  {ATTRIBUTION}")

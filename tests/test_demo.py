@@ -1,6 +1,7 @@
 """`gridchain demo` as a newcomer runs it (`make run`), shortened: a neighbourhood trades over four
-real validator processes on an accelerated clock, meters deliver every reading, the day settles,
-the summary is printed, and every process the demo started is gone afterwards, also on Ctrl-C."""
+real validator processes on an accelerated clock, meters of every kind (gridchain's ed25519 ones and
+OCMF, SML/EDL40 and DLMS field meters) deliver every reading, the day settles, the summary is
+printed, and every process the demo started is gone afterwards, also on Ctrl-C."""
 from __future__ import annotations
 
 import re
@@ -49,6 +50,12 @@ def test_a_short_sunny_demo_trades_settles_and_keeps_every_reading(tmp_path):
         assert m, out
         built, final, rejected, pending = map(int, m.groups())
         assert built >= 8 * 8 and final == built and rejected == 0 and pending == 0, out
+        # a mix of meter kinds: Household5 OCMF, 6 SML/EDL40 (import-only), 7 DLMS, the rest ed25519,
+        # every one of them reporting through the gateway
+        kinds = re.search(r"meters reported\s+ed25519 (\d+)/5, OCMF (\d+)/1, SML/EDL40 (\d+)/1, DLMS (\d+)/1", out)
+        assert kinds and list(map(int, kinds.groups())) == [5, 1, 1, 1], out
+        hourly = re.findall(r"^\d\d:\d\d-\d\d:\d\d  trades .*  meters (.*)$", out, re.MULTILINE)
+        assert len(hourly) == 2 and all("OCMF 1" in h and "SML/EDL40 1" in h and "DLMS 1" in h for h in hourly), out
         assert "all nodes stopped" in out
         assert _gone(pids)
     finally:

@@ -26,6 +26,7 @@ from node_process import DevNode, gridchain_cmd, run_gridchain  # noqa: E402
 
 from meters.field_meters import DlmsTestMeter, OcmfTestMeter, SmlTestMeter  # noqa: E402
 from meters.gateway import FieldGatewayMeter, Gateway, NodeChainClock, summary_line  # noqa: E402
+from meters.household import Registers  # noqa: E402
 from meters.record_sources import (  # noqa: E402
     RecordDirectorySource,
     RecordExtrinsics,
@@ -34,8 +35,10 @@ from meters.record_sources import (  # noqa: E402
     parse_record_source,
     record_info,
 )
+from meters.simulator import SimulatedRecordSource, build_households, field_test_meter  # noqa: E402
 from meters.spool import ED25519, Spool, SpooledReading  # noqa: E402
 from meters.submitter import PendingReading  # noqa: E402
+from meters.verify import verify  # noqa: E402
 from pallets import build_runtime, field_meters, metering, timestamp  # noqa: E402
 from primitives.codec import U64  # noqa: E402
 from primitives.extrinsic import Call, Extrinsic  # noqa: E402
@@ -138,6 +141,30 @@ def test_field_records_share_the_spool_with_gridchains_own_readings(tmp_path):
         with pytest.raises(Exception, match="as a ocmf meter, not sml-edl40"):
             s.add_meters({fm: {}}, {fm: "sml-edl40"})
         assert [(r.seq, r.signed) for r in s.readings(meter=fm)] == [(5123, b"OCMF|a"), (5124, b"OCMF|b")]
+
+
+def test_a_simulated_field_meter_signs_its_households_registers_each_interval_and_resumes():
+    """The demo's field meters: every 5th household OCMF, every 7th DLMS, every 6th import-only one
+    SML/EDL40; each signs its household's registers at every interval end, and continues after a
+    restart from the state kept in the spool (installation, next interval, counter)."""
+    homes = build_households(8)
+    assert [h.meter_kind for h in homes] == [ED25519] * 4 + ["ocmf", "sml-edl40", "dlms-general-signing", ED25519]
+    for h in homes[4:7]:
+        src = SimulatedRecordSource(h.field_meter, h.spec)
+        first = src.poll(T0 + 2 * I + 5)                 # installed at the last ended interval's start
+        more = src.poll(T0 + 4 * I)
+        again = SimulatedRecordSource(field_test_meter(h.meter_kind, h.name), h.spec)    # a restarted gateway
+        again.configure(src.state())
+        last = again.poll(T0 + 5 * I)
+        registers = Registers(h.household, T0 + I)
+        import_obis, export_obis = h.field_certificate()["import_obis"], h.field_certificate()["export_obis"]
+        for k, r in enumerate(first + more + last):
+            end = T0 + (k + 2) * I
+            info = record_info(h.meter_kind, r.raw, import_obis, export_obis, I)
+            imp, exp = registers.at(end)
+            assert (info.counter, info.interval_start, info.import_wh, info.export_wh) == (k + 1, end - I, imp, exp)
+            assert verify(r.raw, "auto", h.field_meter.public_key_der()).valid
+        assert len(first + more + last) == 4
 
 
 def test_meter_run_refuses_a_field_source_without_its_meter_id_in_one_line(tmp_path):
