@@ -83,7 +83,7 @@ UNIT_EXPONENTS = {"Wh": 0, "kWh": 3}
 #: path (a syncing node has parsed nothing): parsing, validation and metering's storage work per
 #: scheme, plus one ECDSA verify in the node's workers per curve (a brainpool verify costs about
 #: five P-256 ones)
-W_RECORD_BASE = {SCHEME_OCMF: 250_000, SCHEME_SML: 250_000, SCHEME_DLMS: 170_000}
+W_RECORD_BASE = {SCHEME_OCMF: 250_000, SCHEME_SML: 300_000, SCHEME_DLMS: 200_000}
 W_VERIFY = {"secp256r1": 70_000, "secp256k1": 320_000, "brainpoolP256r1": 330_000,
             "secp384r1": 520_000, "brainpoolP384r1": 720_000}
 W_CERTIFY = metering.W_CERTIFY + 20_000
