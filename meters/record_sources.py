@@ -176,7 +176,8 @@ class RecordSource(Protocol):
         """The position after the records returned so far (kept in the spool with them)."""
 
 
-def _unhex(text: bytes) -> bytes | None:
+def unhex(text: bytes) -> bytes | None:
+    """The bytes hex text spells (whitespace between digits and a 0x prefix allowed), else None."""
     compact = b"".join(text.split())
     if compact[:2].lower() == b"0x":
         compact = compact[2:]
@@ -200,7 +201,7 @@ def decode_entry(fmt: str, data: bytes, *, binary_allowed: bool) -> bytes:
     start = SML_START if fmt == "sml" else DLMS_TAG
     if binary_allowed and data.startswith(start):
         return data
-    raw = _unhex(data)
+    raw = unhex(data)
     if raw is None:
         what = "SML file" if fmt == "sml" else "DLMS general-signing APDU"
         raise ValueError(f"not a {what} in hex" + (" nor binary" if binary_allowed else ""))

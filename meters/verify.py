@@ -43,6 +43,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from meters.record_sources import unhex
 from primitives.meter_formats.ecdsa import MeterPublicKey, load_public_key, verify_record
 from primitives.meter_formats.record import MAX_RECORD_BYTES, MeterRecord, MeterRecordError, RegisterValue
 
@@ -92,17 +93,6 @@ def _text(data: bytes) -> bytes:
     return data.strip(_WHITESPACE)
 
 
-def _unhex(text: bytes) -> bytes | None:
-    """The bytes hex text spells (whitespace between digits and a 0x prefix allowed), else None."""
-    compact = b"".join(text.split())
-    if compact[:2].lower() == b"0x":
-        compact = compact[2:]
-    try:
-        return bytes.fromhex(compact.decode("ascii")) if compact else None
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
 def detect(data: bytes) -> str:
     """The kind of input: "ocmf", "sml", "edl40-xml" or "dlms"; NotDetected if none fits."""
     if data.startswith(SML_START):
@@ -114,7 +104,7 @@ def detect(data: bytes) -> str:
         return "ocmf"
     if text.startswith(b"<") and b"signedMeterValue" in text:
         return "edl40-xml"
-    raw = _unhex(text)
+    raw = unhex(text)
     if raw is not None and raw.startswith(SML_START):
         return "sml"
     if raw is not None and raw[:1] == bytes([DLMS_TAG]):
@@ -137,7 +127,7 @@ def _binary(data: bytes, start: bytes, what: str) -> bytes:
     """Binary input untouched when it starts with the format's start bytes, else the hex it spells."""
     if data.startswith(start):
         return data
-    raw = _unhex(_text(data))
+    raw = unhex(_text(data))
     if raw is None:
         raise MeterRecordError("malformed", f"the input is neither a binary {what} nor hex text")
     return raw
@@ -316,7 +306,7 @@ def as_text(out: Outcome) -> str:
 def _hex_key(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
     if value is None:
         return None
-    key = _unhex(value.encode())
+    key = unhex(value.encode())
     if key is None:
         raise click.BadParameter("not hex (DER SubjectPublicKeyInfo, SEC1 point or raw X||Y, in hex)")
     return key

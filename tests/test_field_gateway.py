@@ -39,12 +39,12 @@ from meters.simulator import SimulatedRecordSource, build_households, field_test
 from meters.spool import ED25519, Spool, SpooledReading  # noqa: E402
 from meters.submitter import PendingReading  # noqa: E402
 from meters.verify import verify  # noqa: E402
-from pallets import build_runtime, field_meters, metering, timestamp  # noqa: E402
-from primitives.codec import U64  # noqa: E402
+from pallets import build_runtime, field_meters, metering  # noqa: E402
 from primitives.extrinsic import Call, Extrinsic  # noqa: E402
 from primitives.hashing import keccak256  # noqa: E402
 from primitives.keys import dev_keypair  # noqa: E402
 from rpc.client import Client  # noqa: E402
+from test_meter_gateway import chain_now_s  # noqa: E402
 
 WARP = 600
 I = 900
@@ -192,9 +192,6 @@ def node(tmp_path_factory):
         yield n
 
 
-def chain_now_s(node: DevNode) -> int:
-    raw = node.rpc("state_getStorage", ["0x" + timestamp.now.prefix.hex()])
-    return U64.decode(bytes.fromhex(raw[2:])) // 1000
 
 
 def interval_hash(node: DevNode, meter: bytes, t: int) -> bytes | None:
