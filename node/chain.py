@@ -31,7 +31,7 @@ from primitives.keys import Keypair, verify_domain
 from primitives.trie import ordered_trie_root
 from primitives.types import (DIGEST_PRE_RUNTIME, DIGEST_SEAL, ENGINE_GRID, SEAL_DOMAIN, Block, DigestItem,
                               Header, Justification, SignedBlock)
-from runtime.api import InvalidKind, InvalidTransaction, StateReader, TransactionValidityError
+from runtime.api import ENVIRONMENT_FAULTS, InvalidKind, InvalidTransaction, StateReader, TransactionValidityError
 from runtime.executive import BlockError, BlockResult, Runtime, execute_block
 from runtime.storage import Overlay, externalities
 
@@ -43,9 +43,9 @@ TIMESTAMP_CALL = (timestamp.pallet.index, timestamp.set.call_def.index)
 
 _log = logging.getLogger(__name__)
 
-#: Failures of our own storage are the node's fault, not the block's: they propagate (the storage
-#: fault handling reports them) instead of being taken as a verdict on the block.
-_STORAGE_FAULTS = (plyvel.Error, OSError)
+#: Failures of our own storage or memory are the node's fault, not the block's: they propagate (the
+#: storage fault handling reports them) instead of being taken as a verdict on the block.
+_STORAGE_FAULTS = (plyvel.Error, *ENVIRONMENT_FAULTS)
 
 
 class ImportError_(Exception):

@@ -101,6 +101,12 @@ class UnknownTransaction(TransactionValidityError):
         self.reason = message
 
 
+#: Failures of the node's own environment (its storage raises an OSError, memory runs out), not of a
+#: transaction: the runtime never turns them into a verdict on an extrinsic or a block, since
+#: another node would not see them; they propagate to the node, which reports them.
+ENVIRONMENT_FAULTS: tuple[type[BaseException], ...] = (OSError, MemoryError)
+
+
 class SignatureCheck(NamedTuple):
     """One signature check, split out of validation so the node can batch it in worker processes.
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from primitives.codec import CodecError
 from primitives.extrinsic import Call
+from runtime.api import ENVIRONMENT_FAULTS
 from runtime import storage
 from runtime.pallet import BadOrigin, CallDef, DispatchError, Origin, OriginKind, Pallet, PostInfo
 
@@ -110,7 +111,7 @@ def dispatch(cd: CallDef, origin: Origin, args: tuple) -> PostInfo | None:
     try:
         with storage.transactional():
             return cd.fn(origin, *args)
-    except DispatchError:
+    except (DispatchError, *ENVIRONMENT_FAULTS):
         raise
     except Exception as e:  # noqa: BLE001 - any failure of a call fails that call, never the block
         _log.warning("%s.%s raised %s: %s", cd.pallet.name, cd.name, type(e).__name__, e)

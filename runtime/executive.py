@@ -27,7 +27,7 @@ from primitives.extrinsic import (EXTRINSIC_DOMAIN, Extrinsic, extrinsic_hash, s
 from primitives.keys import signing_message, verify
 from primitives.types import DIGEST_PRE_RUNTIME, ENGINE_GRID, DigestItem, MAX_EXTRINSIC_BYTES
 from runtime import dispatch as dispatch_mod
-from runtime.api import (InvalidKind, InvalidTransaction, SignatureCheck, StateReader,
+from runtime.api import (ENVIRONMENT_FAULTS, InvalidKind, InvalidTransaction, SignatureCheck, StateReader,
                          TransactionSource, TransactionValidityError, UnknownKind, UnknownTransaction,
                          ValidTransaction, nonce_tag)
 from runtime.pallet import CallDef, DispatchError, Origin, Pallet, PostInfo
@@ -113,7 +113,7 @@ def refusing_unexpected(what: str) -> Iterator[None]:
     """
     try:
         yield
-    except (TransactionValidityError, BadFormat):
+    except (TransactionValidityError, BadFormat, *ENVIRONMENT_FAULTS):
         raise
     except CodecError as e:
         raise InvalidTransaction(InvalidKind.CALL, str(e)) from None

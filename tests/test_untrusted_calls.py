@@ -138,6 +138,8 @@ def write_then_raise(origin: Origin, kind: U64) -> None:
         raise KeyError("a lookup that a pallet did not expect to fail")
     if kind == 1:
         touched.put(2**64)          # does not fit u64: CodecError from the storage write
+    if kind == 3:
+        raise OSError("the node's storage failed under it")
     raise ZeroDivisionError("division by zero")
 
 
@@ -161,6 +163,15 @@ def test_a_call_failing_with_any_exception_rolls_back_and_pays_its_fee(faulty_ch
     assert chain.free(BOB.public_key) < FUNDS                     # fee paid
     # and the chain goes on: the next block builds
     chain.block(chain.xt(BOB, "system", "remark", b"still here"))
+
+
+def test_a_fault_of_the_nodes_own_storage_is_no_verdict_on_the_call(faulty_chain):
+    """An OSError (the node's storage failing under it) is this node's problem, which another node
+    would not see: it must not become an ExtrinsicFailed that only this node records."""
+    before = dict(faulty_chain.state)
+    with pytest.raises(OSError):
+        faulty_chain.block(faulty_chain.xt(BOB, "faulty", "write_then_raise", 3))
+    assert dict(faulty_chain.state) == before
 
 
 def test_root_setting_a_balance_past_u64_fails_the_call_not_the_block(chain):
