@@ -203,7 +203,8 @@ class _Parsed:
         else:
             self._cache.move_to_end(key)
         if isinstance(hit, MeterRecordError):
-            raise hit
+            # a fresh exception each time: re-raising the cached one would grow its traceback
+            raise MeterRecordError(hit.code, hit.message)
         return hit
 
 
