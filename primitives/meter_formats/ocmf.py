@@ -43,6 +43,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import functools
 import json
 import re
 
@@ -114,6 +115,14 @@ def parse(raw: bytes) -> MeterRecord:
 
 
 def canonical_obis(text: str) -> str:
+    """`_canonical_obis`, remembered for the codes seen recently (a meter sends the same few codes in
+    every record; the function is pure, so the cache changes no verdict)."""
+    if type(text) is not str:
+        return _canonical_obis(text)
+    return _canonical_obis_cached(text)
+
+
+def _canonical_obis(text: str) -> str:
     """The canonical OBIS code "A-B:C.D.E" of an OCMF `RI`, whichever way the meter spells it.
 
     `1-0:1.8.0`, `01-00:01.08.00.FF`, `1-0:1.8.0*255` and `1-0:1.8.0.255` are all "1-0:1.8.0":
@@ -147,6 +156,9 @@ def canonical_obis(text: str) -> str:
     return obis if int(f) == 255 else f"{obis}*{int(f)}"
 
 
+_canonical_obis_cached = functools.lru_cache(maxsize=1024)(_canonical_obis)
+
+
 def decimal_value(value: object) -> tuple[int, int]:
     """(mantissa, exponent) of an OCMF `RV`, exactly as written: a JSON number's text or a string of
     one with spaces around it, in plain decimal (no exponent). Integers only, never a float."""
@@ -164,6 +176,13 @@ def decimal_value(value: object) -> tuple[int, int]:
 
 
 def unix_time(text: object) -> int:
+    """`_unix_time`, remembered for the times seen recently (a record's readings share one `TM`)."""
+    if type(text) is not str:
+        return _unix_time(text)
+    return _unix_time_cached(text)
+
+
+def _unix_time(text: object) -> int:
     """Unix seconds (UTC) of an OCMF `TM` like `2021-10-26T10:20:52,000+0200 I`; the offset is the
     one written, the milliseconds are dropped."""
     m = _TIME.fullmatch(text) if isinstance(text, str) else None
@@ -179,6 +198,9 @@ def unix_time(text: object) -> int:
         raise MeterRecordError("malformed", f"TM {text!r} is not a time of day with a UTC offset")
     offset = (off_h * 3600 + off_m * 60) * (-1 if sign == "-" else 1)
     return days * 86400 + hour * 3600 + minute * 60 + second - offset
+
+
+_unix_time_cached = functools.lru_cache(maxsize=1024)(_unix_time)
 
 
 # --- the payload's readings --------------------------------------------------------------------
@@ -326,8 +348,7 @@ def _load_object(data: bytes, what: str) -> dict:
     if text.count("{") + text.count("[") > MAX_JSON_DEPTH:     # else it cannot nest that deep
         _check_depth(text, what)
     try:
-        value = json.loads(text, object_pairs_hook=_object, parse_float=JsonNumber, parse_int=JsonNumber,
-                           parse_constant=_no_constant)
+        value = _DECODER.decode(text)
     except MeterRecordError:
         raise
     except (ValueError, RecursionError):
@@ -388,6 +409,11 @@ def _check_strings(value: object) -> None:
 
 def _no_constant(name: str) -> None:
     raise MeterRecordError("malformed", f"{name} is not a JSON number")
+
+
+#: one decoder with the strict hooks, built once (json.loads builds one per call)
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_float=JsonNumber, parse_int=JsonNumber,
+                            parse_constant=_no_constant)
 
 
 def _display(value: object) -> str:
