@@ -60,6 +60,16 @@ def stable(c: Client, who: bytes) -> int:
     return U64.decode(raw) if raw else 0
 
 
+def wait_settled(c: Client, trade_id: int, timeout: float = 60) -> int:
+    """The trade's settlement status once settlement has recorded one (after its window closed)."""
+    key = settlement.status.key_of(trade_id)
+    deadline = time.monotonic() + timeout
+    while c.get_storage(key) is None:
+        assert time.monotonic() < deadline, f"trade {trade_id} not settled"
+        time.sleep(0.2)
+    return U8.decode(c.get_storage(key))
+
+
 def test_households_trade_and_settle_against_metered_delivery(tmp_path):
     seller, buyer = seed("seller"), seed("buyer")
     seller_meter, buyer_meter = seed("seller-meter"), seed("buyer-meter")
@@ -96,12 +106,7 @@ def test_households_trade_and_settle_against_metered_delivery(tmp_path):
         report(c, buyer_meter, 2, t, 1_200, 0)
 
         # settlement, once the window for late readings has closed
-        status_key = settlement.status.key_of(trade["tradeId"])
-        deadline = time.monotonic() + 60
-        while c.get_storage(status_key) is None:
-            assert time.monotonic() < deadline, "trade not settled"
-            time.sleep(0.2)
-        assert U8.decode(c.get_storage(status_key)) == settlement.SETTLED
+        assert wait_settled(c, trade["tradeId"]) == settlement.SETTLED
         dave_before = 10_000 * 10**6          # Dave's genesis stablecoin (a dev household too)
         assert stable(c, seller.public_key) == trade["amount"]
         assert stable(c, DAVE.public_key) == dave_before + trade["feeAmount"]

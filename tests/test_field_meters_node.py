@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pytest
 
@@ -18,11 +17,11 @@ from node_process import DevNode  # noqa: E402
 
 from meters.field_meters import DlmsTestMeter, OcmfTestMeter, SmlTestMeter  # noqa: E402
 from pallets import field_meters, grid, identity, settlement  # noqa: E402
-from primitives.codec import U8  # noqa: E402
 from primitives.extrinsic import Call, Extrinsic  # noqa: E402
 from primitives.keys import Keypair  # noqa: E402
 from rpc.client import Client, RpcError  # noqa: E402
-from tests.test_energy_flow import ALICE, DAVE, EVE, STABLE, chain_now_s, do, stable, wait_chain_time  # noqa: E402
+from tests.test_energy_flow import (ALICE, DAVE, EVE, STABLE, chain_now_s, do, stable,  # noqa: E402
+                                    wait_chain_time, wait_settled)
 
 pytestmark = pytest.mark.slow   # a real node process
 
@@ -101,12 +100,7 @@ def test_ocmf_sml_and_dlms_meters_report_and_their_trades_settle(tmp_path):
 
         # settlement against the metered delivery, once the window for late records has closed
         for tr in trades.values():
-            key = settlement.status.key_of(tr["tradeId"])
-            deadline = time.monotonic() + 90
-            while c.get_storage(key) is None:
-                assert time.monotonic() < deadline, "trade not settled"
-                time.sleep(0.2)
-            assert U8.decode(c.get_storage(key)) == settlement.SETTLED
+            assert wait_settled(c, tr["tradeId"], timeout=90) == settlement.SETTLED
             record = node.rpc("energy_settlement", [tr["tradeId"]])
             assert record["outcome"]["deliveredWh"] == 1_000 and record["outcome"]["refundBuyer"] == 0
             buyer = sml_buyer if tr["buyer"] == sml_buyer.address() else dlms_buyer

@@ -20,6 +20,7 @@ from runtime.executive import BlockError
 from tests.runtime_harness import ChainHarness, events_named
 from tests.test_metering import (DSO, EVE, I, OWNER, REGISTRAR, T, after, goto, metering_genesis)
 from tests.runtime_harness import chain_factory
+from tests.mutations import mutate
 
 FE = field_meters.Error
 new_chain = chain_factory(metering_genesis())
@@ -332,19 +333,7 @@ def test_mutated_records_are_refused_with_pallet_errors_only(certified_meters, d
     chain, records, ids = certified_meters
     name = data.draw(st.sampled_from(sorted(records)))
     record = records[name]
-    for _ in range(data.draw(st.integers(1, 3))):
-        i = data.draw(st.integers(0, max(0, len(record) - 1)))
-        op = data.draw(st.sampled_from(["flip", "drop", "insert", "truncate", "extend"]))
-        if op == "flip" and record:
-            record = record[:i] + bytes([record[i] ^ data.draw(st.integers(1, 255))]) + record[i + 1:]
-        elif op == "drop":
-            record = record[:i] + record[i + 1:]
-        elif op == "insert":
-            record = record[:i] + bytes([data.draw(st.integers(0, 255))]) + record[i:]
-        elif op == "truncate":
-            record = record[:i]
-        else:
-            record = record + data.draw(st.binary(min_size=1, max_size=16))
+    record = mutate(data.draw, record, rounds=(1, 3))
     ctx = RT.validation_context(chain.state, chain.hashes[-1], chain.number)
     try:
         ctx.validate(ctx.decode(record_xt(ids[name], record)), TransactionSource.EXTERNAL)

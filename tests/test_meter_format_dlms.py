@@ -18,6 +18,7 @@ from primitives.meter_formats import dlms
 from primitives.meter_formats.ecdsa import _CURVE_CLASSES, CURVE_ORDERS, load_public_key, verify_record
 from primitives.meter_formats.record import MAX_RECORD_BYTES, MeterRecordError
 from tests.meter_vectors import load_module
+from tests.mutations import mutate
 
 HERE = Path(__file__).resolve().parent / "vectors" / "dlms"
 
@@ -274,24 +275,10 @@ ORIGINALS = [(bytes.fromhex(c["apdu_hex"]), c["public_key"]) for c in VALID] + [
 @st.composite
 def mutated_apdus(draw):
     original, key = draw(st.sampled_from(ORIGINALS))
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate", "extend"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and data:       # a byte that means something: a length form, a type tag, a limit
-            data[at] = draw(st.sampled_from([0x00, 0x01, 0x02, 0x06, 0x09, 0x0C, 0x0F, 0x11, 0x12, 0x15, 0x16,
-                                             0x1E, 0x40, 0x60, 0x7F, 0x80, 0x81, 0x82, 0x83, 0xDF, 0xFF]))
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del data[at:at + draw(st.integers(1, 8))]
-        elif op == "truncate":
-            del data[at:]
-        elif op == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-    return bytes(data), key, draw(st.sampled_from([None, 1, 2]))
+    # bytes that mean something to the format: a length form, a type tag, a limit
+    tokens = [bytes([b]) for b in (0x00, 0x01, 0x02, 0x06, 0x09, 0x0C, 0x0F, 0x11, 0x12, 0x15, 0x16,
+                                   0x1E, 0x40, 0x60, 0x7F, 0x80, 0x81, 0x82, 0x83, 0xDF, 0xFF)]
+    return mutate(draw, original, tokens=tokens), key, draw(st.sampled_from([None, 1, 2]))
 
 
 @settings(max_examples=600, deadline=None)

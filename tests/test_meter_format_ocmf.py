@@ -19,6 +19,7 @@ from primitives.meter_formats import ocmf
 from primitives.meter_formats.ecdsa import load_public_key, verify_record
 from primitives.meter_formats.record import MAX_RECORD_BYTES, MeterRecordError
 from tests.meter_vectors import load_cases, reference_verifier
+from tests.mutations import mutate
 
 CASES = [c for c in load_cases(parse_float=decimal.Decimal) if c["format"] == "ocmf"]
 BY_ID = {c["id"]: c for c in CASES}
@@ -424,23 +425,7 @@ TOKENS = [b'"', b"{", b"}", b"[", b"]", b":", b",", b"|", b"\\", b"\\u", b"e", b
 @st.composite
 def mutated_records(draw):
     original = draw(st.sampled_from(VALID))
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "extend", "token"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[at] ^= draw(st.integers(1, 255))
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del data[at:at + draw(st.integers(1, 8))]
-        elif op == "truncate":
-            del data[at:]
-        elif op == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-        else:
-            data[at:at + draw(st.integers(0, 2))] = draw(st.sampled_from(TOKENS))
-    return original, bytes(data)
+    return original, mutate(draw, original, tokens=TOKENS)
 
 
 @settings(max_examples=600, deadline=None)
