@@ -11,7 +11,8 @@ licensed registrar decides.
 Life of a trade (`trade_status`; the market's own `Trade.status` stays MATCHED, this pallet keeps
 the status of every trade it touched in `status`):
     MATCHED     matched, its interval has not ended (absent from `status`)
-    DELIVERING  its interval has ended; readings may still arrive (derived from the clock, not stored)
+    DELIVERING  its interval has ended, not yet settled; readings arrive until its settlement window
+                closes (derived from the clock, not stored)
     DISPUTED    a party disputed it; the hook leaves its money alone, a registrar arbitrates
     SETTLED     final: some energy was delivered and paid for
     REFUNDED    final: nothing was delivered, the buyer got all its escrow back
@@ -23,7 +24,22 @@ Rules (each is a function below, named after it):
     metering.Config.settlement_window_intervals). The interval is settled by `on_initialize` in the
     first block whose hook sees now >= t + I + W*I (hooks see the previous block's time, and a
     reading in a later block carries a later time, so no reading can arrive after settlement used
-    the interval).
+    the interval) *and* the market has closed every book of t (`market_done_with`: t is no longer
+    in `market.open_books`). Until then the hook stops at t and resumes in a later block.
+    Why: the market records some trades for t from its own expiry hook, after gate closure: a
+    call-auction book clears there, and a coupled zonal clearing would too, before the interval's
+    orders expire; that hook does at most max_expiries_per_block units of work a block, so after a
+    halt (both hooks see a time far past t's window) a clearing can come blocks after settlement
+    first looked at t. Had settlement passed t, the trades recorded later would never be visited.
+    Both rules keep a book open until it is cleared and expired, so this one check covers them.
+    It cannot deadlock: the market's hook runs first in every block, with the same `now`, and
+    every book of t is past its gate once t's window has closed, so each block the market expires
+    or clears something of the oldest open interval until t's books are gone. An interval whose
+    last book the market closes in a block is settled by that same block's hook (the market's
+    hook runs first, by pallet order).
+    A trade recorded late still has the usual dispute window, until t + I + W*I, and is settled
+    by the meters after it; one recorded when its window has already closed cannot be disputed
+    and is settled by the hook that first finds t's books closed, like any trade of t.
   - Usable reading (`usable_wh`): the meter's recorded delta for the interval if the reading is
     plausible and covers at least the interval. A baseline reading (covers 0 intervals), an
     implausible reading or no reading at all is "no reading". A reading that also covers missed
@@ -118,6 +134,7 @@ NO_FAULT, SELLER_AT_FAULT, BUYER_AT_FAULT = 0, 1, 2
 #: root; measured by `python -m bench.settlement_bench` at ~190 us of execution and ~150 us of
 #: state root and commit per trade
 W_HOOK_BASE = 10_000
+#: one interval looked at: the market's open-books check, its trade count, the cursor writes
 W_INTERVAL = 20_000
 W_SETTLE_TRADE = 350_000
 W_DISPUTE = 60_000
@@ -472,11 +489,24 @@ def arbitrate(origin: Origin, trade_id: TradeId, seller_share_wh: U64) -> None:
 
 
 # --- hooks -----------------------------------------------------------------------------------
+def market_done_with(interval_start: int) -> bool:
+    """The market will record no more trades for the interval: none of its books is still open.
+
+    One key read, and exact: a book leaves `market.open_books` only once it has been cleared (call
+    auction, at gate closure, from the market's expiry hook) and all its orders have expired, and
+    no book can open again for an interval whose gate has closed (settlement asks only after the
+    window closed, long after the gate). `t in market.open_intervals` says the same but decodes
+    the whole expiry queue."""
+    return not market.open_books.contains(interval_start)
+
+
 @pallet.on_initialize
 def settle_closed_intervals(n: int) -> int:
-    """Settle the trades of intervals whose settlement window has closed, oldest first, at most
-    max_trades_per_block trades and max_intervals_per_block intervals per block; then the disputes
-    whose arbitration deadline passed. `now` is the previous block's time."""
+    """Settle the trades of intervals whose settlement window has closed and whose books the market
+    has closed, oldest first, at most max_trades_per_block trades and max_intervals_per_block
+    intervals per block; then the disputes whose arbitration deadline passed. `now` is the previous
+    block's time. An interval whose books are still open stops the walk (see "Settlement window");
+    its check counts as a looked-at interval, so the weight covers it."""
     now_s = timestamp.now_s()
     if now_s == 0:
         return W_HOOK_BASE
@@ -488,6 +518,8 @@ def settle_closed_intervals(n: int) -> int:
     looked = 0
     while looked < Config.max_intervals_per_block and budget > 0 and window_closes_at(t) <= now_s:
         looked += 1
+        if not market_done_with(t):
+            break                       # the market may still record trades for t: wait for it
         budget, done = settle_interval(t, budget)
         if not done:
             break

@@ -50,11 +50,13 @@ def named(result, pallet: str, name: str) -> list:
 
 
 def fill_book(chain, t: int, n: int = 3) -> None:
-    """n asks by Bob and n bids by Charlie for zone 1, interval t: they rest (call auction) and
-    clear at gate closure into a few trades, leaving unmatched orders to expire."""
+    """n asks by Bob and 2n bids by Charlie for zone 1, interval t: they rest (call auction) and
+    clear at gate closure into a few trades; n low bids (and what is left of the asks) do not
+    trade and expire after the clearing, so the book outlasts a small expiry budget."""
     for k in range(n):
         ok(chain.block(ask(chain, BOB, 100_000 + 10_000 * k, 400, t=t)))
-        ok(chain.block(bid(chain, CHARLIE, 160_000 - 10_000 * k, 300, t=t)))
+        ok(chain.block(bid(chain, CHARLIE, 160_000 - 10_000 * k, 300, t=t),
+                       bid(chain, CHARLIE, 60_000, 100, t=t, nonce=chain.nonce(CHARLIE.public_key) + 1)))
 
 
 def trade_ids(chain, t: int) -> list[int]:
