@@ -43,6 +43,8 @@ import bisect
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
+from pallets import auction_pairing
+
 PRICE, ORDER_ID, OWNER, REMAINING, GREEN = range(5)
 
 #: a resting order: (price_per_kwh, order_id, owner, remaining_wh, green)
@@ -281,32 +283,35 @@ def clearing_price(asks: list, bids: list, fee: int, room: int) -> tuple[int, in
 
 def allocate(asks: list, bids: list, zone: int, price: int, fee: int, volume: int,
              room_for: Callable[[int, int, int], int]) -> list[Fill]:
-    """Fills of a cleared call auction: asks with price <= p* by (price, order id), bids with
-    price - fee >= p* by (price desc, order id), paired greedily up to `volume` Wh, each fill at
-    energy price p* plus `fee`. Same-owner pairs and a green-only bid with a non-green ask are
-    skipped (as in `match`), which may leave the
-    volume short of V. `room_for` reserves capacity as in `match`. Does not mutate its arguments."""
-    a_rem = {e[ORDER_ID]: e[REMAINING] for e in asks}
+    """Fills of a cleared call auction at energy price p* = `price` plus `fee`, each fill at p*.
+
+    Takes part: asks with price <= p*, bids with price - fee >= p* (the same orders that make up
+    supply(p*) and demand(p*)). As in `match`, a pair never has one owner on both sides and a
+    green-only bid meets only green asks. Within that rule (see `auction_pairing`):
+      - the volume is the most those orders can trade, capped at `volume` (V from
+        `clearing_price`, already within the zone's room); it depends on quantities, owners and
+        green flags only, never on the order ids (arrival order);
+      - which asks trade follows priority (price, order id) as far as the rule lets: the fill
+        vector of the asks in that order is the lexicographically greatest among the pairings of
+        that volume; then likewise the bids by (price desc, order id), among the pairings that
+        fill the asks so (where `volume` does not cut the volume, that is the bids' own greatest);
+      - pairing: bids by priority, each taking asks by priority, from each as much as leaves the
+        rest pairable (the plain greedy pairing whenever no owner is on both sides and no bid
+        is green-only).
+    Fills come in that order. `room_for(zone, zone, wh)` is then asked fill by fill; where it
+    grants less than a fill, that part is the last fill. Does not mutate its arguments."""
     live_asks = sorted((e for e in asks if e[PRICE] <= price), key=ask_priority)
     live_bids = sorted((e for e in bids if e[PRICE] - fee >= price), key=bid_priority)
+    pairs = auction_pairing.pair([(e[OWNER], e[REMAINING], e[GREEN]) for e in live_asks],
+                                 [(e[OWNER], e[REMAINING], e[GREEN]) for e in live_bids], volume)
     fills: list[Fill] = []
-    left = volume
-    for b in live_bids:
-        b_rem = b[REMAINING]
-        for a in live_asks:
-            if left <= 0 or b_rem <= 0:
-                break
-            if a_rem[a[ORDER_ID]] <= 0 or a[OWNER] == b[OWNER] or (b[GREEN] and not a[GREEN]):
-                continue
-            granted = room_for(zone, zone, min(b_rem, a_rem[a[ORDER_ID]], left))
-            if granted <= 0:
-                return fills
+    for b_i, a_i, wh in pairs:
+        a, b = live_asks[a_i], live_bids[b_i]
+        granted = room_for(zone, zone, wh)
+        if granted > 0:
             fills.append(Fill(b[ORDER_ID], a[ORDER_ID], b[OWNER], a[OWNER], zone, zone, granted, price, fee,
                               a[ORDER_ID]))
-            a_rem[a[ORDER_ID]] -= granted
-            b_rem -= granted
-            left -= granted
-        if left <= 0:
+        if granted < wh:
             break
     return fills
 

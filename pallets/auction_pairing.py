@@ -1,0 +1,300 @@
+"""The call auction's pairing: the most energy the no-self-trade and green rules allow, in priority.
+
+Pure and deterministic (integers only; owners are compared as bytes; no iteration over unordered
+collections). `market_engine.allocate` hands it the in-the-money orders of one cleared book, each
+side already in priority order, as (owner, wh, green) triples; it returns which bid trades how much
+with which ask. Nothing here knows prices: every pair trades at the cleared price.
+
+The rules, for an ask a and a bid b:
+  - a pair may trade iff owner(a) != owner(b) (no self-trade), and a green-only bid meets only
+    green asks;
+  - total volume: the maximum over all pairings that respect the rule (and at most `volume`),
+    whatever the orders' ids: it depends only on the quantities, owners and green flags;
+  - which orders trade: the asks' fill vector, read in ask priority order, is the lexicographically
+    greatest among the maximum-volume pairings: the first ask is filled as far as any
+    maximum-volume pairing fills it, then the second as far as possible given the first, and so on
+    (an ask is passed over only where filling it would cost volume). Likewise, independently, the
+    bids' fill vector in bid priority order. Both hold at once (in bipartite flows, any
+    maximum flow's supply side and any maximum flow's demand side are met by one flow together:
+    the Mendelsohn-Dulmage theorem);
+  - who trades with whom: bids in priority order; each takes asks in priority order, from each as
+    much as can be taken while the fills still to pair can still be paired. Without owners on both
+    sides and green-only bids this is the plain greedy pairing.
+
+Why it is exact and bounded. The volume question is a bipartite max-flow (asks -> compatible bids),
+and its minimum cut has a closed form here. With S, D the supply and demand, g and n the green and
+non-green supply, G and N the green-only and other demand, and g_o, n_o, G_o, N_o owner o's parts:
+
+    max volume = min(S, D, S - n + N,
+                     min_o (S + N - n_o - N_o),
+                     min_o (S + D - g_o - n_o - G_o - N_o),
+                     min_o (S - n + D - g_o - G_o))
+
+(each term is a cut: keep on the source side nothing; o's non-green asks; all of o's asks; all
+non-green asks; all non-green asks and o's green ones; every ask). The fill vectors come from the
+greedy algorithm of polymatroids (fill of the i-th order = max volume with the first i orders of
+its side minus max volume with the first i - 1), O(n + m) with running maxima. The pairing step
+keeps every cut above the volume still to pair: a fill of q on (a, b) lowers a cut's slack by q
+exactly when a is outside the cut's kept set and b next to it, so the largest q is the least such
+slack; the slacks per owner sit in heaps. Each step of the pairing exhausts an ask or a bid, or
+makes one of the 3 x owners + 1 cuts tight for good (a slack never grows), so there are at most
+asks + bids + 3 x owners + 1 steps, each O(log owners).
+"""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+
+#: one order of a side, in that side's priority order: (owner, wh, green). `green` is, for an ask,
+#: "the seller's meter is a generation meter"; for a bid, "green only".
+Order = tuple[bytes, int, bool]
+
+
+class _Totals:
+    """Supply and demand per owner and green class, with the running maxima the cut terms need."""
+
+    def __init__(self) -> None:
+        self.owner: dict[bytes, list[int]] = {}      # owner -> [g_o, n_o, G_o, N_o]
+        self.parts = [0, 0, 0, 0]                    # g, n, G, N
+        self.max_nN = self.max_all = self.max_gG = 0
+
+    def add(self, owner: bytes, wh: int, green: bool, is_ask: bool) -> None:
+        """Add an order; the maxima only grow, so they are kept in O(1)."""
+        part = (0 if green else 1) if is_ask else (2 if green else 3)
+        o = self.owner.setdefault(owner, [0, 0, 0, 0])
+        o[part] += wh
+        self.parts[part] += wh
+        self.max_nN = max(self.max_nN, o[1] + o[3])
+        self.max_all = max(self.max_all, o[0] + o[1] + o[2] + o[3])
+        self.max_gG = max(self.max_gG, o[0] + o[2])
+
+    def max_volume(self) -> int:
+        """The closed-form minimum cut (module docstring)."""
+        g, n, G, N = self.parts
+        S, D = g + n, G + N
+        return min(S, D, S - n + N, S + N - self.max_nN, S + D - self.max_all, S - n + D - self.max_gG)
+
+
+def max_volume(asks: Sequence[Order], bids: Sequence[Order]) -> int:
+    """The most Wh that asks and bids can trade under the no-self-trade and green rules."""
+    t = _Totals()
+    for owner, wh, green in asks:
+        t.add(owner, wh, green, True)
+    for owner, wh, green in bids:
+        t.add(owner, wh, green, False)
+    return t.max_volume()
+
+
+def priority_fills(side: Sequence[Order], other: Sequence[Order], side_is_ask: bool, volume: int) -> list[int]:
+    """Each order's fill on `side`: the lexicographically greatest fill vector (in the side's
+    priority order) among the pairings of maximum volume, capped at `volume` (polymatroid greedy)."""
+    t = _Totals()
+    for owner, wh, green in other:
+        t.add(owner, wh, green, not side_is_ask)
+    fills, before = [], min(volume, t.max_volume())
+    for owner, wh, green in side:
+        t.add(owner, wh, green, side_is_ask)
+        now = min(volume, t.max_volume())
+        fills.append(now - before)
+        before = now
+    return fills
+
+
+class _OwnerHeap:
+    """Owners by a weight that only falls (a max-heap with stale entries dropped when met)."""
+
+    def __init__(self, weight: Callable[[bytes], int], owners: Sequence[bytes]) -> None:
+        self.weight = weight
+        self.heap = [(-weight(o), o) for o in owners]
+        heapq.heapify(self.heap)
+
+    def push(self, owner: bytes) -> None:
+        heapq.heappush(self.heap, (-self.weight(owner), owner))
+
+    def top(self, k: int, exclude: tuple) -> list[int]:
+        """The k largest current weights among owners not in `exclude` (fewer if there are fewer)."""
+        taken, out = [], []
+        while self.heap and len(out) < k:
+            neg, o = heapq.heappop(self.heap)
+            if -neg != self.weight(o) or any(e[1] == o for e in taken):
+                continue                              # stale, or a duplicate of a current entry
+            taken.append((neg, o))
+            if o not in exclude:
+                out.append(-neg)
+        for e in taken:
+            heapq.heappush(self.heap, e)
+        return out
+
+
+class _Pairing:
+    """The residual problem while pairing: what each order and owner still has to trade."""
+
+    def __init__(self, asks: Sequence[Order], bids: Sequence[Order], x: list[int], y: list[int]) -> None:
+        self.asks, self.bids, self.x, self.y = asks, bids, list(x), list(y)
+        self.t = _Totals()
+        for (owner, _, green), wh in zip(asks, x):
+            self.t.add(owner, wh, green, True)
+        for (owner, _, green), wh in zip(bids, y):
+            self.t.add(owner, wh, green, False)
+        owners = sorted(self.t.owner)
+        part = self.t.owner
+        self.w_nN = _OwnerHeap(lambda o: part[o][1] + part[o][3], owners)
+        self.w_all = _OwnerHeap(lambda o: sum(part[o]), owners)
+        self.w_gG = _OwnerHeap(lambda o: part[o][0] + part[o][2], owners)
+        # asks by class (owner, green), each a queue in priority order with a head; per green
+        # class a heap of the heads (ask index = priority rank, so the least index is the best)
+        self.queue: dict[tuple[bytes, bool], list[int]] = {}
+        for i, (owner, _, green) in enumerate(asks):
+            if x[i] > 0:
+                self.queue.setdefault((owner, green), []).append(i)
+        self.head = {c: 0 for c in self.queue}
+        self.heads: dict[bool, list] = {True: [], False: []}
+        for c in sorted(self.queue):
+            heapq.heappush(self.heads[c[1]], (self.queue[c][0], c[0]))
+
+    # --- which asks a bid may take now ------------------------------------------------------
+    def class_head(self, owner: bytes, green: bool) -> int | None:
+        q = self.queue.get((owner, green))
+        if q is None or self.head[(owner, green)] >= len(q):
+            return None
+        return q[self.head[(owner, green)]]
+
+    def best_head(self, green: bool, not_owner: bytes) -> int | None:
+        """The best ask with something left among the asks of this green class, not of `not_owner`."""
+        heap, taken, best = self.heads[green], [], None
+        while heap:
+            i, o = heapq.heappop(heap)
+            if self.class_head(o, green) != i:
+                continue                              # stale
+            taken.append((i, o))
+            if o != not_owner:
+                best = i
+                break
+        for e in taken:
+            heapq.heappush(heap, e)
+        return best
+
+    def candidate(self, b: int) -> int:
+        """The first ask in priority order that bid b may take something from now: compatible,
+        and outside every tight cut that would bind the pair (see `room`)."""
+        ob, green_only = self.bids[b][0], self.bids[b][2]
+        g, n, _, N = self.t.parts
+        R = g + n
+        types = [True] if green_only else [False, True]
+        # tight cuts, each with what it leaves bid b (the cut's name is its kept set of asks):
+        # "all of o's asks": every unit left has o on one side, so b takes only o's asks
+        only_owner = self._tight_owner(self.w_all, R, ob)
+        green_owner: bytes | None = None
+        if not green_only:
+            # "o's non-green asks": other owners' bids that take any ask are exactly what o's
+            # non-green asks need, so b takes only those
+            o1 = self._tight_owner(self.w_nN, N, ob)
+            if o1 is not None:
+                assert only_owner in (None, o1), "no feasible pairing left"
+                only_owner, types = o1, [False]
+            if N == n:                                # "every non-green ask": likewise, for all
+                types = [False]
+        if g == 0:
+            types = [t for t in types if not t]
+        else:
+            # "every non-green ask and o's green ones": other owners' green asks are exactly
+            # what o's green-only bids need, so b (unless it is one) takes green only from o
+            tight_g = [w for w in self.w_gG.top(2, (ob,) if green_only else ()) if w == g]
+            if len(tight_g) >= 2:
+                types = [t for t in types if not t]
+            elif tight_g:
+                green_owner = self._tight_owner(self.w_gG, g, ob if green_only else None)
+        found: list[int] = []
+        for green in types:
+            if green and green_owner is not None:
+                if green_owner != ob and only_owner in (None, green_owner):
+                    i = self.class_head(green_owner, True)
+                    found += [] if i is None else [i]
+            elif only_owner is not None:
+                i = self.class_head(only_owner, green)
+                found += [] if i is None else [i]
+            else:
+                i = self.best_head(green, ob)
+                found += [] if i is None else [i]
+        assert found, "no feasible pairing left"
+        return min(found)
+
+    @staticmethod
+    def _tight_owner(heap: _OwnerHeap, weight: int, not_owner: bytes | None) -> bytes | None:
+        """The owner other than `not_owner` of greatest weight, if that weight is `weight` (the
+        cut's slack is 0); at most one such owner exists while a pairing is feasible."""
+        taken, found = [], None
+        while heap.heap:
+            neg, o = heapq.heappop(heap.heap)
+            if -neg != heap.weight(o):
+                continue                              # stale
+            taken.append((neg, o))
+            if o != not_owner:
+                found = o if -neg == weight else None
+                break
+        for e in taken:
+            heapq.heappush(heap.heap, e)
+        return found
+
+    # --- how much a pair may trade now ------------------------------------------------------
+    def room(self, a: int, b: int) -> int:
+        """The most ask a and bid b can trade now with the rest still pairable: the least slack of
+        the cuts that a fill on (a, b) tightens (a outside the kept asks, b next to them)."""
+        oa, ask_green = self.asks[a][0], self.asks[a][2]
+        ob, green_only = self.bids[b][0], self.bids[b][2]
+        if oa == ob or (green_only and not ask_green):
+            return 0
+        g, n, _, N = self.t.parts
+        R = g + n
+        q = min(self.x[a], self.y[b])
+        if not green_only and ask_green:
+            q = min(q, N - n)                         # keep: every non-green ask
+        if not green_only:                            # keep: owner o's non-green asks
+            for w in self.w_nN.top(1, (ob,) if ask_green else (ob, oa)):
+                q = min(q, N - w)
+        for w in self.w_all.top(1, (oa, ob)):         # keep: all of owner o's asks
+            q = min(q, R - w)
+        if ask_green:                                 # keep: every non-green ask and o's green ones
+            for w in self.w_gG.top(1, (oa, ob) if green_only else (oa,)):
+                q = min(q, g - w)
+        return max(q, 0)
+
+    def fill(self, a: int, b: int, wh: int) -> None:
+        oa, ask_green = self.asks[a][0], self.asks[a][2]
+        ob, green_only = self.bids[b][0], self.bids[b][2]
+        self.x[a] -= wh
+        self.y[b] -= wh
+        ap, bp = (0 if ask_green else 1), (2 if green_only else 3)
+        self.t.owner[oa][ap] -= wh
+        self.t.owner[ob][bp] -= wh
+        self.t.parts[ap] -= wh
+        self.t.parts[bp] -= wh
+        for heap in (self.w_nN, self.w_all, self.w_gG):
+            heap.push(oa)
+            heap.push(ob)
+        if self.x[a] == 0:
+            c = (oa, ask_green)
+            self.head[c] += 1
+            i = self.class_head(*c)
+            if i is not None:
+                heapq.heappush(self.heads[ask_green], (i, oa))
+
+
+def pair(asks: Sequence[Order], bids: Sequence[Order], volume: int) -> list[tuple[int, int, int]]:
+    """(bid index, ask index, wh) triples of the call auction's pairing (module rules), bids in
+    priority order and each bid's asks in priority order. `asks` and `bids` are the in-the-money
+    orders of each side, in priority order; the total is max_volume(asks, bids) capped at `volume`."""
+    if volume <= 0 or not asks or not bids:
+        return []
+    x = priority_fills(asks, bids, True, volume)
+    y = priority_fills(bids, [(owner, wh, green) for (owner, _, green), wh in zip(asks, x)], False, volume)
+    p = _Pairing(asks, bids, x, y)
+    out: list[tuple[int, int, int]] = []
+    for b in range(len(bids)):
+        while p.y[b] > 0:
+            a = p.candidate(b)
+            wh = p.room(a, b)
+            assert wh > 0, "pairing stalled"
+            p.fill(a, b, wh)
+            out.append((b, a, wh))
+    return out
