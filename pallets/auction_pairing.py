@@ -13,13 +13,14 @@ The rules, for an ask a and a bid b:
   - which orders trade: the asks' fill vector, read in ask priority order, is the lexicographically
     greatest among the maximum-volume pairings: the first ask is filled as far as any
     maximum-volume pairing fills it, then the second as far as possible given the first, and so on
-    (an ask is passed over only where filling it would cost volume). Likewise, independently, the
-    bids' fill vector in bid priority order. Both hold at once (in bipartite flows, any
-    maximum flow's supply side and any maximum flow's demand side are met by one flow together:
-    the Mendelsohn-Dulmage theorem);
+    (an ask is passed over only where filling it would cost volume). Then the bids' fill vector,
+    in bid priority order, is the lexicographically greatest among the pairings that fill the
+    asks so. Where `volume` does not cut the volume below the rule's maximum, that is the bids'
+    own greatest too (any maximum flow's supply side and any maximum flow's demand side are met
+    by one flow together: the Mendelsohn-Dulmage theorem); where it does, asks choose first;
   - who trades with whom: bids in priority order; each takes asks in priority order, from each as
-    much as can be taken while the fills still to pair can still be paired. Without owners on both
-    sides and green-only bids this is the plain greedy pairing.
+    much as can be taken while the fills still to pair can still be paired. When no owner is on
+    both sides and no bid is green-only, this is the plain greedy pairing.
 
 Why it is exact and bounded. The volume question is a bipartite max-flow (asks -> compatible bids),
 and its minimum cut has a closed form here. With S, D the supply and demand, g and n the green and
