@@ -44,7 +44,7 @@ asks + bids + 3 x owners + 1 steps, each O(log owners).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 #: one order of a side, in that side's priority order: (owner, wh, green). `green` is, for an ask,
 #: "the seller's meter is a generation meter"; for a bid, "green only".
@@ -102,29 +102,56 @@ def priority_fills(side: Sequence[Order], other: Sequence[Order], side_is_ask: b
 
 
 class _OwnerHeap:
-    """Owners by a weight that only falls (a max-heap with stale entries dropped when met)."""
+    """Owners by a weight that only falls: a max-heap whose stale entries (an owner's earlier,
+    larger weight) are dropped when met, and a cache of the greatest few owners, sorted, which
+    is always the true top of that length (a query excludes at most two owners, so three do)."""
 
-    def __init__(self, weight: Callable[[bytes], int], owners: Sequence[bytes]) -> None:
+    def __init__(self, weight: dict[bytes, int]) -> None:
         self.weight = weight
-        self.heap = [(-weight(o), o) for o in owners]
+        self.heap = [(-w, o) for o, w in weight.items()]
         heapq.heapify(self.heap)
+        self.best: list[tuple[int, bytes]] = []       # (weight, owner), greatest first
+        self._refill()
 
-    def push(self, owner: bytes) -> None:
-        heapq.heappush(self.heap, (-self.weight(owner), owner))
-
-    def top(self, k: int, exclude: tuple) -> list[int]:
-        """The k largest current weights among owners not in `exclude` (fewer if there are fewer)."""
-        taken, out = [], []
-        while self.heap and len(out) < k:
+    def _refill(self) -> None:
+        """The greatest four owners, from the heap."""
+        taken: list[tuple[int, bytes]] = []
+        while self.heap and len(taken) < 4:
             neg, o = heapq.heappop(self.heap)
-            if -neg != self.weight(o) or any(e[1] == o for e in taken):
-                continue                              # stale, or a duplicate of a current entry
-            taken.append((neg, o))
-            if o not in exclude:
-                out.append(-neg)
+            if -neg == self.weight[o]:                # else stale: weights only fall
+                taken.append((neg, o))
         for e in taken:
             heapq.heappush(self.heap, e)
-        return out
+        self.best = [(-neg, o) for neg, o in taken]
+
+    def set(self, owner: bytes, weight: int) -> None:
+        """Lower an owner's weight. Outside the cache it stays outside; inside, it keeps its place
+        unless it falls to the cache's end, where an owner outside might now pass it."""
+        if weight == self.weight[owner]:
+            return
+        self.weight[owner] = weight
+        heapq.heappush(self.heap, (-weight, owner))
+        for i, (_, o) in enumerate(self.best):
+            if o == owner:
+                self.best[i] = (weight, owner)
+                self.best.sort(key=lambda e: (-e[0], e[1]))
+                if self.best[-1][1] == owner and len(self.best) < len(self.weight):
+                    self.best.pop()
+                    if len(self.best) < 3:
+                        self._refill()
+                break
+
+    def top(self, exclude: tuple) -> int | None:
+        """The greatest weight of an owner not in `exclude` (at most two owners), None if none."""
+        for w, o in self.best:
+            if o not in exclude:
+                return w
+        return None
+
+    def tight(self, weight: int, not_owner: bytes | None) -> list[bytes]:
+        """The owners other than `not_owner` whose weight is `weight`, the greatest possible (a cut
+        with no slack left); at most two of them while a pairing is feasible."""
+        return [o for w, o in self.best if o != not_owner and w == weight]
 
 
 class _Pairing:
@@ -137,11 +164,11 @@ class _Pairing:
             self.t.add(owner, wh, green, True)
         for (owner, _, green), wh in zip(bids, y):
             self.t.add(owner, wh, green, False)
-        owners = sorted(self.t.owner)
         part = self.t.owner
-        self.w_nN = _OwnerHeap(lambda o: part[o][1] + part[o][3], owners)
-        self.w_all = _OwnerHeap(lambda o: sum(part[o]), owners)
-        self.w_gG = _OwnerHeap(lambda o: part[o][0] + part[o][2], owners)
+        owners = sorted(part)
+        self.w_nN = _OwnerHeap({o: part[o][1] + part[o][3] for o in owners})
+        self.w_all = _OwnerHeap({o: sum(part[o]) for o in owners})
+        self.w_gG = _OwnerHeap({o: part[o][0] + part[o][2] for o in owners})
         # asks by class (owner, green), each a queue in priority order with a head; per green
         # class a heap of the heads (ask index = priority rank, so the least index is the best)
         self.queue: dict[tuple[bytes, bool], list[int]] = {}
@@ -163,6 +190,10 @@ class _Pairing:
     def best_head(self, green: bool, not_owner: bytes) -> int | None:
         """The best ask with something left among the asks of this green class, not of `not_owner`."""
         heap, taken, best = self.heads[green], [], None
+        while heap and self.class_head(heap[0][1], green) != heap[0][0]:
+            heapq.heappop(heap)                       # stale: that class's head has moved on
+        if heap and heap[0][1] != not_owner:
+            return heap[0][0]
         while heap:
             i, o = heapq.heappop(heap)
             if self.class_head(o, green) != i:
@@ -184,15 +215,16 @@ class _Pairing:
         types = [True] if green_only else [False, True]
         # tight cuts, each with what it leaves bid b (the cut's name is its kept set of asks):
         # "all of o's asks": every unit left has o on one side, so b takes only o's asks
-        only_owner = self._tight_owner(self.w_all, R, ob)
+        tight_all = self.w_all.tight(R, ob)
+        only_owner = tight_all[0] if tight_all else None
         green_owner: bytes | None = None
         if not green_only:
             # "o's non-green asks": other owners' bids that take any ask are exactly what o's
             # non-green asks need, so b takes only those
-            o1 = self._tight_owner(self.w_nN, N, ob)
-            if o1 is not None:
-                assert only_owner in (None, o1), "no feasible pairing left"
-                only_owner, types = o1, [False]
+            tight_nN = self.w_nN.tight(N, ob)
+            if tight_nN:
+                assert only_owner in (None, tight_nN[0]), "no feasible pairing left"
+                only_owner, types = tight_nN[0], [False]
             if N == n:                                # "every non-green ask": likewise, for all
                 types = [False]
         if g == 0:
@@ -200,11 +232,11 @@ class _Pairing:
         else:
             # "every non-green ask and o's green ones": other owners' green asks are exactly
             # what o's green-only bids need, so b (unless it is one) takes green only from o
-            tight_g = [w for w in self.w_gG.top(2, (ob,) if green_only else ()) if w == g]
-            if len(tight_g) >= 2:
+            tight_gG = self.w_gG.tight(g, ob if green_only else None)
+            if len(tight_gG) >= 2:
                 types = [t for t in types if not t]
-            elif tight_g:
-                green_owner = self._tight_owner(self.w_gG, g, ob if green_only else None)
+            elif tight_gG:
+                green_owner = tight_gG[0]
         found: list[int] = []
         for green in types:
             if green and green_owner is not None:
@@ -220,23 +252,6 @@ class _Pairing:
         assert found, "no feasible pairing left"
         return min(found)
 
-    @staticmethod
-    def _tight_owner(heap: _OwnerHeap, weight: int, not_owner: bytes | None) -> bytes | None:
-        """The owner other than `not_owner` of greatest weight, if that weight is `weight` (the
-        cut's slack is 0); at most one such owner exists while a pairing is feasible."""
-        taken, found = [], None
-        while heap.heap:
-            neg, o = heapq.heappop(heap.heap)
-            if -neg != heap.weight(o):
-                continue                              # stale
-            taken.append((neg, o))
-            if o != not_owner:
-                found = o if -neg == weight else None
-                break
-        for e in taken:
-            heapq.heappush(heap.heap, e)
-        return found
-
     # --- how much a pair may trade now ------------------------------------------------------
     def room(self, a: int, b: int) -> int:
         """The most ask a and bid b can trade now with the rest still pairable: the least slack of
@@ -251,13 +266,13 @@ class _Pairing:
         if not green_only and ask_green:
             q = min(q, N - n)                         # keep: every non-green ask
         if not green_only:                            # keep: owner o's non-green asks
-            for w in self.w_nN.top(1, (ob,) if ask_green else (ob, oa)):
-                q = min(q, N - w)
-        for w in self.w_all.top(1, (oa, ob)):         # keep: all of owner o's asks
-            q = min(q, R - w)
+            w = self.w_nN.top((ob,) if ask_green else (ob, oa))
+            q = q if w is None else min(q, N - w)
+        w = self.w_all.top((oa, ob))                  # keep: all of owner o's asks
+        q = q if w is None else min(q, R - w)
         if ask_green:                                 # keep: every non-green ask and o's green ones
-            for w in self.w_gG.top(1, (oa, ob) if green_only else (oa,)):
-                q = min(q, g - w)
+            w = self.w_gG.top((oa, ob) if green_only else (oa,))
+            q = q if w is None else min(q, g - w)
         return max(q, 0)
 
     def fill(self, a: int, b: int, wh: int) -> None:
@@ -270,9 +285,13 @@ class _Pairing:
         self.t.owner[ob][bp] -= wh
         self.t.parts[ap] -= wh
         self.t.parts[bp] -= wh
-        for heap in (self.w_nN, self.w_all, self.w_gG):
-            heap.push(oa)
-            heap.push(ob)
+        for o, green_part in ((oa, ask_green), (ob, green_only)):
+            part = self.t.owner[o]
+            self.w_all.set(o, part[0] + part[1] + part[2] + part[3])
+            if green_part:
+                self.w_gG.set(o, part[0] + part[2])
+            else:
+                self.w_nN.set(o, part[1] + part[3])
         if self.x[a] == 0:
             c = (oa, ask_green)
             self.head[c] += 1
