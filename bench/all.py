@@ -16,6 +16,7 @@ BENCHES = [
     ("meter readings in block import", ["bench.meter_readings"]),
     ("field meters' records in block import", ["bench.field_meter_bench"]),
     ("market", ["bench.market_bench"]),
+    ("call auction allocation", ["bench.call_auction_alloc"]),
     ("storage commit", ["bench.storage_bench"]),
     ("RPC", ["bench.rpc_bench"]),
     ("RPC under abuse", ["bench.rpc_abuse"]),
