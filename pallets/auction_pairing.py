@@ -37,9 +37,10 @@ greedy algorithm of polymatroids (fill of the i-th order = max volume with the f
 its side minus max volume with the first i - 1), O(n + m) with running maxima. The pairing step
 keeps every cut above the volume still to pair: a fill of q on (a, b) lowers a cut's slack by q
 exactly when a is outside the cut's kept set and b next to it, so the largest q is the least such
-slack; the slacks per owner sit in heaps. Each step of the pairing exhausts an ask or a bid, or
-makes one of the 3 x owners + 1 cuts tight for good (a slack never grows), so there are at most
-asks + bids + 3 x owners + 1 steps, each O(log owners).
+slack; the owners' weights per kind of cut sit in heaps with their best few cached. Each step of
+the pairing exhausts an ask or a bid, or makes one of the 3 x owners + 1 cuts tight for good (a
+slack never grows), so there are at most asks + bids + 3 x owners + 1 steps, each O(log owners)
+amortised (bench/call_auction_alloc.py: about 15 ms for 500 x 500 in CPython).
 """
 from __future__ import annotations
 
