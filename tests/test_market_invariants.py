@@ -19,10 +19,10 @@ be refused by the block (it leaves no trace at all). After every step:
      retired amounts never decrease, and retirements are exactly what settlement outcomes record;
   4. every trade fits the capacity in force when it matched: the zone flows and link flows it adds
      to stay within wh_in_interval(min(capacity, envelope)) (an envelope lowered later does not undo
-     trades, as market.py documents); stored flows equal the sums over trades;
+     trades, as pallets/market documents); stored flows equal the sums over trades;
   5. both parties of every trade hold an active licence for their side when it matches (and the
      trade's zones are not paused, the buyer is not the seller);
-  6. every trade's block time is before its interval's gate closure (and, market.py's rule behind it,
+  6. every trade's block time is before its interval's gate closure (and, the market's rule behind it,
      so is every order's, whether a call or the standing orders' hook placed it);
   7. at teardown, after the settlement window and the arbitration window have passed, every trade
      is SETTLED or REFUNDED, every order expired and the escrow is empty;
@@ -323,7 +323,7 @@ class MarketMachine(RuleBasedStateMachine):
                 meter = xt_meter.get(phase[1]) if phase[0] == 1 else None
                 self.orders[oid] = OrderRec(owner, side, zone, t, price, qty, meter)
                 assert locked == (cost(qty, price) if side == BID else 0)
-                # market.py's gate rule, which invariant 6 rests on: no order is accepted (by a call or
+                # the market's gate rule, which invariant 6 rests on: no order is accepted (by a call or
                 # by the standing orders' hook) in a block whose time is past the interval's gate
                 assert block_time < t - GATE, (f"order {oid} for {t} accepted at {block_time}, its gate closed "
                                                f"at {t - GATE} (phase {phase})")
