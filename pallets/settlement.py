@@ -62,7 +62,9 @@ Rules (each is a function below, named after it):
     (cost(wh, price) = wh * price // 1000, never more than agreed):
         seller gets cost(delivered, price_per_kwh) (= amount on full delivery),
         the DSO of the trade's *from_zone* (where the energy entered the grid; for a cross-zone trade
-        the exporting DSO collects the route fee) gets cost(delivered, fee_per_kwh),
+        the exporting DSO collects the route fee; for a coupled trade across zones, which pays the
+        buyer zone's local fee, the buyer zone's DSO: `market.fee_zone_of`) gets
+        cost(delivered, fee_per_kwh),
         the buyer gets the rest of amount + fee_amount (the undelivered part and every rounding
         remainder), so the trade's escrow leaves in full and issuance is unchanged.
   - Penalty: cost(wh - delivered, penalty_per_kwh) (`penalty_per_kwh` set in genesis), paid by the
@@ -330,8 +332,9 @@ def delivery_outcome(wh: int, seller_wh: int | None, buyer_wh: int | None) -> tu
 
 
 def dso_of(t: Trade) -> bytes:
-    """The grid fee goes to the DSO of the zone the energy entered the grid in."""
-    z = grid.zone(t.from_zone)
+    """The grid fee goes to the DSO whose tariff set it: of the zone the energy entered the grid in
+    (the route's tariff), or for a coupled trade across zones of the buyer's zone (its local fee)."""
+    z = grid.zone(market.fee_zone_of(t))
     return z.dso if z is not None else t.buyer       # a zone is never removed; refund otherwise
 
 

@@ -4,8 +4,9 @@ call-auction zones, cleared at one uniform price at gate closure: see "Call auct
 Licensed participants place limit orders for energy delivered in a future interval of their grid
 zone: bids (buy) and asks (sell), a price per kWh and a quantity in Wh. An incoming order trades at
 once against the opposite side of the book (continuous double auction, `pallets.market_engine`);
-what is left rests until it trades, is cancelled, or expires at gate closure. Trades are recorded
-per interval for settlement, which pays sellers against metered delivery.
+what is left rests until it trades, is cancelled, or expires at gate closure (unless a work bound
+cut its matching short while it still crossed: see "Bounded work"). Trades are recorded per
+interval for settlement, which pays sellers against metered delivery.
 
 Rules (each is a function below, named after it):
   - Who may trade: a bid needs an active prosumer or consumer licence, an ask an active prosumer
@@ -28,7 +29,10 @@ Rules (each is a function below, named after it):
   - Capacity: per (zone, interval) the Wh exported from and imported into each zone by trades,
     and per (link, interval) the Wh over it, are kept in `flows` and `link_flows`. A fill is
     limited to the room left: the seller zone's export capacity, the buyer zone's import capacity
-    (grid.capacity_for, W x interval_s / 3600, rounded down) and, across zones, the link's limit.
+    (grid.capacity_for, W x interval_s / 3600, rounded down) and, across zones, the link's limit
+    on the *net* flow: the room from i to j is limit(i, j) - (flow(i, j) - flow(j, i)), so trades
+    in opposite directions over a link cancel out and one against the net direction frees room
+    along it (`link_flows` keeps the gross Wh per direction; `Room` nets them).
     A trade inside one zone counts against both its export and its import (conservative: the
     energy leaves the producing meter and enters the consuming one on the same feeder).
   - Green: a green-only bid trades only with asks from generation meters. In this version every
@@ -89,6 +93,20 @@ Decisions:
     a flow that is at or above its (new) limit.
   - Bounded work: max_fills_per_order fills and max_scan_per_order examined orders per placement,
     max_orders_per_side per book side, max_expiries_per_block expiries per block.
+  - A placement never leaves a book crossed. A resting bid and a resting ask are *crossed* when
+    they could trade with each other: a route from the ask's zone to the bid's with a grid fee
+    (a link, neither zone paused, a tariff) and room left on it (`Room`), ask price + fee <= bid
+    price, different owners, the green rule met, both owners' licences active, the gate open.
+    Resting orders trade only with incoming ones, so a crossed pair would stay until expiry. Hence
+    when max_fills_per_order or max_scan_per_order stops an incoming order's matching while its
+    remainder still crosses an order it could trade with, the remainder does not rest: it is
+    trimmed, a bid's escrow for it returns at once, and OrderTrimmed(order id, owner, trimmed Wh,
+    released, bound) says so (the trades it made stand; the owner may place the rest again, which
+    matches on). A remainder that crosses nothing tradable rests as usual.
+  - Not covered by that rule: a change outside a placement can make two resting orders tradable
+    with each other (a DSO raises an envelope or link limit or lowers a tariff, a zone resumes, a
+    licence is reinstated, a trade against a link's net direction frees room along it). Such a
+    pair is left as it is: the next incoming order that reaches either of them trades with it.
   - Not checked here: that a seller's open asks together fit its meter (each ask alone must), and
     the meter's status at match time (settlement checks delivery on the trade's meters).
   - Flows and trades are never pruned here (settlement's job).
@@ -123,6 +141,44 @@ Call auction (uniform price, pay-as-clear), selectable per zone:
     expiry hook's budget per order in the book; it runs only while budget is left, so a block's
     expiry work stays within max_expiries_per_block + 2 x max_orders_per_side units (the hook's
     weight counts them all).
+
+Coupled clearing (market coupling of a region's zones, pay-as-clear with zone prices):
+  - The market genesis section {"coupled_regions": [[1, 2], [5, 6, 7]]} (storage `coupled_regions`)
+    names regions of zones (a feeder tree, at most max_region_zones) that clear together. A zone is
+    continuous, call-auction or coupled, never two of them. Placement in a coupled zone does not
+    match; orders rest, escrow as usual, cancellable until gate closure; no continuous order trades
+    with a coupled zone.
+  - No self-trade: a participant's orders in one region for one interval are all bids or all asks;
+    the other side is refused at placement (BothSidesInRegion), so the clearing never has to
+    separate an owner's own supply from its own demand.
+  - At gate closure, in `on_initialize` before the interval's orders expire, the region clears once
+    (`clear_coupled_region`; `auction_cleared` marks its zones until their books are gone): one
+    welfare-maximising clearing over all its zones (`pallets.market_coupling`, whose docstring is the
+    rule book: the problem, the algorithm and its tie-breaks, the price rule, the trades). In short:
+    a bid's value for energy is its all-in limit minus its zone's local fee f_z (the buyer zone's
+    point tariff, grid_fee_per_kwh(z, z, t)); the clearing maximises bids' value minus asks' cost
+    subject to each zone's export and import room (as in continuous trading: the Wh sold by its
+    asks, bought by its bids) and each link's limit per direction with counter-flows netted; every
+    zone gets one price p_z (midpoint rule), every accepted order is in the money at it, and where
+    nothing is congested every zone has the same price.
+  - Trades: bilateral, along the flows, for settlement. A trade from zone i to zone j records the
+    energy price p_i (the seller's zone price: amount = cost(wh, p_i)) and the fee f_j (fee_amount,
+    paid at settlement to the DSO of the buyer's zone j: `fee_zones`, `fee_zone_of`); the buyer
+    pays p_j + f_j per kWh. The difference cost(wh, p_j) - cost(wh, p_i) is congestion rent, split
+    over the links of the trade's path and paid at the clearing from the buyer's escrow to each
+    link's DSO (the from-zone's, who sets that direction's limit): CongestionRentPaid, never to a
+    trader. Rent pays for link capacity the clearing allocated, so it is not refunded if the trade
+    is not delivered; the trade itself (amount + fee) settles like any other: escrow, shortfall,
+    penalty, disputes.
+  - Left out: paused zones, zones without a local tariff for the interval's band, and orders of
+    owners whose licence is no longer active. If any green-only bid takes part, non-green asks are
+    left out (in this version every ask is green). Their orders expire as usual.
+  - Results: `clearings[(region, interval)]` keeps per zone the price, bought and sold Wh, net
+    import and export, and per link direction the flow, its limit, whether it is congested and
+    its rent; RegionCleared says it happened.
+  - Bounded: a region has at most max_region_zones zones, so at most 2 x max_orders_per_side x
+    max_region_zones orders; the clearing costs UNITS_PER_ORDER units of the expiry budget per
+    order and runs only while budget is left (the hook's weight counts them all).
 """
 from __future__ import annotations
 
@@ -131,10 +187,12 @@ from __future__ import annotations
 #   escrow    the escrow account: locks, releases, what a trade holds until settled
 #   capacity  energy per interval and the capacity Room (the flows and link flows)
 #   queries   read-only views for settlement, the RPC and wallets
+#   modes     how each zone trades: continuous, call auction or coupled; one side per region
 #   matching  continuous matching, trade recording, resting and closing orders
 #   placement rules of an order; calls place_bid (0), place_ask (1), cancel (2)
 #   auction   a call-auction book's clearing at gate closure
-#   expiry    gate closure: clearing call auctions, then expiring orders (hook)
+#   coupled   a coupled region's clearing at gate closure (the solver is pallets.market_coupling)
+#   expiry    gate closure: clearing call auctions and coupled regions, then expiring orders (hook)
 #   standing  standing orders: calls set (3) and cancel (4), the posting sweep (hooks)
 # This module re-exports their public names, so `pallets.market.X` reads as before the split.
 from pallets import grid
@@ -143,21 +201,27 @@ from pallets.market.capacity import Room, wh_in_interval
 from pallets.market.escrow import (ESCROW_ACCOUNT, escrow_for, escrowed_for_trade, lock_escrow,
                                    register_settlement, release_escrow)
 from pallets.market.expiry import expire_book, expire_closed_books, expire_interval
-from pallets.market.matching import (close_order, counterparty_licensed, is_call_auction_zone, opposite_sides,
-                                     put_side, queue_interval, record_trade, rest, route_fee, trade_and_rest)
+from pallets.market.coupled import clear_coupled_region
+from pallets.market.modes import (CALL_AUCTION, CONTINUOUS, COUPLED, coupled_zones, ensure_one_side_in_region,
+                                  is_call_auction_zone, region_of, zone_mode)
+from pallets.market.matching import (close_order, counterparty_licensed, opposite_sides,
+                                     put_side, queue_interval, record_trade, rest, route_fee, trade_and_rest,
+                                     trim)
 from pallets.market.placement import (cancel, do_place_ask, do_place_bid, ensure_gate_open, ensure_licensed,
                                       ensure_order_meter, ensure_terms, ensure_zone_trading, gate_open,
                                       is_generation_meter, new_order_id, place_ask, place_bid)
-from pallets.market.queries import (book_side, flow, interval_trade_ids, link_flow, order, standing_order,
-                                    standing_orders_of, trade, trades_in_interval)
+from pallets.market.queries import (book_side, clearing, fee_zone_of, flow, interval_trade_ids, link_flow, order,
+                                    standing_order, standing_orders_of, trade, trades_in_interval)
 from pallets.market.standing import (cancel_standing_order, post_standing, post_standing_orders,
                                      reserve_standing_posts, set_standing_order, standing_target)
 from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, MATCHED, W_CANCEL, W_CANCEL_STANDING,
                                   W_EXPIRE_BASE, W_EXPIRY, W_PLACE, W_SET_STANDING, W_STANDING_BASE,
                                   BookEntry, BookSide, BookSideType, Config, Error, Flow, Order,
-                                  OrderCancelled, OrderExpired, OrderId, OrderPlaced, StandingId,
+                                  OrderCancelled, OrderExpired, OrderId, OrderPlaced, OrderTrimmed, StandingId,
                                   StandingOrder, StandingOrderCancelled, StandingOrderPosted,
                                   StandingOrderSet, StandingOrderSkipped, Trade, TradeId, TradeMatched,
+                                  CongestionRentPaid, LinkClearing, RegionCleared, RegionClearing,
+                                  ZoneClearing, clearings, coupled_regions, fee_zones,
                                   auction_cleared, book, call_auction_zones, flows, interval_trade_count,
                                   interval_trades, link_flows, next_order_id, next_standing_id, next_trade_id,
                                   open_books, open_intervals, orders, pallet, standing_count, standing_cursor,
@@ -165,6 +229,9 @@ from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, MATCHED, W_CAN
                                   standing_tail, trades)
 
 __all__ = [
+    "CALL_AUCTION", "CONTINUOUS", "COUPLED", "clear_coupled_region", "clearing", "clearings",
+    "CongestionRentPaid", "coupled_regions", "coupled_zones", "ensure_one_side_in_region", "fee_zone_of",
+    "fee_zones", "LinkClearing", "region_of", "RegionCleared", "RegionClearing", "zone_mode", "ZoneClearing",
     "ASK", "ASK_ROLES", "auction_cleared", "BID", "BID_ROLES", "book", "book_side", "BookEntry", "BookSide",
     "BookSideType", "call_auction_zones", "cancel", "cancel_standing_order", "clear_call_auction",
     "close_order", "Config", "counterparty_licensed", "do_place_ask", "do_place_bid", "ensure_gate_open",
@@ -173,7 +240,7 @@ __all__ = [
     "flow", "flows", "gate_open", "interval_trade_count", "interval_trade_ids", "interval_trades",
     "is_call_auction_zone", "is_generation_meter", "link_flow", "link_flows", "lock_escrow", "MATCHED",
     "new_order_id", "next_order_id", "next_standing_id", "next_trade_id", "open_books", "open_intervals",
-    "opposite_sides", "Order", "order", "OrderCancelled", "OrderExpired", "OrderId", "OrderPlaced", "orders",
+    "opposite_sides", "Order", "order", "OrderCancelled", "OrderExpired", "OrderId", "OrderPlaced", "orders", "OrderTrimmed", "trim",
     "pallet", "place_ask", "place_bid", "post_standing", "post_standing_orders", "put_side", "queue_interval",
     "record_trade", "register_settlement", "release_escrow", "reserve_standing_posts", "rest", "Room",
     "route_fee", "set_standing_order", "standing_count", "standing_cursor", "standing_head", "standing_links",
@@ -188,13 +255,38 @@ __all__ = [
 # --- genesis ---------------------------------------------------------------------------------
 @pallet.genesis
 def _genesis(config: dict) -> None:
-    """{"call_auction_zones": [zone id, ...]} (optional): zones traded by call auction."""
+    """{"call_auction_zones": [zone id, ...], "coupled_regions": [[zone id, ...], ...]} (both
+    optional): zones traded by call auction, and regions of zones cleared together. A zone not named
+    trades continuously; no zone is in two of them."""
     zones = tuple(sorted({int(z) for z in config.get("call_auction_zones", [])}))
     for z in zones:
         if grid.zone(z) is None:
             raise ValueError(f"market genesis: call auction zone {z} is not a grid zone")
     if zones:
         call_auction_zones.put(zones)
+    regions = check_coupled_regions(config.get("coupled_regions", []), set(zones))
+    if regions:
+        coupled_regions.put(regions)
+
+
+def check_coupled_regions(regions: list, auction: set) -> tuple:
+    """Validate the genesis regions: each a non-empty list of known zones, at most max_region_zones,
+    no zone twice, none also a call-auction zone."""
+    if not isinstance(regions, list) or len(regions) > Config.max_regions:
+        raise ValueError(f"market genesis: coupled_regions must be a list of at most {Config.max_regions} regions")
+    seen: set[int] = set()
+    out = []
+    for n, region in enumerate(regions):
+        if not isinstance(region, list) or not 1 <= len(region) <= Config.max_region_zones:
+            raise ValueError(f"market genesis: coupled region {n} must list 1 to {Config.max_region_zones} zones")
+        for z in region:
+            if not isinstance(z, int) or isinstance(z, bool) or grid.zone(z) is None:
+                raise ValueError(f"market genesis: coupled region {n}: {z!r} is not a grid zone")
+            if z in seen or z in auction:
+                raise ValueError(f"market genesis: zone {z} is in two coupled regions or also a call-auction zone")
+            seen.add(z)
+        out.append(tuple(sorted(region)))
+    return tuple(out)
 
 
 # --- hooks -----------------------------------------------------------------------------------

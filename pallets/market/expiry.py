@@ -1,5 +1,5 @@
 """Gate closure: after an interval's gate has closed its books change only here. Call-auction books
-clear, then the unmatched orders expire and a bid's escrow returns, oldest interval first, within a
+and coupled regions clear, then the unmatched orders expire and a bid's escrow returns, oldest interval first, within a
 per-block budget (see "Decisions" and "Call auction" in the package docstring).
 
 `expire_closed_books` is an on_initialize hook; the package's __init__ registers it (hook order is
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pallets import timestamp
 from pallets.market.auction import clear_call_auction
+from pallets.market.coupled import clear_coupled_region
+from pallets.market.modes import region_of
 from pallets.market.matching import close_order, put_side
 from pallets.market.placement import gate_open
 from pallets.market.state import (ASK, BID, W_EXPIRE_BASE, W_EXPIRY, Config, OrderExpired, auction_cleared,
@@ -39,9 +41,13 @@ def expire_interval(t: int, budget: int) -> int:
     """Expire up to `budget` orders of the interval's books; returns the budget left."""
     zones = list(open_books.get(t))
     auction = call_auction_zones.get()
-    while zones:
-        if zones[0] in auction and not auction_cleared.get((zones[0], t)):
-            budget = clear_call_auction(zones[0], t, budget)
+    while zones and budget > 0:
+        if not auction_cleared.get((zones[0], t)):
+            region = region_of(zones[0])
+            if zones[0] in auction:
+                budget = clear_call_auction(zones[0], t, budget)
+            elif region is not None:
+                budget = clear_coupled_region(region, t, budget)
             if budget <= 0:
                 break
         budget = expire_book((zones[0], t), budget)

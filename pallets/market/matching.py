@@ -16,8 +16,9 @@ from pallets import market_engine as engine
 from pallets.identity import Role
 from pallets.market.capacity import Room
 from pallets.market.escrow import escrow_for, release_escrow
-from pallets.market.state import (ASK, BID, MATCHED, Config, Error, Order, Trade, TradeMatched, book,
-                                  call_auction_zones, interval_trade_count, interval_trades, next_trade_id,
+from pallets.market.modes import coupled_zones, trades_at_gate_closure
+from pallets.market.state import (ASK, BID, MATCHED, Config, Error, Order, OrderTrimmed, Trade, TradeMatched,
+                                  book, call_auction_zones, interval_trade_count, interval_trades, next_trade_id,
                                   open_books, open_intervals, orders, trades)
 from pallets.market_engine import cost
 from runtime.pallet import deposit_event, ensure
@@ -50,26 +51,22 @@ def counterparty_licensed(side: int) -> Callable[[bytes], bool]:
 def opposite_sides(o: Order) -> dict:
     """The other side of every book in the order's interval (the engine picks the routes)."""
     other = ASK if o.side == BID else BID
-    auction = set(call_auction_zones.get())
-    zones = (set(open_books.get(o.interval_start)) | {o.zone}) - auction
+    at_gate_closure = set(call_auction_zones.get()) | coupled_zones()
+    zones = (set(open_books.get(o.interval_start)) | {o.zone}) - at_gate_closure
     return {z: list(book.get((z, o.interval_start, other))) for z in sorted(zones)}
-
-
-def is_call_auction_zone(zone: int) -> bool:
-    return zone in call_auction_zones.get()
 
 
 def trade_and_rest(o: Order) -> None:
     """Match an incoming order, record its trades, and rest what is left of it."""
-    if is_call_auction_zone(o.zone):
-        rest(o)                 # a call-auction zone: no continuous matching, cleared at gate closure
+    if trades_at_gate_closure(o.zone):
+        rest(o)                 # call auction or coupled: no continuous matching, cleared at gate closure
         return
     t = o.interval_start
     incoming = engine.Incoming(o.id, o.owner, o.zone, o.side == BID, o.price_per_kwh, o.quantity_wh, o.green)
     sides = opposite_sides(o)
     room = Room(t)
     result = engine.match(incoming, sides, route_fee(t), room, Config.max_fills_per_order,
-                          Config.max_scan_per_order, counterparty_licensed(o.side))
+                          Config.max_scan_per_order, counterparty_licensed(o.side), room.left)
     other = ASK if o.side == BID else BID
     for zone in result.touched_zones:
         put_side((zone, t), other, sides[zone])
@@ -84,18 +81,34 @@ def trade_and_rest(o: Order) -> None:
             orders.remove(resting.id)
         else:
             orders.insert(resting.id, resting)
-    if result.remaining_wh > 0:
+    if result.remaining_wh > 0 and result.cut_short is not None:
+        trim(o, BOUND_NAMES[result.cut_short])
+    elif result.remaining_wh > 0:
         rest(o)
 
 
-def record_trade(fill: engine.Fill, t: int, touched: dict) -> None:
-    """One fill: the trade is recorded, its money stays in escrow, the buyer's surplus lock returns."""
+#: the Config names of the engine's work bounds, as OrderTrimmed says them
+BOUND_NAMES = {engine.MAX_FILLS: "max_fills_per_order", engine.MAX_SCAN: "max_scan_per_order"}
+
+
+def trim(o: Order, bound: str) -> None:
+    """The remainder of an order whose matching a work bound stopped while it still crossed an
+    order it could trade with: it does not rest (it would leave the book crossed, since resting
+    orders trade only with incoming ones); a bid's escrow for it returns now."""
+    release_escrow(o.owner, o.escrow_locked)
+    deposit_event(OrderTrimmed(o.id, o.owner, o.remaining_wh, o.escrow_locked, bound))
+
+
+def record_trade(fill: engine.Fill, t: int, touched: dict, rent: int = 0) -> int:
+    """One fill: the trade is recorded, its money stays in escrow, the buyer's surplus lock returns.
+    `rent` is what the buyer pays beyond amount + fee (a coupled trade's congestion rent): it is
+    left in escrow for the caller to pay out. Returns the trade id."""
     bid = touched.get(fill.bid_id) or orders.get(fill.bid_id)
     ask = touched.get(fill.ask_id) or orders.get(fill.ask_id)
     amount, fee_amount = cost(fill.wh, fill.price_per_kwh), cost(fill.wh, fill.fee_per_kwh)
     left = bid.remaining_wh - fill.wh
     lock_after = escrow_for(left, bid.price_per_kwh)
-    surplus = bid.escrow_locked - lock_after - amount - fee_amount
+    surplus = bid.escrow_locked - lock_after - amount - fee_amount - rent
     assert surplus >= 0, "escrow would fall short of a trade"
     release_escrow(bid.owner, surplus)
     touched[bid.id] = dataclasses.replace(bid, remaining_wh=left, escrow_locked=lock_after)
@@ -110,6 +123,7 @@ def record_trade(fill: engine.Fill, t: int, touched: dict) -> None:
     interval_trade_count.insert(t, position + 1)
     deposit_event(TradeMatched(trade_id, t, bid.id, ask.id, bid.owner, ask.owner, fill.from_zone,
                                fill.to_zone, fill.wh, fill.price_per_kwh, fill.fee_per_kwh))
+    return trade_id
 
 
 def rest(o: Order) -> None:

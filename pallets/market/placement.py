@@ -11,6 +11,7 @@ from pallets import market_engine as engine
 from pallets.market.capacity import wh_in_interval
 from pallets.market.escrow import escrow_for, lock_escrow
 from pallets.market.matching import close_order, put_side, trade_and_rest
+from pallets.market.modes import ensure_one_side_in_region
 from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, W_CANCEL, W_PLACE, Config, Error, Order,
                                   OrderCancelled, OrderId, OrderPlaced, book, next_order_id, orders, pallet)
 from primitives.codec import BOOL, H256, U32, U64
@@ -80,6 +81,7 @@ def do_place_bid(who: bytes, zone: int, interval_start: int, price_per_kwh: int,
     ensure_zone_trading(zone)
     ensure_licensed(who, BID_ROLES)
     ensure_order_meter(who, meter, zone, BID, quantity_wh)
+    ensure_one_side_in_region(who, zone, interval_start, BID)
     locked = escrow_for(quantity_wh, price_per_kwh)
     lock_escrow(who, locked)
     o = Order(new_order_id(), who, BID, zone, interval_start, price_per_kwh, quantity_wh, quantity_wh,
@@ -97,6 +99,7 @@ def do_place_ask(who: bytes, zone: int, interval_start: int, price_per_kwh: int,
     ensure_zone_trading(zone)
     ensure_licensed(who, ASK_ROLES)
     m = ensure_order_meter(who, meter, zone, ASK, quantity_wh)
+    ensure_one_side_in_region(who, zone, interval_start, ASK)
     o = Order(new_order_id(), who, ASK, zone, interval_start, price_per_kwh, quantity_wh, quantity_wh,
               meter, is_generation_meter(m), 0)
     deposit_event(OrderPlaced(o.id, who, ASK, zone, interval_start, price_per_kwh, quantity_wh, 0))

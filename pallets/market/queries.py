@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pallets.market.state import (Flow, Order, StandingOrder, Trade, book, flows, interval_trade_count,
+from pallets.market.state import (Flow, Order, RegionClearing, StandingOrder, Trade, book, clearings, fee_zones,
+                                  flows, interval_trade_count,
                                   interval_trades, link_flows, orders, standing_of, standing_orders,
                                   trades)
 
 
 def trade(trade_id: int) -> Trade | None:
     return trades.get(trade_id)
+
+
+def fee_zone_of(t: Trade) -> int:
+    """The zone whose tariff set a trade's grid fee, and whose DSO is paid it: the from-zone (its
+    DSO sets the route's tariff), except a coupled trade across zones, which pays the buyer zone's
+    local fee (see "Coupled clearing")."""
+    z = fee_zones.get(t.id)
+    return t.from_zone if z is None else z
+
+
+def clearing(region: int, interval_start: int) -> RegionClearing | None:
+    """The result of a region's coupled clearing for an interval; None before it cleared."""
+    return clearings.get((region, interval_start))
 
 
 def interval_trade_ids(interval_start: int, start: int = 0, limit: int | None = None) -> list[int]:

@@ -46,6 +46,10 @@ class Config:
     max_standing_posts_per_block = 100
     #: a standing order posts for the interval starting at interval_start(now) + this many intervals
     standing_lead_intervals = 2
+    #: zones in one coupled region (the coupled clearing's work grows with them; a region is a feeder tree)
+    max_region_zones = 8
+    #: coupled regions in a chain
+    max_regions = 64
 
 
 BID, ASK = 0, 1
@@ -188,7 +192,50 @@ standing_round = pallet.value("standing_round", U64, default=0,
 call_auction_zones = pallet.value("call_auction_zones", ListOf(U32, max_len=grid.Config.max_zones), default=(),
                                   doc="Zones traded by uniform-price call auction at gate closure (genesis)")
 auction_cleared = pallet.map("auction_cleared", key=Tuple(U32, U64), value=BOOL, default=False,
-                             doc="(zone, interval start) -> True once its call auction has cleared")
+                             doc="(zone, interval start) -> True once its call auction (or its region's "
+                                 "coupled clearing) has cleared")
+
+
+@struct
+class ZoneClearing:
+    """One zone's part of a coupled clearing."""
+    zone: U32
+    price_per_kwh: U64        # the zone's energy price: its sellers get it, its buyers pay it + the zone's fee
+    bought_wh: U64
+    sold_wh: U64
+    imported_wh: U64          # over links, net
+    exported_wh: U64
+
+
+@struct
+class LinkClearing:
+    """One direction of a link in a coupled clearing."""
+    from_zone: U32
+    to_zone: U32
+    flow_wh: U64              # net flow this way
+    limit_wh: U64             # the direction's room before the clearing
+    congested: BOOL           # the flow reached the limit
+    rent: U64                 # congestion rent earned, paid to `dso`
+    dso: AccountId            # the from-zone's DSO, who sets this direction's limit
+
+
+@struct
+class RegionClearing:
+    zones: ListOf(ZoneClearing, max_len=Config.max_region_zones)
+    links: ListOf(LinkClearing, max_len=Config.max_region_zones * (Config.max_region_zones - 1))
+    volume_wh: U64            # Wh traded
+    rent: U64                 # total congestion rent
+
+
+coupled_regions = pallet.value("coupled_regions",
+                               ListOf(ListOf(U32, max_len=Config.max_region_zones), max_len=Config.max_regions),
+                               default=(), doc="Regions of zones cleared together at gate closure (genesis), "
+                                               "each a list of zone ids, ascending")
+clearings = pallet.map("clearings", key=Tuple(U32, U64), value=RegionClearing,
+                       doc="(region index, interval start) -> the result of the region's coupled clearing")
+fee_zones = pallet.map("fee_zones", key=TradeId, value=U32,
+                       doc="Trade id -> the zone whose tariff set the trade's grid fee and whose DSO is paid it, "
+                           "where that is not the trade's from_zone (coupled trades across zones)")
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -264,6 +311,38 @@ class StandingOrderSkipped:
     reason: TEXT              # the name of the error that stopped the placement
 
 
+@pallet.event
+class RegionCleared:
+    """A coupled region's books cleared together for an interval (the result is in `clearings`)."""
+    region: U32
+    interval_start: U64
+    volume_wh: U64
+    rent: U64
+
+
+@pallet.event
+class CongestionRentPaid:
+    """A congested link's rent, (price difference) x flow, went to its DSO; never to a trader."""
+    interval_start: U64
+    from_zone: U32
+    to_zone: U32
+    flow_wh: U64
+    amount: U64
+    dso: AccountId
+
+
+@pallet.event
+class OrderTrimmed:
+    """An incoming order's matching stopped at a work bound while it still crossed an order it could
+    trade with: its remainder did not rest (a book is never left crossed), a bid's escrow for it
+    returned at once."""
+    order_id: OrderId
+    owner: AccountId
+    trimmed_wh: U64
+    released: U64
+    bound: TEXT               # max_fills_per_order | max_scan_per_order
+
+
 # --- errors ----------------------------------------------------------------------------------
 class Error(PalletError):
     PriceOutOfBounds = "the price per kWh must be between min_price_per_kwh and max_price_per_kwh"
@@ -291,6 +370,8 @@ class Error(PalletError):
     TooManyStandingOrders = "the participant already holds max_standing_per_owner standing orders"
     UnknownStandingOrder = "no standing order with this id exists"
     NotStandingOrderOwner = "only the standing order's owner may cancel it"
+    BothSidesInRegion = ("in a coupled region a participant may hold bids or asks for an interval, not both "
+                         "(no self-trade): cancel the other side first")
 
 
 pallet.errors(Error)
