@@ -127,20 +127,28 @@ Call auction (uniform price, pay-as-clear), selectable per zone:
   - Price rule (`market_engine.clearing_price`): candidates are the distinct ask prices and the
     values b - f (>= 0); p* maximises V; tie-break: the smallest |supply(p) - demand(p)|, then the
     LOWEST price (buyers pay no more than needed). Nothing trades if max V is 0.
-  - Allocation (`market_engine.allocate`): compatible asks by (price, order id), bids by (price
-    desc, order id), paired greedily up to V; every trade is at energy price p* plus fee f
+  - Allocation (`market_engine.allocate`, pairing in `auction_pairing`): the asks with a <= p*
+    and bids with b - f >= p* trade the most the rule below allows, at most V, whatever order they
+    arrived in (a max-flow, asks to compatible bids, solved exactly). Which orders trade follows
+    priority as far as that volume allows: the asks' fills, in (price, order id) order, are the
+    lexicographically greatest of all pairings of that volume (an ask is passed over only where
+    filling it would cost volume); then the bids' fills likewise in (price desc, order id) order,
+    among the pairings that fill the asks so. Bids in that order take asks in theirs, each as much
+    as leaves the rest pairable (with no owner on both sides and no green-only bid: the plain
+    greedy pairing). Every trade is at energy price p* plus fee f
     (price_per_kwh = p*, fee_per_kwh = f, amount/fee_amount by cost()), recorded and escrowed by
     the same `record_trade` as continuous fills (the bid's surplus lock returns at once; p* + f <=
     b, so escrow never falls short), and reserved in `flows` through the same `Room`. As in
     continuous matching there are no self-trades, a green-only bid meets only green asks, and
     orders of owners whose licence is no longer active are left out (they expire); the first two
-    can leave the matched volume below V(p*). Nothing clears in a zone paused at gate closure or
-    without a local tariff. Then the interval's remaining orders expire as usual.
+    can leave the matched volume below V(p*) (V, and so p*, does not see owners or green flags).
+    Nothing clears in a zone paused at gate closure or without a local tariff. Then the
+    interval's remaining orders expire as usual.
   - Bounded: one clearing reads the two book sides (at most max_orders_per_side each, sorting
-    O(n log n); the greedy pairing is O(bids x asks) at worst) and is charged one unit of the
-    expiry hook's budget per order in the book; it runs only while budget is left, so a block's
-    expiry work stays within max_expiries_per_block + 2 x max_orders_per_side units (the hook's
-    weight counts them all).
+    O(n log n); the pairing takes at most bids + asks + 3 x owners + 1 steps of O(log owners))
+    and is charged one unit of the expiry hook's budget per order in the book; it runs only while
+    budget is left, so a block's expiry work stays within max_expiries_per_block + 2 x
+    max_orders_per_side units (the hook's weight counts them all).
 
 Coupled clearing (market coupling of a region's zones, pay-as-clear with zone prices):
   - The market genesis section {"coupled_regions": [[1, 2], [5, 6, 7]]} (storage `coupled_regions`)
