@@ -35,7 +35,13 @@ The rules of `match`, in the order they apply:
      order filled completely leaves the book, a partly filled one keeps its place (time priority).
   8. Bounded work: at most `max_fills` fills, and at most `max_scan` resting orders examined
      (skipped self-trades and green mismatches count), per incoming order. What is left of the
-     incoming order is returned as its remainder; the caller decides whether it rests.
+     incoming order is returned as its remainder.
+  9. Never crossed: if a bound stopped the match while the remainder still crosses a resting order
+     it could trade with (rules 2, 4, 5 and room left on the route, `room_left`), the result says
+     which bound (`cut_short`) and the remainder must not rest: resting it would leave a bid and
+     an ask that could trade with each other in the books, and resting orders only ever trade with
+     an incoming one. Finding out reads only what the call already holds: the crossing part of
+     the remaining routes, one eligibility and one room look-up per route at most.
 """
 from __future__ import annotations
 
@@ -46,6 +52,9 @@ from collections.abc import Callable
 from pallets import auction_pairing
 
 PRICE, ORDER_ID, OWNER, REMAINING, GREEN = range(5)
+
+#: the work bounds of `match`, as `MatchResult.cut_short` names them
+MAX_FILLS, MAX_SCAN = "max_fills", "max_scan"
 
 #: a resting order: (price_per_kwh, order_id, owner, remaining_wh, green)
 Entry = tuple
@@ -117,6 +126,9 @@ class MatchResult:
     remaining_wh: int = 0
     #: zones whose book side `match` changed (the caller writes these back)
     touched_zones: list = field(default_factory=list)
+    #: MAX_FILLS or MAX_SCAN if that bound stopped the match while the remainder still crosses a
+    #: resting order it could trade with (rule 9: the remainder must not rest); None otherwise
+    cut_short: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -183,13 +195,16 @@ def _best_route(incoming: Incoming, routes: list[_Route]) -> _Route | None:
 
 def match(incoming: Incoming, sides_by_zone: dict, fee_for: Callable[[int, int], int | None],
           room_for: Callable[[int, int, int], int], max_fills: int, max_scan: int,
-          eligible: Callable[[bytes], bool] | None = None) -> MatchResult:
+          eligible: Callable[[bytes], bool] | None = None,
+          room_left: Callable[[int, int], int] | None = None) -> MatchResult:
     """Match `incoming` against the opposite book sides, one list per zone (see the module rules).
 
     Mutates the lists of `sides_by_zone`: filled resting orders leave, partly filled ones shrink.
     `fee_for(from_zone, to_zone)` is the grid fee per kWh of a route, None where no trade may flow;
     `room_for(from_zone, to_zone, wh)` grants and reserves up to `wh`; `eligible(owner)`, if
-    given, says whether a resting order's owner may trade.
+    given, says whether a resting order's owner may trade; `room_left(from_zone, to_zone)`, if
+    given, is the room `room_for` would grant now, without reserving it (without it, every route
+    counts as having room when rule 9 asks).
     """
     result = MatchResult(remaining_wh=incoming.quantity_wh)
     routes = _routes(incoming, sides_by_zone, fee_for)
@@ -215,8 +230,30 @@ def match(incoming: Incoming, sides_by_zone: dict, fee_for: Callable[[int, int],
         result.fills.append(_fill(incoming, resting, r, from_zone, to_zone, granted))
         result.remaining_wh -= granted
         _consume(r, resting, granted, routes)
+    if result.remaining_wh > 0 and routes and _tradable_cross_left(incoming, routes, eligible, room_left):
+        result.cut_short = MAX_FILLS if len(result.fills) >= max_fills else MAX_SCAN
     result.touched_zones = [r.zone for r in all_routes if _compact(r)]
     return result
+
+
+def _tradable_cross_left(incoming: Incoming, routes: list[_Route], eligible: Callable | None,
+                         room_left: Callable | None) -> bool:
+    """Rule 9: does a remaining route still hold a resting order the incoming one could trade with?
+    Called only when a bound stopped the loop (otherwise the loop emptied `routes`). Each route is
+    walked from its cursor while its orders cross; room is the route's, so one look-up decides it."""
+    for r in routes:
+        for i in range(r.pos, len(r.side)):
+            resting = r.side[i]
+            if resting is None:
+                continue
+            if not _crosses(incoming, resting, r.fee):
+                break
+            if _compatible(incoming, resting, eligible):
+                from_zone, to_zone = (r.zone, incoming.zone) if incoming.is_bid else (incoming.zone, r.zone)
+                if room_left is None or room_left(from_zone, to_zone) > 0:
+                    return True
+                break
+    return False
 
 
 def _fill(incoming: Incoming, resting: Entry, r: _Route, from_zone: int, to_zone: int, wh: int) -> Fill:
