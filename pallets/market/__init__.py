@@ -93,10 +93,11 @@ Decisions:
     a flow that is at or above its (new) limit.
   - Bounded work: max_fills_per_order fills and max_scan_per_order examined orders per placement,
     max_orders_per_side per book side, max_expiries_per_block expiries per block.
-  - A placement never leaves a book crossed. A resting bid and a resting ask are *crossed* when
-    they could trade with each other: a route from the ask's zone to the bid's with a grid fee
-    (a link, neither zone paused, a tariff) and room left on it (`Room`), ask price + fee <= bid
-    price, different owners, the green rule met, both owners' licences active, the gate open.
+  - A placement never leaves a continuous book crossed (call-auction and coupled books rest
+    crossed by design until they clear at gate closure). A resting bid and a resting ask are
+    *crossed* when they could trade with each other: a route from the ask's zone to the bid's
+    with a grid fee (a link, neither zone paused, a tariff) and room left on it (`Room`), ask
+    price + fee <= bid price, different owners, the green rule met, both owners' licences active, the gate open.
     Resting orders trade only with incoming ones, so a crossed pair would stay until expiry. Hence
     when max_fills_per_order or max_scan_per_order stops an incoming order's matching while its
     remainder still crosses an order it could trade with, the remainder does not rest: it is
@@ -106,7 +107,8 @@ Decisions:
   - Not covered by that rule: a change outside a placement can make two resting orders tradable
     with each other (a DSO raises an envelope or link limit or lowers a tariff, a zone resumes, a
     licence is reinstated, a trade against a link's net direction frees room along it). Such a
-    pair is left as it is: the next incoming order that reaches either of them trades with it.
+    pair does not trade by itself: it stays until incoming orders take either side, its owners
+    cancel, or the orders expire.
   - Not checked here: that a seller's open asks together fit its meter (each ask alone must), and
     the meter's status at match time (settlement checks delivery on the trade's meters).
   - Flows and trades are never pruned here (settlement's job).
