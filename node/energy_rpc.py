@@ -155,6 +155,22 @@ def _settlement_json(trade_id: int) -> dict:
                 "certificatesRetiredWh": o.certificates_retired_wh}}
 
 
+def _region_json(index: int, zone_ids: tuple[int, ...], c: market.RegionClearing | None) -> dict:
+    """One coupled region's clearing for an interval (must run under externalities: zone modes).
+    Before the region cleared, `cleared` is false, the lists are empty and the totals null, so a
+    client never takes a pending clearing for one that traded nothing."""
+    if c is None:
+        return {"region": index, "zoneIds": list(zone_ids), "cleared": False, "zones": [], "links": [],
+                "volumeWh": None, "rent": None}
+    zones = [{"zone": z.zone, "mode": market.zone_mode(z.zone), "pricePerKwh": z.price_per_kwh,
+              "boughtWh": z.bought_wh, "soldWh": z.sold_wh, "netImportWh": z.imported_wh - z.exported_wh,
+              "importedWh": z.imported_wh, "exportedWh": z.exported_wh} for z in c.zones]
+    links = [{"fromZone": x.from_zone, "toZone": x.to_zone, "flowWh": x.flow_wh, "limitWh": x.limit_wh,
+              "congested": x.congested, "rent": x.rent, "dso": _addr(x.dso)} for x in c.links]
+    return {"region": index, "zoneIds": list(zone_ids), "cleared": True, "zones": zones, "links": links,
+            "volumeWh": c.volume_wh, "rent": c.rent}
+
+
 def _levels(entries: tuple, descending: bool) -> list[dict]:
     """Depth: resting quantity per price level, best price first."""
     by_price: dict[int, list[int]] = {}
@@ -187,6 +203,7 @@ class EnergyRpc:
             "energy_zoneUsage": self.zone_usage,
             "energy_settlement": self.settlement,
             "energy_intervalTrades": self.interval_trades,
+            "energy_clearing": self.clearing,
         }
 
     def list_result(self, paging: Paging, what: str, items: Items, unpaged_max: int = MAX_PAGE) -> list | dict:
@@ -312,7 +329,7 @@ class EnergyRpc:
                 if after is None or zid > after[0]:
                     yield (zid,), {"zone": zid, "name": z.name, "dso": _addr(z.dso),
                                    "importCapacityW": z.import_capacity_w, "exportCapacityW": z.export_capacity_w,
-                                   "paused": z.paused}
+                                   "paused": z.paused, "mode": market.zone_mode(zid)}
         # the grid holds at most max_zones zones: unpaged, the whole list is always answered
         return self.list_result(paging, "zones", items, unpaged_max=max(MAX_PAGE, grid.Config.max_zones))
 
@@ -364,3 +381,21 @@ class EnergyRpc:
                 for pos in range(first, market.interval_trade_count.get(t)):
                     yield (t, pos), _trade_json(market.trade(market.interval_trades.get(t, pos)))
         return self.list_result(paging, "trades", items)
+
+    def clearing(self, params: Any) -> dict:
+        """[intervalStart, at?] -> every coupled region's clearing for the interval, by region index:
+        per zone its price, bought and sold Wh and net import; per link direction its flow, limit,
+        congestion and rent; all read at one block, named in `at` (`gridchain report clearing`
+        writes it as CSV for the regulator)."""
+        t, at = _args(params, ["intervalStart", "at"], 1)
+        t = parse_int(t, "intervalStart")
+        if t % grid.Config.interval_s:
+            raise InvalidParams(f"intervalStart: {t} is not the start of an interval "
+                                f"(a multiple of {grid.Config.interval_s} s)")
+        at_hash = self.resolve(_at(at))
+
+        def read() -> dict:
+            regions = [_region_json(index, tuple(zone_ids), market.clearing(index, t))
+                       for index, zone_ids in enumerate(market.coupled_regions.get())]
+            return {"intervalStart": t, "at": "0x" + at_hash.hex(), "regions": regions}
+        return self.read(read, at_hash)
