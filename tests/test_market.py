@@ -115,7 +115,8 @@ def check_invariants(chain) -> None:
 
 
 def flows_over_capacity(chain) -> dict:
-    """(zone or link, interval) -> (flow Wh, room Wh) for every traded interval, as now."""
+    """(zone or link, interval) -> (flow Wh, room Wh) for every traded interval, as now; a link's
+    flow is its net flow in that direction."""
     def read():
         out = {}
         for ts in {t.interval_start for _, t in market.trades.items()}:
@@ -124,8 +125,8 @@ def flows_over_capacity(chain) -> dict:
                 imp_w, exp_w = grid.capacity_for(zone, ts)
                 out[("import", zone, ts)] = (f.import_wh, market.wh_in_interval(imp_w))
                 out[("export", zone, ts)] = (f.export_wh, market.wh_in_interval(exp_w))
-                other = 3 - zone
-                out[("link", zone, ts)] = (market.link_flow(zone, other, ts),
+                other = 3 - zone          # a link's limit holds its net flow ("Capacity")
+                out[("link", zone, ts)] = (market.link_flow(zone, other, ts) - market.link_flow(other, zone, ts),
                                            market.wh_in_interval(grid.link_limit_w(zone, other) or 0))
         return out
     return chain.read(read)

@@ -54,7 +54,8 @@ def crossed_pairs(zone: int, interval: int) -> list[tuple[int, int]]:
     """(bid id, ask id) of every crossed pair with an order resting in `zone` for `interval`, each
     checked by the definition (call inside chain.read). Continuous zones only: a call-auction or
     coupled book crosses by design until it clears at gate closure."""
-    zones = sorted(set(market.open_books.get(interval)) | {zone})
+    zones = [z for z in sorted(set(market.open_books.get(interval)) | {zone})
+             if market.zone_mode(z) == market.CONTINUOUS]
     pairs = set()
     for bid_zone in zones:
         for ask_zone in zones:
