@@ -31,12 +31,23 @@ be refused by the block (it leaves no trace at all). After every step:
      at teardown, after later blocks ran;
   9. no placement leaves a continuous book crossed (a resting bid and ask that could trade).
 
+Half the runs start from `coupled_genesis`: zones 1 and 2 are one coupled region with a binding 2 -> 1
+link. There orders rest until gate closure and the expiry hook clears the region (trades in
+on_initialize, after the gate by the hooks' time); the model refuses a participant's second side in
+the region for an interval (BothSidesInRegion: nothing changes but the fee), checks each coupled
+trade at the seller zone's price with the buyer zone's local fee and the buyer's zone price within
+its limit, and each link's congestion rent (paid once, to the exporting zone's DSO) against the price
+difference over the trades across it, which follow the net flow. Invariants 1-8 hold as stated; the
+halts (`advance_far`, hours without a block) and small budgets spread a clearing over blocks (issue
+12's defect 1, fixed as `test_a_halt_over_a_slow_coupled_clearing_still_settles_every_trade`).
+
 The run is derandomized (the same examples every time, so CI is deterministic) and reports a failure
 unshrunk; GRIDCHAIN_FUZZ=<examples> explores with fresh seeds and shrinks what it finds. A found
 counter-example is kept below as a fixed sequence of the machine's rules.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import sys
@@ -58,7 +69,7 @@ from primitives.meter_reading import Reading, SignedReading, sign_reading
 from runtime.api import InvalidTransaction
 from runtime.executive import execute_block
 from runtime.storage import Overlay, externalities
-from tests.runtime_harness import GENESIS_HASH, MemState
+from tests.runtime_harness import GENESIS_HASH, MemState, chain_factory
 from tests.test_market import (
     ALICE,
     BOB,
@@ -91,6 +102,11 @@ _GENESIS = dev_spec()["genesis"]["runtimeGenesis"]["config"]
 _GRID = _GENESIS["grid"]
 ZONE_CAP = {z["id"]: (z["import_capacity_w"], z["export_capacity_w"]) for z in _GRID["zones"]}
 LINK_W = {(a, b): w for a, b, w in _GRID["links"]}
+#: the coupled variant of the genesis: zones 1 and 2 clear together at gate closure, and the link
+#: 2 -> 1 carries 4 kW (1,000 Wh an interval), so it binds whenever Ferdie (zone 2) sells to zone 1
+REGION = (1, 2)
+COUPLED_LINK_W = {(1, 2): 100_000, (2, 1): 4_000}
+RENT_PAID = (market.pallet.index, market.CongestionRentPaid._event_index)
 BANDS = tuple(tuple(b) for b in _GRID["tou_bands"])
 
 KP = {"Alice": ALICE, "Bob": BOB, "Charlie": CHARLIE, "Dave": DAVE, "Eve": EVE, "Ferdie": FERDIE}
@@ -99,6 +115,16 @@ NAME = {kp.public_key: n for n, kp in KP.items()}
 BY_KEY = {kp.public_key: kp for kp in KP.values()}
 METER_OF = {KP[o].public_key: METER_KEY[KP[o]].public_key for o, *_ in DEV_METERS}     # owner -> meter
 UNKNOWN_METER = b"\x09" * 32
+
+
+def coupled_genesis() -> dict:
+    config = copy.deepcopy(_GENESIS)
+    config["grid"]["links"] = [[a, b, w] for (a, b), w in sorted(COUPLED_LINK_W.items())]
+    config["market"] = {"coupled_regions": [list(REGION)]}
+    return config
+
+
+new_coupled_chain = chain_factory(coupled_genesis())
 #: per-block bounds of the hooks, made tiny in some runs: (config, name, small value)
 SMALL_BUDGETS = [(market.Config, "max_expiries_per_block", 2), (settlement.Config, "max_trades_per_block", 2),
                  (settlement.Config, "max_intervals_per_block", 3)]
@@ -187,16 +213,20 @@ AHEAD = st.sampled_from([1, 1, 1, 2, 2, 3, 0, -1, 4, 6, 97, "unaligned"])
 class MarketMachine(RuleBasedStateMachine):
 
     # --- set-up ---------------------------------------------------------------------------
-    @initialize(small_budgets=st.booleans())
-    def start(self, small_budgets=False):
+    @initialize(small_budgets=st.booleans(), coupled=st.booleans())
+    def start(self, small_budgets=False, coupled=False):
         """A fresh dev chain; with `small_budgets` the hooks' per-block bounds are tiny, so that
-        expiry and settlement spread over blocks (restored at teardown)."""
+        expiry and settlement spread over blocks (restored at teardown); with `coupled` zones 1 and
+        2 are one coupled region (`coupled_genesis`): their orders rest and clear together at gate
+        closure, one side per participant per interval."""
         self.saved_config = [(cfg, name, getattr(cfg, name)) for cfg, name, _ in SMALL_BUDGETS]
         self.small_budgets = small_budgets
         if small_budgets:
             for cfg, name, value in SMALL_BUDGETS:
                 setattr(cfg, name, value)
-        self.chain = new_chain()
+        self.coupled = coupled
+        self.link_w = COUPLED_LINK_W if coupled else LINK_W
+        self.chain = new_coupled_chain() if coupled else new_chain()
         c = self.chain
         self.lic = {KP[n].public_key: Lic(identity.roles_from_names(r)) for n, r in DEV_ROLES.items()}
         self.paused = {z: False for z in ZONE_CAP}
@@ -309,16 +339,16 @@ class MarketMachine(RuleBasedStateMachine):
         post.apply(again.changes)
         assert post == chain.state, "replay: different state"
         self.blocks.append((parent, parent_hash, number, xts, again.changes, again.events))
-        self.check_block_events(again.events, phases, xt_meter, chain.now_ms // 1000)
-        # the expiry hook (which sees the parent's time) left no order whose gate had closed by then
         with externalities(Overlay(parent)):
             seen_by_hooks = timestamp.now_s()
+        self.check_block_events(again.events, phases, xt_meter, chain.now_ms // 1000, seen_by_hooks)
+        # the expiry hook (which sees the parent's time) left no order whose gate had closed by then
         late = chain.read(lambda: [o.id for _, o in market.orders.items()
                                    if not market.gate_open(o.interval_start, seen_by_hooks)])
         assert not late or self.small_budgets, f"orders {late} outlived their gate closure"
 
-    def check_block_events(self, events, phases, xt_meter, block_time):
-        matched = []
+    def check_block_events(self, events, phases, xt_meter, block_time, hooks_time):
+        matched, rents = [], {}
         for phase, p, e, fields in events:
             if (p, e) == ORDER_PLACED:
                 oid, owner, side, zone, t, price, qty, locked = fields
@@ -334,6 +364,15 @@ class MarketMachine(RuleBasedStateMachine):
                 self.orders[oid].meter = self.standing_meter[sid]
             elif (p, e) == TRADE_MATCHED:
                 matched.append((phase, fields))
+            elif (p, e) == RENT_PAID:
+                t, from_zone, to_zone, flow_wh, amount, dso = fields
+                assert (t, from_zone, to_zone) not in rents and amount > 0 and flow_wh > 0
+                rents[(t, from_zone, to_zone)] = amount
+                self.stats["congestion rent paid"] += 1
+                # congestion rent goes to the DSO of the link's exporting zone, never to a trader
+                assert dso == self.chain.read(lambda z=from_zone: grid.zone(z).dso) == DAVE.public_key
+                assert self.lic[dso].roles & int(Role.DSO)
+        rents_due: dict = defaultdict(int)
         for phase, f in matched:
             # the model as it stood when the trade matched: hooks first, then each extrinsic in turn
             at = 0 if phase[0] == 0 else phase[1] if phase[0] == 1 else "end"
@@ -346,14 +385,32 @@ class MarketMachine(RuleBasedStateMachine):
             assert self._licensed(lic, seller, ASK_ROLES), f"trade {tid}: seller {NAME.get(seller)} not licensed"
             assert not paused[from_zone] and not paused[to_zone], f"trade {tid} in a paused zone"
             assert buyer != seller
-            # 6. matched before gate closure, by block time
-            assert block_time < t - GATE, (f"trade {tid} matched at {block_time}, gate of {t} closed at "
-                                           f"{t - GATE} (phase {phase})")
+            coupled = self.coupled and from_zone in REGION
+            assert coupled == (self.coupled and to_zone in REGION), f"trade {tid} between zone modes"
+            # 6. matched before gate closure, by block time; a coupled region's trades are made by the
+            # expiry hook at gate closure, once its gate has closed by the time the hooks see
+            if coupled:
+                assert phase[0] == 0 and hooks_time >= t - GATE, (
+                    f"coupled trade {tid} for {t} made in phase {phase} with the hooks at {hooks_time}")
+            else:
+                assert block_time < t - GATE, (f"trade {tid} matched at {block_time}, gate of {t} closed at "
+                                               f"{t - GATE} (phase {phase})")
             # the orders and the price rules
             b, a = self.orders[bid_id], self.orders[ask_id]
             assert (b.side, a.side, b.owner, a.owner) == (BID, ASK, buyer, seller)
             assert (b.zone, a.zone, b.t, a.t) == (to_zone, from_zone, t, t)
-            assert fee == grid_fee(from_zone, to_zone, t)
+            if coupled:
+                # the seller zone's price, the buyer zone's local fee; the buyer pays its own zone's
+                # price (the difference is the links' congestion rent) plus that fee, within its limit
+                prices = self.chain.read(lambda t=t: {z.zone: z.price_per_kwh for z in market.clearing(0, t).zones})
+                assert fee == grid_fee(to_zone, to_zone, t)
+                assert price == prices[from_zone] >= a.price and prices[to_zone] + fee <= b.price
+                assert prices[to_zone] >= prices[from_zone]
+                if from_zone != to_zone:
+                    rents_due[(t, from_zone, to_zone)] += cost(w, prices[to_zone]) - cost(w, price)
+                self.stats["coupled trade"] += 1
+            else:
+                assert fee == grid_fee(from_zone, to_zone, t)
             assert price >= a.price and price + fee <= b.price
             rec = self.chain.read(lambda tid=tid: market.trade(tid))
             assert (rec.buyer_meter, rec.seller_meter) == (b.meter, a.meter)
@@ -362,13 +419,19 @@ class MarketMachine(RuleBasedStateMachine):
             rooms = [(("exp", from_zone, t), self._room(env, from_zone, t)[1]),
                      (("imp", to_zone, t), self._room(env, to_zone, t)[0])]
             if from_zone != to_zone:
-                rooms.append((("link", from_zone, to_zone, t), wh(LINK_W.get((from_zone, to_zone), 0))))
+                rooms.append((("link", from_zone, to_zone, t), wh(self.link_w.get((from_zone, to_zone), 0))))
             for key, room in rooms:
                 self.dflow[key] += w
                 used = self.dflow[key]
                 if key[0] == "link":              # a link's limit holds its net flow ("Capacity")
                     used -= self.dflow.get(("link", key[2], key[1], t), 0)
                 assert used <= room, f"trade {tid}: {key} at {used} Wh > {room} Wh"
+            if coupled and from_zone != to_zone:
+                # the clearing's trades follow the net flow: never both directions of a link
+                back = ("link", to_zone, from_zone, t)
+                assert not self.dflow.get(back), f"trade {tid}: flows both ways between {from_zone} and {to_zone}"
+        # every link's rent is the price difference over the trades across it, paid once
+        assert rents == {k: v for k, v in rents_due.items() if v}, (rents, dict(rents_due))
 
     @staticmethod
     def _licensed(lic, who, roles) -> bool:
@@ -423,9 +486,17 @@ class MarketMachine(RuleBasedStateMachine):
             return ME.MeterCannotExport
         if qty > wh(m.rated_w):
             return ME.ExceedsMeterRating
+        if placing and self.coupled and zone in REGION and self._open_sides_in_region(who, t) - {side}:
+            return ME.BothSidesInRegion
         if placing and side == BID and balances.asset_balance_of(STABLE, who) < cost(qty, price):
             return ME.InsufficientFunds
         return None
+
+    @staticmethod
+    def _open_sides_in_region(who, t) -> set:
+        """The sides of `who`'s open orders for interval t in the coupled region (read in the block)."""
+        return {o.side for _, o in market.orders.items() if o.owner == who and o.interval_start == t
+                and o.zone in REGION}
 
     def _order_meter(self, who, choice):
         own = METER_OF.get(who.public_key, METER[BOB])
@@ -469,6 +540,31 @@ class MarketMachine(RuleBasedStateMachine):
             self.produce(Item(make, lambda now, who=who, side=side, p=p, q=q, z=z, meter_id=meter_id:
                               self.order_verdict(side, who.public_key, z, istart(now) + ahead * I, p, q,
                                                  meter_id, now), who, meter=meter_id))
+
+    @rule(who=st.sampled_from(["Bob", "Ferdie"]), n=st.integers(0, 10**6), same_side=st.booleans(),
+          price=st.integers(10_000, 200_000), qty=st.integers(1, 2_000))
+    def another_order_for_the_interval(self, who, n, same_side, price, qty):
+        """Another order of a participant for an interval in which it has an open order: in the
+        coupled region the other side must be refused (BothSidesInRegion) and change nothing but
+        the fee; the same side is accepted. Without an open order, an order two intervals ahead."""
+        who = KP[who]
+        meter_id = METER_OF[who.public_key]
+        zone = self.meters[meter_id].zone
+        mine = self.chain.read(lambda: sorted((o.interval_start, o.side) for _, o in market.orders.items()
+                                              if o.owner == who.public_key))
+        pick = _pick(mine, n)
+        side = (BID if n % 2 else ASK) if pick is None else pick[1] if same_side else 1 - pick[1]
+
+        def when(now):
+            return istart(now) + 2 * I if pick is None else pick[0]
+
+        def make(now):
+            return (bid if side == BID else ask)(self.chain, who, price, qty, zone=zone, t=when(now), meter=meter_id)
+        def expect(now):
+            verdict = self.order_verdict(side, who.public_key, zone, when(now), price, qty, meter_id, now)
+            self.stats["second side in the region refused"] += verdict is ME.BothSidesInRegion
+            return verdict
+        self.produce(Item(make, expect, who, meter=meter_id))
 
     @rule(who=st.sampled_from(["Bob", "Charlie", "Ferdie"]), n=st.integers(0, 10**6))
     def cancel_order(self, who, n):
@@ -902,6 +998,7 @@ class MarketMachine(RuleBasedStateMachine):
     crossing_orders_again = crossing_orders
     crossing_orders_once_more = crossing_orders
     place_order_again = place_order
+    another_order_for_the_interval_again = another_order_for_the_interval
     meters_report_again = meters_report
     next_interval_again = next_interval
     dispute_again = dispute
@@ -1061,7 +1158,9 @@ class MarketMachine(RuleBasedStateMachine):
                    + [o.t for o in self.orders.values()])
         self.jump(max(settlement.window_closes_at(last), self.chain.now_ms // 1000) + 1)
         for _ in range(400):
-            if self._unsettled(disputed_too=False) == 0 and not self._open_orders():
+            # (an interval whose orders were all cancelled stays queued until the hooks see its gate)
+            if (self._unsettled(disputed_too=False) == 0 and not self._open_orders()
+                    and not self.chain.read(lambda: market.open_intervals.get())):
                 break
             self.tick()
             self.check_all()
@@ -1145,3 +1244,33 @@ def test_a_standing_order_is_not_posted_or_matched_after_gate_closure_by_a_late_
     machine.crossing_orders(seller="Ferdie", ahead=3, price=10_000, spread=-1, qty=1, qty2=1)
     machine.advance(gaps=[96, 1_501])     # the first block of an interval, then none for 25 minutes
     machine.check_all()
+
+
+def test_a_halt_over_a_slow_coupled_clearing_still_settles_every_trade():
+    """Issue 12's defect 1 in a coupled region, as a fixed sequence of the machine's rules: with the
+    hooks' budgets tiny, the region's clearing and the expiry of its orders spread over blocks, and
+    a halt of 30 hours puts the first blocks after it past the settlement window of both intervals.
+    Ferdie's cheap energy in zone 2 fills the 2 -> 1 link (congestion rent to the DSO); Bob's second
+    side in the region is refused; teardown drives time on until every trade is final and checks
+    the invariants on the way."""
+    machine = MarketMachine()
+    machine.report_coverage = lambda: None               # hypothesis events exist only inside a test
+    machine.start(small_budgets=True, coupled=True)
+    try:
+        for ahead in (2, 3):
+            machine.crossing_orders(seller="Ferdie", ahead=ahead, price=30_000, spread=40_000, qty=1_500, qty2=2_000)
+            machine.crossing_orders(seller="Bob", ahead=ahead, price=60_000, spread=20_000, qty=800, qty2=1_000)
+        machine.another_order_for_the_interval(who="Bob", n=0, same_side=False, price=90_000, qty=100)
+        assert machine.stats["place_bid failed"] == 1                 # BothSidesInRegion, nothing changed
+        intervals = sorted({o.t for o in machine.orders.values()})
+        machine.advance_far(hours=30)
+        for _ in range(4):
+            machine.one_block()
+        machine.check_all()
+        for t in intervals:
+            result = machine.chain.read(lambda t=t: market.clearing(0, t))
+            links = {(x.from_zone, x.to_zone): x for x in result.links}
+            assert (links[(2, 1)].flow_wh, links[(2, 1)].congested) == (1_000, True) and links[(2, 1)].rent > 0
+        assert machine.n_trades >= 4                                  # both sellers traded, both intervals
+    finally:
+        machine.teardown()
