@@ -60,7 +60,10 @@ def _placed_text(w: Wallet, r: TxReport) -> str:
     for t in x["trades"]:
         lines.append(f"  traded {units.format_energy(t['wh'])} at {price_text(w, t['pricePerKwh'])} "
                      f"(+ {price_text(w, t['feePerKwh'])} grid fee) with {t['counterparty']} (trade {t['tradeId']})")
-    if x["restingWh"] == 0:
+    if x.get("trimmedWh"):
+        lines.append(f"  {units.format_energy(x['trimmedWh'])} not rested: matching stopped at its work bound "
+                     "while the order still crossed the book (place the rest again to match on)")
+    if x["restingWh"] == 0 and not x.get("trimmedWh"):
         lines.append("  fully matched")
     elif x["restingWh"] is not None:
         lines.append(f"  {units.format_energy(x['restingWh'])} resting in the book")

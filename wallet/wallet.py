@@ -331,7 +331,8 @@ class Wallet:
         """A bid (buy; price is the all-in limit: energy plus grid fee) or an ask (sell; energy
         price) for `quantity_wh` delivered in the interval. The meter defaults to the account's one
         suitable meter, the zone to the meter's. The report's result has the order id, the trades it
-        made at once and the Wh left resting in the book."""
+        made at once, the Wh left resting in the book and the Wh trimmed (see the market's "Bounded
+        work")."""
         if side not in SIDE_CODES:
             raise WalletError("the side is bid or ask")
         if green_only and side == ASK:
@@ -347,10 +348,13 @@ class Wallet:
         trades = [{"tradeId": t["trade_id"], "wh": t["wh"], "pricePerKwh": t["price_per_kwh"],
                    "feePerKwh": t["fee_per_kwh"], "counterparty": self.address(t["seller" if side == BID else "buyer"])}
                   for t in report.emitted("market", "TradeMatched")]
+        # a remainder the market trimmed (matching stopped at a work bound while it still crossed) does not rest
+        trimmed = sum(t["trimmed_wh"] for t in report.emitted("market", "OrderTrimmed"))
         report.result = {"side": side, "zone": zone, "intervalStart": interval_start, "pricePerKwh": price_per_kwh,
                          "quantityWh": quantity_wh, "meter": "0x" + meter.hex(),
                          "orderId": placed[0]["order_id"] if placed else None, "trades": trades,
-                         "restingWh": quantity_wh - sum(t["wh"] for t in trades) if placed else None}
+                         "restingWh": quantity_wh - sum(t["wh"] for t in trades) - trimmed if placed else None,
+                         "trimmedWh": trimmed if placed else None}
         return report
 
     async def cancel_order(self, keypair: Keypair, order_id: int, *, until: str = "finalized") -> TxReport:
