@@ -40,8 +40,8 @@ The rules of `match`, in the order they apply:
      it could trade with (rules 2, 4, 5 and room left on the route, `room_left`), the result says
      which bound (`cut_short`) and the remainder must not rest: resting it would leave a bid and
      an ask that could trade with each other in the books, and resting orders only ever trade with
-     an incoming one. Finding out reads only what the call already holds: the crossing part of
-     the remaining routes, one eligibility and one room look-up per route at most.
+     an incoming one. Finding out walks only the crossing part of the remaining routes' sides
+     (already in hand), with `eligible` per owner met and one `room_left` per route at most.
 """
 from __future__ import annotations
 
