@@ -17,6 +17,7 @@ BENCHES = [
     ("field meters' records in block import", ["bench.field_meter_bench"]),
     ("market", ["bench.market_bench"]),
     ("call auction allocation", ["bench.call_auction_alloc"]),
+    ("coupled clearing of 3 zones, 5,000 orders", ["bench.coupled_clearing"]),
     ("storage commit", ["bench.storage_bench"]),
     ("RPC", ["bench.rpc_bench"]),
     ("RPC under abuse", ["bench.rpc_abuse"]),
