@@ -43,7 +43,8 @@ Zone prices (`zone_prices`): any optimal flow has supporting prices. Each zone's
   of European coupling for indeterminate prices; rounding down keeps every constraint. Hence:
   every accepted order is in the money at its zone's price, a link with room in both directions
   joins two zones at one price (where nothing is congested every zone has the same price), and
-  energy flows only from a zone to one at the same or a higher price.
+  energy flows only from a zone to one at the same or a higher price. (`max_price` is raised to
+  the highest order price if an order exceeds it, so the bounds always meet.)
 
 Trades (`decompose`): bilateral trades, because settlement checks delivery meter by meter. Zones
   are visited in topological order of the net flows (ascending id among ready zones); a zone's
@@ -267,7 +268,8 @@ class _Region:
 def zone_prices(r: _Region, max_price: int) -> list[int]:
     """The zone prices of an optimal flow (see "Zone prices" in the module doc)."""
     n = len(r.ids)
-    lo, hi = [0] * n, [max_price] * n
+    top = max([max_price] + [e[PRICE] for side in (r.asks, r.bids) for q in side for e in q])
+    lo, hi = [0] * n, [top] * n           # max_price, or a higher order price if one is given
     for z in range(n):
         for e in r.asks[z]:
             took = r.accepted.get(e[ORDER_ID], 0)
