@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from meters.household import DATA_FILE, DataError, Household, HouseholdSpec, Registers, load_profile, neighbourhood
-from meters.strategy import ASK, BID, revision, wanted
+from meters.strategy import ASK, BID, REVISE_PCT, one_side, revision, revisions, standing_plan, wanted
 
 MIDNIGHT = 1_764_028_800          # 2025-11-25 00:00 UTC, a whole number of days since the epoch
 
@@ -70,3 +70,29 @@ def test_strategy_sells_surplus_at_noon_buys_at_night_and_revises_only_on_real_c
     assert wanted(h, MIDNIGHT + 11 * 3600, MIDNIGHT + 12 * 3600, 900, prosumer=False)[ASK] == 0
     assert revision(0, 0) == "keep" and revision(0, 100) == "set" and revision(100, 0) == "cancel"
     assert revision(100, 120) == "keep" and revision(100, 130) == "replace"
+
+
+def test_strategy_keeps_one_side_per_hour_and_cancels_before_it_sets():
+    # a coupled region refuses a participant's bid and ask for one interval (BothSidesInRegion)
+    assert one_side({BID: 120, ASK: 300}) == {BID: 0, ASK: 300}
+    assert one_side({BID: 300, ASK: 120}) == {BID: 300, ASK: 0}
+    assert one_side({BID: 0, ASK: 0}) == {BID: 0, ASK: 0}
+    # from buying to selling: the bid goes first, so no sweep sees both standing orders
+    assert revisions({BID: 200, ASK: 0}, {BID: 0, ASK: 300}) == [(BID, "cancel", 0), (ASK, "set", 300)]
+    assert revisions({BID: 0, ASK: 300}, {BID: 500, ASK: 0}) == [(ASK, "cancel", 0), (BID, "set", 500)]
+    assert revisions({BID: 100, ASK: 0}, {BID: 110, ASK: 0}) == []
+
+
+def test_the_standing_plan_posts_one_side_per_household_asks_at_noon_and_bids_at_night():
+    sunny = Household(HouseholdSpec(day_offset=170, load_pct=60, pv_pct=400))
+    flat = Household(HouseholdSpec(day_offset=30, load_pct=100, pv_pct=0))
+    plan = standing_plan({"sunny": (sunny, True), "flat": (flat, False)}, MIDNIGHT, 24)
+    noon, night = plan[MIDNIGHT + 12 * 3600], plan[MIDNIGHT + 2 * 3600]
+    assert noon["sunny"][0] == ASK and night["sunny"][0] == BID
+    assert noon["flat"][0] == BID and night["flat"][0] == BID
+    # the first revision (an hour before the day) posts from 15 minutes before the day, the last
+    # interval of the day gets nothing (the day's end cancels)
+    assert min(plan) == MIDNIGHT - 900 and max(plan) == MIDNIGHT + 24 * 3600 - 1800
+    # what it posts at noon is what the household wants for that hour, up to the revision's slack
+    want = one_side(wanted(sunny, MIDNIGHT + 11 * 3600 + 1800, MIDNIGHT + 12 * 3600 + 1800, 900, True))
+    assert noon["sunny"][0] == ASK and abs(noon["sunny"][1] - want[ASK]) * 100 <= noon["sunny"][1] * REVISE_PCT
