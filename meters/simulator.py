@@ -31,11 +31,13 @@ from typing import Any
 from meters.field_meters import DlmsTestMeter, OcmfTestMeter, SmlTestMeter
 from meters.gateway import FieldGatewayMeter, Gateway, GatewayMeter
 from meters.household import Household, HouseholdSpec, Registers, neighbourhood
+from meters.market_watch import (ESCROW_ACCOUNT, IntervalClearing, MarketActivity, MarketWatch, format_clearings,
+                                 market_rows)
 from meters.record_sources import SourceRecord, field_meter_id
 from meters.sources import SimulatedSource
 from meters.spool import ED25519, Spool
 from meters.submitter import PendingReading
-from meters.strategy import ASK, BID, Prices, household_prices, revision, wanted
+from meters.strategy import ASK, BID, Prices, decision_times, household_prices, one_side, revisions, wanted
 from primitives.chain_clock import ChainClock
 from primitives.keys import Keypair
 from rpc.client import AsyncClient, RpcError
@@ -130,15 +132,18 @@ def field_test_meter(kind: str, name: str) -> OcmfTestMeter | SmlTestMeter | Dlm
     return None
 
 
-def build_households(n: int, seed: int = 2011, zones: tuple[int, ...] = (1, 2)) -> list[SimHousehold]:
-    """n households named Household1..n, alternating over `zones`, with meters of the kinds
-    `meter_kind_for` gives; the same n and seed always give the same neighbourhood, so a chain spec
-    and a simulator built apart agree on it."""
+def build_households(n: int, seed: int = 2011, zones: tuple[int, ...] = (1, 2),
+                     split_by_pv: bool = False) -> list[SimHousehold]:
+    """n households named Household1..n, alternating over `zones` (or, with `split_by_pv`, those
+    with PV on zones[0] and those without on zones[1]: a street of rooftop PV and one of flats), with
+    meters of the kinds `meter_kind_for` gives; the same arguments always give the same
+    neighbourhood, so a chain spec and a simulator built apart agree on it."""
     out = []
     for i, spec in enumerate(neighbourhood(n, seed)):
         name = f"Household{i + 1}"
+        zone = zones[0 if spec.pv_pct > 0 else 1] if split_by_pv else zones[i % len(zones)]
         out.append(SimHousehold(
-            index=i, name=name, spec=spec, zone=zones[i % len(zones)],
+            index=i, name=name, spec=spec, zone=zone,
             rated_power_w=10_000 if spec.pv_pct > 0 else 15_000, prices=household_prices(i, seed),
             household=Household(spec), account=Keypair.from_uri(f"//{name}"),
             meter=Keypair.from_uri(f"//{name}//meter"),
@@ -205,6 +210,9 @@ class HourReport:
     finalized_block: int = 0
     #: meter kind -> how many meters of that kind had a reading final during the hour
     meters_reported: dict[str, int] = field(default_factory=dict)
+    #: the coupled region's clearings of the hour's intervals (none where the zones trade continuously)
+    clearings: list[IntervalClearing] = field(default_factory=list)
+    zone_names: dict[int, str] = field(default_factory=dict)
 
     @property
     def local_share(self) -> float:
@@ -240,6 +248,15 @@ class Summary:
     #: meter kind -> (meters of that kind with a reading final on chain, meters of that kind)
     meter_kinds: dict[str, tuple[int, int]] = field(default_factory=dict)
     wall_s: float = 0.0
+    #: standing-order posts and skips, congestion rent paid, from the market's events
+    market: MarketActivity = field(default_factory=MarketActivity)
+    clearings: list[IntervalClearing] = field(default_factory=list)
+    zone_names: dict[int, str] = field(default_factory=dict)
+    #: the stablecoin's supply against every account's balance at the start and at the end
+    #: (MarketWatch.money)
+    money_start: dict[str, Any] = field(default_factory=dict)
+    money: dict[str, Any] = field(default_factory=dict)
+    day_start: int = 0
 
     @property
     def avg_price_per_kwh(self) -> float:
@@ -324,6 +341,7 @@ class Simulator:
         self.summary = Summary(households=len(households), hours=hours)
         self._sem = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.wallet: Wallet | None = None
+        self.watch: MarketWatch | None = None
         self._start_block = 0
         self._hour_reported: dict[bytes, str] = {}      # meter -> kind, final since the last hour line
         if gateway is not None:
@@ -345,6 +363,9 @@ class Simulator:
     async def run(self) -> Summary:
         t0 = time.monotonic()
         self.wallet = await Wallet.connect(self.client)
+        self.watch = await MarketWatch.connect(self.client, self.wallet.state)
+        self.summary.zone_names, self.summary.day_start = self.watch.zone_names, self.day_start
+        self.summary.money_start = await self.watch.money(self.wallet.chain.stablecoin.id, self._money_labels())
         self._start_block = await self._best_number()
         stop_meters = asyncio.Event()
         meters = asyncio.create_task(self.gateway.run(stop_meters)) if self.gateway is not None else None
@@ -388,40 +409,42 @@ class Simulator:
     # -- households' energy managers ----------------------------------------------------------
     async def _strategy(self) -> None:
         """Once an hour from an hour before the day starts: revise every household's standing
-        orders for the hour they will post for; at the day's end, cancel them all."""
-        lead = 2 * self.interval_s   # the chain's standing_lead_intervals
-        for k in range(self.hours + 1):
-            decide_at = self.day_start - HOUR_S + k * HOUR_S
+        order for the hour it will post for, one side at a time (`one_side`: the demo's feeders
+        clear as one coupled region); at the day's end, cancel them all."""
+        times = decision_times(self.day_start, self.hours, self.interval_s)
+        for k, (decide_at, start) in enumerate(times):
             await self.sleep_until(decide_at)
-            start = decide_at + lead
-            last = k == self.hours
+            last = k == len(times) - 1
             jobs = []
             for h in self.households:
-                want = {BID: 0, ASK: 0} if last else wanted(h.household, start, start + HOUR_S, self.interval_s,
-                                                             h.prosumer)
-                for side in (ASK, BID):
-                    current = h.standing.get(side, (None, 0))[1]
-                    action = revision(current, want[side])
-                    if action != "keep":
-                        jobs.append((h, side, action, want[side]))
-            await asyncio.gather(*(self._revise(*job) for job in jobs))
+                want = {BID: 0, ASK: 0} if last else one_side(
+                    wanted(h.household, start, start + HOUR_S, self.interval_s, h.prosumer))
+                changes = revisions({side: q for side, (_sid, q) in h.standing.items()}, want)
+                if changes:
+                    jobs.append(self._revise(h, changes))
+            await asyncio.gather(*jobs)
 
-    async def _revise(self, h: SimHousehold, side: int, action: str, quantity: int) -> None:
-        side_name = "bid" if side == BID else "ask"
+    async def _revise(self, h: SimHousehold, changes: list[tuple[int, str, int]]) -> None:
+        """One household's changes, in order (cancels first). A failed one is counted and ends the
+        household's revision for this hour: after a failed cancel, setting the other side could
+        leave it with both."""
         async with self._sem, h.lock:
-            try:
-                if action in ("cancel", "replace"):
-                    sid, _ = h.standing.pop(side)
-                    await self._timed(self.wallet.cancel_standing_order(h.account, sid))
-                if action in ("set", "replace"):
-                    price = h.prices.bid_per_kwh if side == BID else h.prices.ask_per_kwh
-                    report = await self._timed(self.wallet.set_standing_order(
-                        h.account, side_name, price, quantity, zone=h.zone, meter=h.meter_id))
-                    if report.result.get("standingId") is not None:
-                        h.standing[side] = (report.result["standingId"], quantity)
-            except (TimeoutError, RpcError, WalletError, OSError) as e:
-                self.summary.tx_failed += 1
-                log.warning("%s: %s of a standing %s failed: %s", h.name, action, side_name, e)
+            for side, action, quantity in changes:
+                side_name = "bid" if side == BID else "ask"
+                try:
+                    if action in ("cancel", "replace"):
+                        sid, _ = h.standing.pop(side)
+                        await self._timed(self.wallet.cancel_standing_order(h.account, sid))
+                    if action in ("set", "replace"):
+                        price = h.prices.bid_per_kwh if side == BID else h.prices.ask_per_kwh
+                        report = await self._timed(self.wallet.set_standing_order(
+                            h.account, side_name, price, quantity, zone=h.zone, meter=h.meter_id))
+                        if report.result.get("standingId") is not None:
+                            h.standing[side] = (report.result["standingId"], quantity)
+                except (TimeoutError, RpcError, WalletError, OSError) as e:
+                    self.summary.tx_failed += 1
+                    log.warning("%s: %s of a standing %s failed: %s", h.name, action, side_name, e)
+                    return
 
     async def _timed(self, call: Any) -> TxReport:
         """Run one wallet call, recording build-to-finalized time; a call that failed in its block
@@ -460,6 +483,11 @@ class Simulator:
                 r.self_consumed_wh += c - imp
             r.best_block = await self._best_number()
             r.finalized_block = await self._finalized_number()
+            if self.watch.coupled:
+                r.clearings = await self.watch.clearings(start, end, self.interval_s)
+                r.zone_names = self.watch.zone_names
+                self.summary.clearings += r.clearings
+            self.summary.market.add(await self.watch.scan())
             reported = list(self._hour_reported.values())
             r.meters_reported = {k: reported.count(k) for k in METER_KINDS if k in reported}
             self._hour_reported.clear()
@@ -506,6 +534,15 @@ class Simulator:
             s.certificates_retired_wh += o["certificatesRetiredWh"]
         s.finalized_block = await self._finalized_number()
         s.blocks = s.finalized_block - self._start_block
+        s.market.add(await self.watch.scan())
+        s.money = await self.watch.money(self.wallet.chain.stablecoin.id, self._money_labels())
+
+    def _money_labels(self) -> dict[bytes, str]:
+        """Whose balance is whose in the money check: the households, the DSO, the market's escrow."""
+        labels = {h.account.public_key: "households" for h in self.households}
+        labels.update({dso: "DSO" for dso in self.watch.dsos})
+        labels[ESCROW_ACCOUNT] = "market escrow"
+        return labels
 
 
 def _clock(t: int) -> str:
@@ -519,7 +556,14 @@ def format_hour(r: HourReport, stable_decimals: int = 6) -> str:
             f"price {price} GEUR/kWh  fees {r.fees / unit:6.3f} GEUR  PV {r.generation_wh / 1000:6.2f} kWh  "
             f"load {r.consumption_wh / 1000:6.2f} kWh  local share {r.local_share:4.0%}  "
             f"block #{r.best_block} (final #{r.finalized_block})"
-            + (f"  meters {format_kinds(r.meters_reported)}" if r.meters_reported else ""))
+            + (f"  meters {format_kinds(r.meters_reported)}" if r.meters_reported else "")
+            + _coupled_line(r, unit))
+
+
+def _coupled_line(r: HourReport, unit: int) -> str:
+    """The hour's coupled clearings as a second, indented line ('' when nothing cleared)."""
+    line = format_clearings(r.clearings, r.zone_names, unit)
+    return "" if line is None else "\n" + " " * 13 + line
 
 
 def format_kinds(counts: dict[str, Any]) -> str:
@@ -552,6 +596,8 @@ def format_summary(s: Summary, grid_fee_local: tuple[int, int] | None = None, st
         ("blocks", f"{s.blocks} finalized during the run (finalized head #{s.finalized_block})"),
         ("finality latency", latency),
     ]
+    rows += market_rows(s.clearings, s.market, s.zone_names, (s.day_start, s.day_start + s.hours * HOUR_S),
+                        s.money_start, s.money, unit)
     if s.readings:
         rows.append(("meter readings", ", ".join(f"{k} {v}" for k, v in s.readings.items())))
     if s.meter_kinds:

@@ -225,6 +225,12 @@ class ChainState:
             out.append(self._event(pallet_index, event_index, data))
         return out
 
+    def block_events(self, raw: bytes | None) -> list[Event]:
+        """Every event of a block, in order, decoded from its `system.events` value (as
+        `state_getStorage` returns it at the block): the extrinsics' and the hooks' alike."""
+        return [self._event(pallet_index, event_index, data)
+                for _phase, pallet_index, event_index, data in (unpack(raw) if raw else [])]
+
     def _event(self, pallet_index: int, event_index: int, data: list) -> Event:
         p = self._by_index.get(pallet_index)
         ev = None if p is None else next((e for e in p.get("events") or [] if e["index"] == event_index), None)
