@@ -208,6 +208,18 @@ def neighbourhood_spec(validators: int, households: list[Household], clock: dict
     return spec
 
 
+def couple_feeders(spec: dict, link_w: int) -> dict:
+    """Make a spec's two feeders one coupled region of the market (they clear together at gate
+    closure, see pallets.market's "Coupled clearing") joined by a link that carries `link_w` watts
+    each way. The demo's neighbourhood uses it; `dev` and `local` keep continuous trading."""
+    if link_w <= 0:
+        raise ChainSpecError("a link between coupled feeders must carry a positive power")
+    config = spec["genesis"]["runtimeGenesis"]["config"]
+    config.setdefault("market", {})["coupled_regions"] = [[1, 2]]
+    config["grid"]["links"] = [[1, 2, link_w], [2, 1, link_w]]
+    return spec
+
+
 PRESETS = {"dev": dev_spec, "local": local_spec}
 
 

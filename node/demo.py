@@ -11,6 +11,15 @@ What it does, in order:
    field_meters config, whose own signed records the gateway forwards untouched. The spec carries
    an accelerated clock (primitives/chain_clock.py): `speed` times real time through the simulated
    day, normal speed afterwards.
+   The two feeders are one coupled region of the market (`couple_feeders`): homes with rooftop PV
+   are on feeder-north, homes without on feeder-south, and both clear together at each gate
+   closure with a price per feeder. The link between them is rated (`size_link`) at LINK_SHARE of
+   what the noon clearing would send south without a limit, worked out from the households' own
+   standing-order plan (meters/strategy.py `standing_plan`) through the market's own solver: so at
+   noon the link is congested and the feeders' prices part, whatever day of the data the run falls
+   on. South's demand, not north's surplus, limits the flow through the middle of the day, so the
+   link binds from about 10:00 to 15:00; in the morning, evening and night (little or no surplus)
+   nothing binds.
 2. Starts the validators on loopback (node/testnet.py; node i serves RPC on rpc_port_base + i) and
    waits until they finalise blocks.
 3. Runs the simulator as outside clients over JSON-RPC: every household's meter (the meter SDK's
@@ -30,10 +39,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from genesis.chain_spec import DEV_TARIFFS, Household, neighbourhood_spec
+from genesis.chain_spec import DEV_TARIFFS, Household, couple_feeders, neighbourhood_spec
 from meters.household import ATTRIBUTION
+from meters.strategy import BID, standing_plan
 from meters.simulator import (
     HOUR_S,
     Simulator,
@@ -43,6 +54,7 @@ from meters.simulator import (
     simulated_gateway,
 )
 from node import testnet
+from pallets import market_coupling
 from primitives.chain_clock import ChainClock
 from rpc.client import AsyncClient, RpcError
 
@@ -56,6 +68,65 @@ STARTUP_S = 12
 RUN_UP_S = 5400
 #: chain time after the day at accelerated speed: the last intervals' settlement windows close
 TAIL_S = 2 * HOUR_S
+#: the link between the feeders carries this share (numerator, denominator) of what the noon
+#: clearing would send over it without a limit
+LINK_SHARE = (4, 5)
+#: a link rating when the run has no surplus to carry (a night run): generous, it never binds
+IDLE_LINK_W = 100_000
+#: feeder-north holds the homes with rooftop PV, feeder-south those without
+NORTH, SOUTH = 1, 2
+
+
+@dataclass(frozen=True)
+class LinkSizing:
+    """How the demo rated the link between its feeders."""
+
+    link_w: int
+    hour_start: int | None      # the hour it was sized for (noon, if the run covers it)
+    flow_wh: int                # the least Wh an interval of that hour would send south, unlimited
+
+
+def _local_fee(grid_config: dict, zone: int, t: int) -> int:
+    """The zone's local grid fee per kWh at chain time t, from the spec's grid genesis config."""
+    band = 0
+    for start_s, b in sorted(grid_config["tou_bands"]):
+        if t % 86_400 >= start_s:
+            band = b
+    return next(fee for a, b, bnd, fee in grid_config["tariffs"] if a == b == zone and bnd == band)
+
+
+def unlimited_flows(sims: list, grid_config: dict, day_start: int, hours: int) -> dict[int, int]:
+    """Interval start -> Wh the coupled clearing would send from feeder-north to feeder-south with no
+    link limit, given the orders the households' standing-order plan posts (`standing_plan`)."""
+    by_name = {h.name: h for h in sims}
+    plan = standing_plan({h.name: (h.household, h.prosumer) for h in sims}, day_start, hours)
+    flows = {}
+    for t, posts in sorted(plan.items()):
+        asks: dict[int, list] = {NORTH: [], SOUTH: []}
+        bids: dict[int, list] = {NORTH: [], SOUTH: []}
+        for n, (name, (side, wh)) in enumerate(sorted(posts.items())):
+            h = by_name[name]
+            price = h.prices.bid_per_kwh if side == BID else h.prices.ask_per_kwh
+            (bids if side == BID else asks)[h.zone].append((price, n, h.account.public_key, wh, side != BID))
+        books = [market_coupling.ZoneBook(z, asks[z], bids[z], _local_fee(grid_config, z, t), 10**12, 10**12)
+                 for z in (NORTH, SOUTH)]
+        result = market_coupling.clear(books, {(NORTH, SOUTH): 10**12, (SOUTH, NORTH): 10**12}, 10**7)
+        flows[t] = sum(link.flow_wh for link in result.links if (link.from_zone, link.to_zone) == (NORTH, SOUTH))
+    return flows
+
+
+def size_link(sims: list, grid_config: dict, day_start: int, hours: int) -> LinkSizing:
+    """Rate the link at LINK_SHARE of the least flow an interval of the noon hour would carry (or,
+    for a run without noon, of the run's hour with the most), so that it binds there."""
+    flows = unlimited_flows(sims, grid_config, day_start, hours)
+    starts = [day_start + k * HOUR_S for k in range(hours)]
+    least = {s: min(flows.get(s + q * 900, 0) for q in range(4)) for s in starts}
+    noon = [s for s in starts if s % 86_400 == 12 * HOUR_S and least[s] > 0]
+    hour = noon[0] if noon else max(starts, key=lambda s: (least[s], -s))
+    if least[hour] <= 0:
+        return LinkSizing(IDLE_LINK_W, None, 0)
+    share_wh = least[hour] * LINK_SHARE[0] // LINK_SHARE[1]
+    return LinkSizing(max(4, share_wh * HOUR_S // 900), hour, least[hour])
 
 
 class DemoError(Exception):
@@ -161,14 +232,22 @@ def run(households: int = 20, validators: int = 4, speed: int = 360, hours: int 
     base = Path(tempfile.mkdtemp(prefix="gridchain-demo-")) if temp else base_dir
     if not temp and (base / "chain-spec.json").exists():
         raise DemoError(f"{base} holds an earlier demo; choose another --base-dir or remove it")
-    sims = build_households(households, seed)
+    sims = build_households(households, seed, zones=(NORTH, SOUTH), split_by_pv=True)
     now = time.time()
     day_start = (int(now) // 86_400 + 1) * 86_400 + start_hour * HOUR_S   # from the chain's next midnight (UTC)
     clock = demo_clock(speed, now, day_start, hours)
     spec = neighbourhood_spec(validators, [Household(h.name, h.prosumer, h.zone, h.rated_power_w,
                                                      h.field_certificate()) for h in sims], clock=clock.to_json())
+    link = size_link(sims, spec["genesis"]["runtimeGenesis"]["config"]["grid"], day_start, hours)
+    couple_feeders(spec, link.link_w)
     echo(f"gridchain demo: {households} households, {validators} validators, a simulated day at {speed}x "
          f"(a 15-minute interval every {900 / speed:.1f} s)")
+    north = sum(1 for h in sims if h.zone == NORTH)
+    echo(f"  feeders coupled: feeder-north ({north} homes with PV) and feeder-south ({len(sims) - north} without) "
+         f"clear together; the link between them carries {link.link_w / 1000:.2f} kW each way"
+         + (f", {LINK_SHARE[0]}/{LINK_SHARE[1]} of the {link.flow_wh * 4 / 1000:.2f} kW the "
+            f"{time.strftime('%H:%M', time.gmtime(link.hour_start))} clearing would send south" if link.hour_start
+            is not None else ""))
     echo(f"  {ATTRIBUTION}")
     spec_path, nodes = testnet.prepare(validators, base, rpc_port_base, p2p_port_base, prometheus_port_base,
                                        spec=spec)

@@ -1,7 +1,8 @@
 """`gridchain demo` as a newcomer runs it (`make run`), shortened: a neighbourhood trades over four
-real validator processes on an accelerated clock, meters of every kind (gridchain's ed25519 ones and
-OCMF, SML/EDL40 and DLMS field meters) deliver every reading, the day settles, the summary is
-printed, and every process the demo started is gone afterwards, also on Ctrl-C."""
+real validator processes on an accelerated clock, its two feeders clearing as one coupled region
+whose link is congested around noon, meters of every kind (gridchain's ed25519 ones and OCMF,
+SML/EDL40 and DLMS field meters) deliver every reading, the day settles, the summary is printed,
+money is conserved, and every process the demo started is gone afterwards, also on Ctrl-C."""
 from __future__ import annotations
 
 import re
@@ -31,31 +32,55 @@ def _gone(pids: list[int]) -> bool:
     return all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
 
 
-def test_a_short_sunny_demo_trades_settles_and_keeps_every_reading(tmp_path):
-    demo = _start_demo(tmp_path, "--households", "8", "--hours", "2", "--start-hour", "11", "--speed", "720")
+def test_a_short_sunny_demo_couples_the_feeders_trades_settles_and_keeps_every_reading(tmp_path):
+    # the demo's 20 households: 14 with PV on feeder-north, 6 without on feeder-south (households 3,
+    # 6, 9, 12, 15, 18), so north's noon surplus must cross the link to reach south's demand
+    demo = _start_demo(tmp_path, "--households", "20", "--hours", "2", "--start-hour", "11", "--speed", "720")
     pids: list[int] = []
     try:
-        out, _ = demo.communicate(timeout=240)
+        out, _ = demo.communicate(timeout=300)
         pids = [int(p) for p in re.findall(r"node\d pid (\d+)", out)]
         assert demo.returncode == 0, out
         assert len(pids) == 4, out
         assert "CC BY 4.0" in out                                   # the data's attribution is shown
+        assert re.search(r"feeders coupled: feeder-north \(14 homes with PV\) and feeder-south \(6 without\) "
+                         r"clear together; the link between them carries [\d.]+ kW", out), out
         hours = re.findall(r"^(\d\d:\d\d)-\d\d:\d\d  trades", out, re.MULTILINE)
         assert hours == ["11:00", "12:00"], out
         traded = float(re.search(r"energy traded locally\s+([\d.]+) kWh", out).group(1))
         delivered = float(re.search(r"delivered and settled ([\d.]+) kWh", out).group(1))
         assert traded > 0 and delivered > 0, out                   # midday PV sold to neighbours
         assert re.search(r"\(\d+ refunded, 0 not yet final\)", out), out
+        # the coupled clearing around noon: the link from north to south is full, south's price is
+        # above north's, and the difference over the flow goes to the DSO as congestion rent
+        coupled = re.findall(r"^ +coupled  feeder-north ([\d.]+), feeder-south ([\d.]+) GEUR/kWh  "
+                             r"feeder-north->feeder-south ([\d.]+) kWh, limit ([\d.]+) kWh an interval, "
+                             r"congested (\d)/(\d) intervals  rent ([\d.]+) GEUR to the DSO$", out, re.MULTILINE)
+        congested = [c for c in coupled if int(c[4]) > 0]
+        assert congested, out
+        assert all(float(c[1]) > float(c[0]) and float(c[6]) > 0 for c in congested), out
+        m = re.search(r"coupled clearing\s+(\d+) of (\d+) intervals traded; link congested in (\d+) \(", out)
+        assert m and int(m.group(3)) == sum(int(c[4]) for c in coupled), out
+        rent = float(re.search(r"congestion rent\s+([\d.]+) GEUR paid to the DSO in \d+ intervals$", out,
+                               re.MULTILINE).group(1))
+        assert rent > 0 and abs(rent - sum(float(c[6]) for c in coupled)) < 0.0002, out
+        # one side per household and interval: no standing post refused for BothSidesInRegion, no
+        # household transaction failed
+        assert re.search(r"standing orders\s+\d+ orders posted, \d+ posts skipped", out), out
+        assert "BothSidesInRegion" not in out and "failed" not in out, out
+        money = re.search(r"money\s+GEUR conserved: supply [\d,.]+ = the sum of all balances, at the start and at "
+                          r"the end; over the run households (-[\d.]+), DSO \+([\d.]+)", out)
+        assert money and float(money.group(2)) > rent, out        # grid fees and congestion rent
         m = re.search(r"meter readings\s+built (\d+), finalised (\d+), rejected (\d+), pending (\d+)", out)
         assert m, out
         built, final, rejected, pending = map(int, m.groups())
-        assert built >= 8 * 8 and final == built and rejected == 0 and pending == 0, out
-        # a mix of meter kinds: Household5 OCMF, 6 SML/EDL40 (import-only), 7 DLMS, the rest ed25519,
-        # every one of them reporting through the gateway
-        kinds = re.search(r"meters reported\s+ed25519 (\d+)/5, OCMF (\d+)/1, SML/EDL40 (\d+)/1, DLMS (\d+)/1", out)
-        assert kinds and list(map(int, kinds.groups())) == [5, 1, 1, 1], out
+        assert built >= 20 * 8 and final == built and rejected == 0 and pending == 0, out
+        # a mix of meter kinds: every 5th household OCMF, every 7th DLMS, every 6th without PV
+        # SML/EDL40, the rest ed25519, every one of them reporting through the gateway
+        kinds = re.search(r"meters reported\s+ed25519 (\d+)/11, OCMF (\d+)/4, SML/EDL40 (\d+)/3, DLMS (\d+)/2", out)
+        assert kinds and list(map(int, kinds.groups())) == [11, 4, 3, 2], out
         hourly = re.findall(r"^\d\d:\d\d-\d\d:\d\d  trades .*  meters (.*)$", out, re.MULTILINE)
-        assert len(hourly) == 2 and all("OCMF 1" in h and "SML/EDL40 1" in h and "DLMS 1" in h for h in hourly), out
+        assert len(hourly) == 2 and all("OCMF 4" in h and "SML/EDL40 3" in h and "DLMS 2" in h for h in hourly), out
         assert "all nodes stopped" in out
         assert _gone(pids)
     finally:
