@@ -158,6 +158,7 @@ class _Region:
         self.net = [[0] * n for _ in range(n)]     # net flow i -> j (antisymmetric)
         self.accepted: dict[int, int] = {}
         self.steps = 0
+        self._paths: list | None = None        # paths_from of every zone, until a link opens or closes
 
     def residual(self, i: int, j: int) -> int:
         return self.room[i][j] - self.net[i][j]
@@ -183,12 +184,14 @@ class _Region:
 
     def best_step(self):
         """The next augmentation (gain, path), or None when no pair has a gain >= 0."""
+        if self._paths is None:
+            self._paths = [self.paths_from(i) for i in range(len(self.ids))]
         best_key, best = None, None
         for i in range(len(self.ids)):
             a = self.ask_head(i)
             if a is None or self.export_room[i] == 0:
                 continue
-            for j, path in self.paths_from(i).items():
+            for j, path in self._paths[i].items():
                 b = self.bid_head(j)
                 if b is None or self.import_room[j] == 0:
                     continue
@@ -212,6 +215,8 @@ class _Region:
         self.export_room[i] -= wh
         self.import_room[j] -= wh
         for k, m in zip(path, path[1:]):
+            if self.residual(k, m) == wh or self.residual(m, k) == 0:
+                self._paths = None              # k -> m closes or m -> k opens: paths change
             self.net[k][m] += wh
             self.net[m][k] -= wh
         self.ask_left[i] -= wh

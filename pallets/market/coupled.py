@@ -2,26 +2,31 @@
 docstring): the storage side of `pallets.market_coupling`, which is pure.
 
 This module reads the region's books, rooms and link limits, hands them to the solver, and writes
-back what it decided: the trades (through `record_trade`, with the same escrow rules as every other
-trade), the book sides and orders, the flows, the congestion rent paid to each link's DSO, and the
+back what it decided: the trades (as `record_trade` records them, batched, with the same escrow
+rules as every other trade), the book sides and orders, the flows, the congestion rent paid to each link's DSO, and the
 clearing's result for `energy_clearing` and the regulator's report. Expiry calls it once per
 (region, interval), before the region's remaining orders expire."""
 from __future__ import annotations
+
+import dataclasses
 
 from pallets import grid
 from pallets import market_coupling as coupling
 from pallets import market_engine as engine
 from pallets.market.capacity import Room, wh_in_interval
-from pallets.market.escrow import release_escrow
-from pallets.market.matching import counterparty_licensed, put_side, record_trade
-from pallets.market.state import (ASK, BID, Config, CongestionRentPaid, LinkClearing, RegionCleared,
-                                  RegionClearing, ZoneClearing, auction_cleared, book, clearings,
-                                  coupled_regions, fee_zones, open_books, orders)
+from pallets.market.escrow import escrow_for, release_escrow
+from pallets.market.matching import counterparty_licensed, put_side
+from pallets.market.state import (ASK, BID, MATCHED, Config, CongestionRentPaid, LinkClearing, Order,
+                                  RegionCleared, RegionClearing, Trade, TradeMatched, ZoneClearing,
+                                  auction_cleared, book, clearings, coupled_regions, fee_zones,
+                                  interval_trade_count, interval_trades, next_trade_id, open_books, orders,
+                                  trades)
+from pallets.market_engine import cost
 from runtime.pallet import deposit_event
 
 #: expiry-budget units one order of a coupled region costs (one unit is W_EXPIRY of weight): the
 #: clearing reads, solves and writes back, measured by `python -m bench.coupled_clearing`
-UNITS_PER_ORDER = 2
+UNITS_PER_ORDER = 3
 
 
 def region_books(zones: tuple, t: int, room: Room) -> tuple[list, dict, int]:
@@ -89,25 +94,60 @@ def apply_fills(zones: tuple, t: int, result: coupling.Clearing, room: Room) -> 
             room.link_flow[(lr.from_zone, lr.to_zone)] += lr.flow_wh
     room.reserved = True
     room.store()
-    price_of = {zr.zone: zr.price for zr in result.zones}
-    touched: dict = {}
-    for f in result.fills:
-        fill = engine.Fill(f.bid_id, f.ask_id, f.buyer, f.seller, f.from_zone, f.to_zone, f.wh,
-                           f.seller_price, f.fee_per_kwh, f.ask_id)
-        rent = sum(amount for _link, amount in coupling.hop_rents(f, price_of))
-        trade_id = record_trade(fill, t, touched, rent)
-        if f.from_zone != f.to_zone:
-            fee_zones.insert(trade_id, f.to_zone)
-    for o in touched.values():
-        if o.remaining_wh == 0:
-            orders.remove(o.id)
-        else:
-            orders.insert(o.id, o)
+    record_trades(t, result)
     for lr in result.links:
         if lr.rent:
             dso = grid.zone(lr.from_zone).dso
             release_escrow(dso, lr.rent)
             deposit_event(CongestionRentPaid(t, lr.from_zone, lr.to_zone, lr.flow_wh, lr.rent, dso))
+
+
+def record_trades(t: int, result: coupling.Clearing) -> None:
+    """Record the clearing's trades as `record_trade` records one (same trade, same event, same
+    escrow), batched: the trade counters are read and written once, each order once, and each
+    buyer's surplus escrow returns in one transfer. The surplus is the sum of record_trade's per-fill
+    surpluses (they telescope), so the state is the one fill-by-fill recording would leave; it is
+    never negative because each fill costs the buyer at most cost(wh, limit) and
+    escrow_for(r0) - escrow_for(r1) >= cost(r0 - r1, limit) >= the sum of the fills' costs."""
+    price_of = {zr.zone: zr.price for zr in result.zones}
+    touched: dict[int, Order] = {}          # order id -> the order as it was before the clearing
+    taken: dict[int, int] = {}              # order id -> Wh its fills took
+    paid: dict[int, int] = {}               # bid id -> amount + fee + rent of its fills
+    trade_id = next_trade_id.get()
+    position = interval_trade_count.get(t)
+    for f in result.fills:
+        bid = touched.get(f.bid_id) or touched.setdefault(f.bid_id, orders.get(f.bid_id))
+        ask = touched.get(f.ask_id) or touched.setdefault(f.ask_id, orders.get(f.ask_id))
+        amount, fee_amount = cost(f.wh, f.seller_price), cost(f.wh, f.fee_per_kwh)
+        rent = sum(r for _link, r in coupling.hop_rents(f, price_of))
+        paid[bid.id] = paid.get(bid.id, 0) + amount + fee_amount + rent
+        taken[bid.id] = taken.get(bid.id, 0) + f.wh
+        taken[ask.id] = taken.get(ask.id, 0) + f.wh
+        trades.insert(trade_id, Trade(trade_id, t, bid.owner, ask.owner, bid.meter, ask.meter, f.from_zone,
+                                      f.to_zone, f.wh, f.seller_price, f.fee_per_kwh, amount, fee_amount,
+                                      MATCHED))
+        interval_trades.insert(t, position, trade_id)
+        if f.from_zone != f.to_zone:
+            fee_zones.insert(trade_id, f.to_zone)
+        deposit_event(TradeMatched(trade_id, t, bid.id, ask.id, bid.owner, ask.owner, f.from_zone, f.to_zone,
+                                   f.wh, f.seller_price, f.fee_per_kwh))
+        trade_id += 1
+        position += 1
+    next_trade_id.put(trade_id)
+    interval_trade_count.insert(t, position)
+    for oid in sorted(touched):
+        o = touched[oid]
+        left = o.remaining_wh - taken[oid]
+        lock_after = o.escrow_locked
+        if o.side == BID:
+            lock_after = escrow_for(left, o.price_per_kwh)
+            surplus = o.escrow_locked - lock_after - paid[oid]
+            assert surplus >= 0, "escrow would fall short of a trade"
+            release_escrow(o.owner, surplus)
+        if left == 0:
+            orders.remove(oid)
+        else:
+            orders.insert(oid, dataclasses.replace(o, remaining_wh=left, escrow_locked=lock_after))
 
 
 def record_result(region: int, t: int, result: coupling.Clearing) -> None:
