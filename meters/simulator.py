@@ -13,7 +13,9 @@ accelerated clock of a demo chain, primitives/chain_clock.py):
   ocmf:|sml:|dlms:` does (`SimulatedRecordSource`);
 - each household's energy manager, revising its standing orders once an hour;
 - a reporter that reads the chain's trades after each hour (`energy_intervalTrades`, every page)
-  and, at the end, waits for settlement of the whole day and sums it up.
+  and, where zones clear as a coupled region, the hour's clearings (meters/market_watch.py), and at
+  the end waits for settlement of the whole day and sums it up, with the market's events (standing
+  posts and skips, congestion rent) and a check that the stablecoin is conserved.
 
 Figures the reporter prints are derived from the real household data in meters/data (CC BY 4.0;
 `household.ATTRIBUTION` says whose).

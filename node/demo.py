@@ -18,8 +18,8 @@ What it does, in order:
    standing-order plan (meters/strategy.py `standing_plan`) through the market's own solver: so at
    noon the link is congested and the feeders' prices part, whatever day of the data the run falls
    on. South's demand, not north's surplus, limits the flow through the middle of the day, so the
-   link binds from about 10:00 to 15:00; in the morning, evening and night (little or no surplus)
-   nothing binds.
+   link binds from mid-morning to mid-afternoon; in the early morning, evening and night (little
+   or no surplus) nothing binds.
 2. Starts the validators on loopback (node/testnet.py; node i serves RPC on rpc_port_base + i) and
    waits until they finalise blocks.
 3. Runs the simulator as outside clients over JSON-RPC: every household's meter (the meter SDK's
