@@ -72,6 +72,12 @@ from dataclasses import dataclass, field
 from pallets.market_engine import GREEN, ORDER_ID, OWNER, PRICE, REMAINING, ask_priority, bid_priority, cost
 
 
+class ClearingError(ArithmeticError):
+    """The solver's own checks failed: its result would break a rule (a defect, never bad input:
+    every input the market can build has a clearing). Raised before anything is returned, so the
+    caller has changed nothing."""
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneBook:
     """One zone of a region at gate closure: its resting orders (market_engine entries, best first
@@ -208,7 +214,8 @@ class _Region:
         wh = min(self.ask_left[i], self.bid_left[j], self.export_room[i], self.import_room[j])
         for k, m in zip(path, path[1:]):
             wh = min(wh, self.residual(k, m))
-        assert wh > 0, "an augmenting path moves energy"
+        if wh <= 0:
+            raise ClearingError("an augmenting path moved no energy")
         a, b = self.ask_head(i), self.bid_head(j)
         self.accepted[a[ORDER_ID]] = self.accepted.get(a[ORDER_ID], 0) + wh
         self.accepted[b[ORDER_ID]] = self.accepted.get(b[ORDER_ID], 0) + wh
@@ -297,7 +304,7 @@ def zone_prices(r: _Region, max_price: int) -> list[int]:
             highest[j] = min(highest[j], highest[i])
     for z in range(n):
         if lowest[z] > highest[z]:
-            raise ArithmeticError(f"no supporting price for zone {r.ids[z]}: the flow is not optimal")
+            raise ClearingError(f"no supporting price for zone {r.ids[z]}: the flow is not optimal")
     return [(lowest[z] + highest[z]) // 2 for z in range(n)]
 
 
@@ -315,7 +322,8 @@ def _topological(r: _Region) -> list[int]:
                 if indegree[m] == 0:
                     ready.append(m)
                     ready.sort()
-    assert len(order) == n, "net flows left a cycle"
+    if len(order) != n:
+        raise ClearingError("net flows left a cycle")
     return order
 
 
@@ -330,6 +338,8 @@ def decompose(r: _Region, prices: list[int]) -> list[CoupledFill]:
         for b in r.bids[z]:
             want = r.accepted.get(b[ORDER_ID], 0)
             while want > 0:
+                if not pool:
+                    raise ClearingError("a zone's buyers were given more than reached it")
                 parcel = pool[0]
                 wh = min(want, parcel[1])
                 fills.append(_fill(r, prices, parcel[0], b, parcel[2], wh))
@@ -340,6 +350,8 @@ def decompose(r: _Region, prices: list[int]) -> list[CoupledFill]:
         for m in range(n):
             out = r.net[z][m]
             while out > 0:
+                if not pool:
+                    raise ClearingError("a link was given more than reached its zone")
                 parcel = pool[0]
                 wh = min(out, parcel[1])
                 inflow[m].append([parcel[0], wh, parcel[2] + (m,)])
@@ -347,7 +359,8 @@ def decompose(r: _Region, prices: list[int]) -> list[CoupledFill]:
                 parcel[1] -= wh
                 if parcel[1] == 0:
                     pool.popleft()
-        assert not pool, "a zone's energy balance does not hold"
+        if pool:
+            raise ClearingError("a zone's energy balance does not hold")
     return fills
 
 

@@ -153,3 +153,24 @@ def test_genesis_refuses_bad_regions():
     config["market"] = {"coupled_regions": [[1, 2]], "call_auction_zones": [2]}
     with pytest.raises(ValueError, match="call-auction"):
         runtime.build_genesis_storage(config)
+
+
+def test_a_failing_solver_check_leaves_the_region_untraded_and_the_chain_running(chain, monkeypatch):
+    from pallets import market_coupling
+
+    def broken(*_args, **_kwargs):
+        raise market_coupling.ClearingError("a zone's energy balance does not hold")
+
+    place_case(chain)
+    charlie = stable(chain, CHARLIE)
+    monkeypatch.setattr(market_coupling, "clear", broken)
+    r = close_gate(chain)
+    assert trades_of(r) == []
+    (failed,) = market_events(r, "RegionNotCleared")
+    assert (failed[0], failed[1], failed[2]) == (0, T, "a zone's energy balance does not hold")
+    assert chain.read(lambda: market.clearing(0, T)) is None
+    goto(chain, T + 60)
+    chain.block()                                   # the orders expire, the chain goes on
+    assert chain.read(lambda: market.open_books.contains(T)) is False
+    assert stable(chain, CHARLIE) == charlie + cost(3_000, 200_000)     # his escrow came back
+    check_invariants(chain)

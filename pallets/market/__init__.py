@@ -185,7 +185,10 @@ Coupled clearing (market coupling of a region's zones, pay-as-clear with zone pr
     left out (in this version every ask is green). Their orders expire as usual.
   - Results: `clearings[(region, interval)]` keeps per zone the price, bought and sold Wh, net
     import and export, and per link direction the flow, its limit, whether it is congested and
-    its rent; RegionCleared says it happened.
+    its rent; RegionCleared says it happened. Should the solver's own checks ever fail (a defect,
+    `market_coupling.ClearingError`), RegionNotCleared says why, nothing trades in the region for
+    that interval and its orders expire: the chain goes on rather than every validator failing
+    the block alike.
   - Bounded: a region has at most max_region_zones zones, so at most 2 x max_orders_per_side x
     max_region_zones orders; the clearing costs UNITS_PER_ORDER units of the expiry budget per
     order and runs only while budget is left (the hook's weight counts them all).
@@ -231,6 +234,7 @@ from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, MATCHED, W_CAN
                                   StandingOrder, StandingOrderCancelled, StandingOrderPosted,
                                   StandingOrderSet, StandingOrderSkipped, Trade, TradeId, TradeMatched,
                                   CongestionRentPaid, LinkClearing, RegionCleared, RegionClearing,
+                                  RegionNotCleared,
                                   ZoneClearing, clearings, coupled_regions, fee_zones,
                                   auction_cleared, book, call_auction_zones, flows, interval_trade_count,
                                   interval_trades, link_flows, next_order_id, next_standing_id, next_trade_id,
@@ -241,7 +245,8 @@ from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, MATCHED, W_CAN
 __all__ = [
     "CALL_AUCTION", "CONTINUOUS", "COUPLED", "clear_coupled_region", "clearing", "clearings",
     "CongestionRentPaid", "coupled_regions", "coupled_zones", "ensure_one_side_in_region", "fee_zone_of",
-    "fee_zones", "LinkClearing", "region_of", "RegionCleared", "RegionClearing", "zone_mode", "ZoneClearing",
+    "fee_zones", "LinkClearing", "region_of", "RegionCleared", "RegionClearing", "RegionNotCleared",
+    "zone_mode", "ZoneClearing",
     "ASK", "ASK_ROLES", "auction_cleared", "BID", "BID_ROLES", "book", "book_side", "BookEntry", "BookSide",
     "BookSideType", "call_auction_zones", "cancel", "cancel_standing_order", "clear_call_auction",
     "close_order", "Config", "counterparty_licensed", "do_place_ask", "do_place_bid", "ensure_gate_open",

@@ -17,8 +17,8 @@ from pallets.market.capacity import Room, wh_in_interval
 from pallets.market.escrow import escrow_for, release_escrow
 from pallets.market.matching import counterparty_licensed, put_side
 from pallets.market.state import (ASK, BID, MATCHED, Config, CongestionRentPaid, LinkClearing, Order,
-                                  RegionCleared, RegionClearing, Trade, TradeMatched, ZoneClearing,
-                                  auction_cleared, book, clearings, coupled_regions, fee_zones,
+                                  RegionCleared, RegionClearing, RegionNotCleared, Trade, TradeMatched,
+                                  ZoneClearing, auction_cleared, book, clearings, coupled_regions, fee_zones,
                                   interval_trade_count, interval_trades, next_trade_id, open_books, orders,
                                   trades)
 from pallets.market_engine import cost
@@ -68,7 +68,13 @@ def clear_coupled_region(region: int, t: int, budget: int) -> int:
     room = Room(t)
     books, link_room, read = region_books(zones, t, room)
     budget -= UNITS_PER_ORDER * read
-    result = coupling.clear(books, link_room, Config.max_price_per_kwh)
+    try:
+        result = coupling.clear(books, link_room, Config.max_price_per_kwh)
+    except coupling.ClearingError as e:
+        # A defect in the solver must not halt the chain: every validator would fail this block
+        # alike. The solver writes nothing, so the region simply does not trade this interval.
+        deposit_event(RegionNotCleared(region, t, str(e)))
+        return budget
     if result.fills:
         apply_fills(zones, t, result, room)
     record_result(region, t, result)

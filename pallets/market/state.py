@@ -321,6 +321,15 @@ class RegionCleared:
 
 
 @pallet.event
+class RegionNotCleared:
+    """The clearing's own checks failed (a defect): nothing traded in the region for the interval,
+    its orders expire as usual and the chain goes on. Operators: report it with the interval."""
+    region: U32
+    interval_start: U64
+    reason: TEXT
+
+
+@pallet.event
 class CongestionRentPaid:
     """A congested link's rent, (price difference) x flow, went to its DSO; never to a trader."""
     interval_start: U64
