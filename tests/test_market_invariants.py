@@ -1220,8 +1220,9 @@ class MarketMachine(RuleBasedStateMachine):
         return self.chain.read(lambda: sum(1 for _ in market.orders.items()))
 
 
-#: GRIDCHAIN_FUZZ=<examples> explores with fresh random seeds and more examples; by default the run is
-#: derandomized (the same examples every time), so CI is deterministic
+#: GRIDCHAIN_FUZZ=<examples> explores with fresh random seeds and more examples (100 steps each; a long
+#: run needs pytest's per-test --timeout raised above pyproject's 300 s, see docs/benchmarks.md); by
+#: default the run is derandomized (the same examples every time), so CI is deterministic
 _FUZZ = int(os.environ.get("GRIDCHAIN_FUZZ", "0"))
 MarketMachine.TestCase.settings = settings(
     max_examples=_FUZZ or 30, stateful_step_count=100, deadline=None, derandomize=not _FUZZ,
