@@ -27,8 +27,8 @@ Rules (each is a function below, named after it):
     the interval) *and* the market has closed every book of t (`market_done_with`: t is no longer
     in `market.open_books`). Until then the hook stops at t and resumes in a later block.
     Why: the market records some trades for t from its own expiry hook, after gate closure: a
-    call-auction book clears there, and a coupled zonal clearing would too, before the interval's
-    orders expire; that hook does at most max_expiries_per_block units of work a block, so after a
+    call-auction book clears there, and so does a coupled region, before the interval's orders
+    expire; that hook does at most max_expiries_per_block units of work a block, so after a
     halt (both hooks see a time far past t's window) a clearing can come blocks after settlement
     first looked at t. Had settlement passed t, the trades recorded later would never be visited.
     Both rules keep a book open until it is cleared and expired, so this one check covers them.
