@@ -8,6 +8,7 @@ The wallet accepts:
   amounts     `12.5`, `12.5GEUR`, `12.5 geur`: currency units, at most `decimals` decimal places
               (`0.000001` GEUR is the smallest stablecoin amount); a symbol, if given, must match
   energy      `500Wh`, `1.2kWh`, `0.25MWh`, or a bare integer meaning Wh; it must come to whole Wh
+  power       `250kW`, `1.5MW`, `800W`, or a bare integer meaning W (capacities, rated power)
   prices      stablecoin per kWh: `0.12`, `0.12GEUR`, `0.12 GEUR/kWh`
   intervals   `+N` (the Nth delivery interval after the current one, by chain time), unix seconds
               (`1750000500`), or an ISO-8601 UTC time (`2025-06-15T14:15Z`); it must be on the
@@ -27,6 +28,7 @@ _AMOUNT = re.compile(rf"^{_NUMBER}\s*(?P<sym>[A-Za-z][A-Za-z0-9]*)?$")
 _ENERGY = re.compile(rf"^{_NUMBER}\s*(?P<unit>[kKmM]?[wW][hH])?$")
 _PRICE = re.compile(rf"^{_NUMBER}\s*(?P<sym>[A-Za-z][A-Za-z0-9]*)?\s*(?:/\s*(?P<per>[kK][wW][hH]))?$")
 _ENERGY_SCALE = {"wh": 1, "kwh": 1_000, "mwh": 1_000_000}
+_POWER = re.compile(rf"^{_NUMBER}\s*(?P<unit>[kKmM]?[wW])?$")
 
 
 class UnitError(ValueError):
@@ -85,6 +87,25 @@ def format_energy(wh: int) -> str:
     if wh < 1000:
         return f"{wh} Wh"
     return format_amount(wh, 3, "kWh")
+
+
+def parse_power(text: str) -> int:
+    """`250kW` -> 250_000, `1.5MW` -> 1_500_000, `800W` or `800` -> 800 (W: grid capacities)."""
+    m = _POWER.match(text.strip())
+    if not m:
+        raise UnitError(f"not a power: {text!r} (expected e.g. 250kW, 1.5MW, 800W or 800)")
+    digits = {"w": 0, "kw": 3, "mw": 6}[(m.group("unit") or "w").lower()]
+    try:
+        return _scaled(m.group("num"), digits, "power", text)
+    except UnitError:
+        raise UnitError(f"power {text!r} is not a whole number of W (or is too large)") from None
+
+
+def format_power(w: int) -> str:
+    """800 -> `800 W`, 250_000 -> `250 kW`, 1_500_000 -> `1,500 kW`."""
+    if w < 1000:
+        return f"{w} W"
+    return format_amount(w, 3, "kW")
 
 
 def parse_price(text: str, decimals: int, symbol: str | None = None) -> int:
