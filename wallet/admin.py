@@ -118,3 +118,40 @@ def signer_name() -> str:
     if not name:
         raise WalletError("no signing account: give --as NAME (an account in the keystore)")
     return str(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# participants
+# ---------------------------------------------------------------------------------------------
+
+async def participants(w: Wallet, *, status: str | None = None, role: str | None = None) -> list[dict]:
+    """Every licensed participant (all of `identity.participants`, read at one block), optionally
+    only those in `status` (active, suspended, revoked) or holding `role`, ordered by address."""
+    want_status = None if status is None else _status_of(status)
+    want_role = None if role is None else int(role_of(role))
+    at = await w.state.best_hash()
+    keys, _more = await w.state.keys_with_prefix(w.state.prefix("identity", "participants"), at, None)
+    values = await w.state.read_keys("identity", "participants", keys, at)
+    out = []
+    for k, p in zip(keys, values):
+        if p is None:
+            continue
+        if want_status is not None and int(p["status"]) != want_status:
+            continue
+        if want_role is not None and int(p["roles"]) & want_role != want_role:
+            continue
+        who = w.state.decode_keys("identity", "participants", k)[0]
+        out.append({"account": w.address(who), "roles": role_names(int(p["roles"])),
+                    "status": status_name(int(p["status"])),
+                    "documentHash": "0x" + bytes(p["document_hash"]).hex(),
+                    "registrar": w.address(p["registrar"]), "licensedAt": int(p["licensed_at"])})
+    out.sort(key=lambda r: r["account"])
+    return out
+
+
+def _status_of(name: str) -> int:
+    try:
+        return int(Status[name.strip().upper()])
+    except KeyError:
+        raise WalletError(f"unknown licence status {name!r} (known: "
+                          f"{', '.join(s.name.lower() for s in Status)})") from None
