@@ -12,7 +12,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,32 +91,47 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+@contextmanager
+def one_line_errors(settings: Settings) -> Iterator[None]:
+    """Turn every error the wallet layers raise into one line (`click.ClickException`, exit 1)."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except (KeystoreError, WalletError, units.UnitError, ChainError) as e:
+        raise click.ClickException(one_line(e)) from None
+    except RpcError as e:
+        refused = (isinstance(e.code, int) and 1000 <= e.code < 1100) or (
+            e.code == -32000 and e.message.startswith("extrinsic "))   # dropped / usurped while watched
+        if refused:
+            raise click.ClickException(one_line(f"the node rejected the transaction: {e.message}")) from None
+        raise click.ClickException(one_line(f"the node answered with an error: {e}")) from None
+    except TimeoutError:                 # (an OSError: it goes first)
+        raise click.ClickException(f"timed out waiting for the node at {settings.url}") from None
+    except (OSError, aiohttp.ClientError, ConnectionError) as e:
+        raise click.ClickException(one_line(f"cannot reach the node at {settings.url}: "
+                                            f"{e or type(e).__name__}")) from None
+    except ValueError as e:          # e.g. a bad RPC URL, or an argument the client cannot encode
+        raise click.ClickException(one_line(e)) from None
+    except Exception as e:  # noqa: BLE001 - a node answer of an unexpected shape, or a bug: still one line
+        raise click.ClickException(one_line(f"unexpected {type(e).__name__}: {e} (please report this)")) from None
+
+
 class WalletGroup(click.Group):
     """Turns every error the wallet layers raise into one line and exit status 1 (never a traceback)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         settings = ctx.ensure_object(Settings)      # one object, shared with the subcommands' contexts
-        try:
+        with one_line_errors(settings):
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except (KeystoreError, WalletError, units.UnitError, ChainError) as e:
-            raise click.ClickException(one_line(e)) from None
-        except RpcError as e:
-            refused = (isinstance(e.code, int) and 1000 <= e.code < 1100) or (
-                e.code == -32000 and e.message.startswith("extrinsic "))   # dropped / usurped while watched
-            if refused:
-                raise click.ClickException(one_line(f"the node rejected the transaction: {e.message}")) from None
-            raise click.ClickException(one_line(f"the node answered with an error: {e}")) from None
-        except TimeoutError:                 # (an OSError: it goes first)
-            raise click.ClickException(f"timed out waiting for the node at {settings.url}") from None
-        except (OSError, aiohttp.ClientError, ConnectionError) as e:
-            raise click.ClickException(one_line(f"cannot reach the node at {settings.url}: "
-                                                f"{e or type(e).__name__}")) from None
-        except ValueError as e:          # e.g. a bad RPC URL, or an argument the client cannot encode
-            raise click.ClickException(one_line(e)) from None
-        except Exception as e:  # noqa: BLE001 - a node answer of an unexpected shape, or a bug: still one line
-            raise click.ClickException(one_line(f"unexpected {type(e).__name__}: {e} (please report this)")) from None
+
+
+class WalletCommand(click.Command):
+    """A stand-alone command (not under a WalletGroup) with the same one-line errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with one_line_errors(ctx.ensure_object(Settings)):
+            return super().invoke(ctx)
 
 
 # ---------------------------------------------------------------------------------------------
