@@ -12,11 +12,18 @@ Roles and licence statuses are the identity pallet's own enums (`pallets.identit
 """
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from pallets.identity import ROLE_NAMES, Role, Status
+from primitives import ss58
+from primitives.codec import unpack
+from rpc.client import RpcError
+from wallet.chain import ChainState, Event, to_json
 from wallet.wallet import Wallet, WalletError
 
 #: the key under which `--as NAME` is kept in the click context's `meta` (shared by every level)
@@ -155,3 +162,181 @@ def _status_of(name: str) -> int:
     except KeyError:
         raise WalletError(f"unknown licence status {name!r} (known: "
                           f"{', '.join(s.name.lower() for s in Status)})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# events of finalized blocks, decoded by the node's metadata
+# ---------------------------------------------------------------------------------------------
+
+#: block hashes, events and runtime versions asked for per JSON-RPC batch when reading a range
+EVENT_BATCH = 100
+
+
+def _account_fields() -> tuple[dict[tuple[str, str], frozenset[str]], frozenset[str]]:
+    """Which event fields hold accounts, from the pallets' own event declarations.
+
+    The metadata types an account as `[u8; 32]`, like any hash, so it cannot tell a participant
+    from a document hash; the pallets' annotations can (`who: AccountId`, `Optional(AccountId)`,
+    `ListOf(AccountId, ...)`). An event this client's pallets do not know (a newer runtime's) falls
+    back to the field names used for accounts anywhere else."""
+    import dataclasses  # noqa: PLC0415
+    from pallets import ALL_PALLETS  # noqa: PLC0415
+    by_event: dict[tuple[str, str], frozenset[str]] = {}
+    names: set[str] = set()
+    for p in ALL_PALLETS:
+        for ev in p.events:
+            fields = frozenset(f.name for f in dataclasses.fields(ev) if "AccountId" in str(f.type))
+            by_event[(p.name, ev.__name__)] = fields
+            names |= fields
+    return by_event, frozenset(names)
+
+
+_ACCOUNT_FIELDS, _ACCOUNT_NAMES = _account_fields()
+
+
+def account_fields(pallet: str, event: str) -> frozenset[str]:
+    """The names of an event's fields that hold accounts (or lists or options of them)."""
+    return _ACCOUNT_FIELDS.get((pallet, event), _ACCOUNT_NAMES)
+
+
+def _accounts_in(value: Any) -> list[bytes]:
+    if isinstance(value, (bytes, bytearray)) and len(value) == 32:
+        return [bytes(value)]
+    if isinstance(value, (list, tuple)):
+        return [a for v in value for a in _accounts_in(v)]
+    return []
+
+
+@dataclass(frozen=True)
+class BlockEvent:
+    """One event of a finalized block: where it happened, and the event decoded by metadata."""
+
+    number: int
+    block_hash: bytes
+    index: int                       # position among the block's events
+    phase: str                       # "initialization", "extrinsic", "finalization"
+    extrinsic: int | None            # the extrinsic's index in the block, for phase "extrinsic"
+    event: Event
+
+    @property
+    def accounts(self) -> list[bytes]:
+        """Every account the event names (the filter `--account` matches against)."""
+        names = account_fields(self.event.pallet, self.event.name)
+        return [a for k, v in self.event.fields.items() if k in names for a in _accounts_in(v)]
+
+    def display_fields(self, ss58_format: int) -> dict[str, Any]:
+        """Fields ready for JSON: accounts as SS58 addresses, other bytes as 0x-hex."""
+        names = account_fields(self.event.pallet, self.event.name)
+
+        def render(v: Any, account: bool) -> Any:
+            if account and isinstance(v, (bytes, bytearray)) and len(v) == 32:
+                return ss58.encode(bytes(v), ss58_format)
+            if isinstance(v, (list, tuple)):
+                return [render(x, account) for x in v]
+            return to_json(v)
+        return {k: render(v, k in names) for k, v in self.event.fields.items()}
+
+    def to_json(self, ss58_format: int) -> dict:
+        return {"block": self.number, "blockHash": "0x" + self.block_hash.hex(), "index": self.index,
+                "phase": self.phase, "extrinsic": self.extrinsic, "pallet": self.event.pallet,
+                "event": self.event.name, "fields": self.display_fields(ss58_format)}
+
+    def line(self, ss58_format: int) -> str:
+        """One line of text: `#12 ext 1  identity.Licensed who=5F... roles=3 ...`."""
+        where = f"ext {self.extrinsic}" if self.phase == "extrinsic" else self.phase[:4]
+        fields = " ".join(f"{k}={json.dumps(v) if not isinstance(v, (str, int)) or isinstance(v, bool) else v}"
+                          for k, v in self.display_fields(ss58_format).items())
+        return f"#{self.number} {where:<6} {self.event.pallet}.{self.event.name} {fields}".rstrip()
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events to show: of one pallet (by name), and/or naming one account in any field."""
+
+    pallet: str | None = None
+    account: bytes | None = None
+
+    def matches(self, e: BlockEvent) -> bool:
+        if self.pallet is not None and e.event.pallet != self.pallet:
+            return False
+        return self.account is None or self.account in e.accounts
+
+
+class EventReader:
+    """Reads and decodes the events of blocks by number, each by the metadata of its own runtime
+    version (fetched once per spec version), so a runtime upgrade mid-range decodes right."""
+
+    def __init__(self, w: Wallet) -> None:
+        self.w = w
+        self._states: dict[int, ChainState] = {}
+        self._events_key = "0x" + w.state.prefix("system", "events").hex()
+
+    async def finalized_number(self) -> int:
+        head = await self.w.client.request("chain_getFinalizedHead", [])
+        header = await self.w.client.request("chain_getHeader", [head])
+        return int(header["number"], 16)
+
+    async def _state_for(self, spec_version: int, block_hash: str) -> ChainState:
+        st = self._states.get(spec_version)
+        if st is None:
+            metadata = await self.w.client.request("state_getMetadata", [block_hash])
+            st = self._states[spec_version] = ChainState(self.w.client, metadata)
+        return st
+
+    async def blocks(self, first: int, last: int) -> list[BlockEvent]:
+        """The events of blocks `first..last` (inclusive), in order."""
+        out: list[BlockEvent] = []
+        for lo in range(first, last + 1, EVENT_BATCH):
+            numbers = list(range(lo, min(last, lo + EVENT_BATCH - 1) + 1))
+            hashes = await self.w.client.batch([("chain_getBlockHash", [n]) for n in numbers])
+            calls: list[tuple[str, list]] = []
+            for n, h in zip(numbers, hashes):
+                if isinstance(h, RpcError):
+                    raise h
+                if h is None:
+                    raise WalletError(f"the node has no block {n}")
+                calls += [("state_getStorage", [self._events_key, h]), ("state_getRuntimeVersion", [h])]
+            results = await self.w.client.batch(calls)
+            for i, (n, h) in enumerate(zip(numbers, hashes)):
+                raw, version = results[2 * i], results[2 * i + 1]
+                for r in (raw, version):
+                    if isinstance(r, RpcError):
+                        raise r
+                st = await self._state_for(int(version["specVersion"]), h)
+                records = unpack(bytes.fromhex(raw[2:])) if raw else []
+                for j, (phase, pallet_index, event_index, data) in enumerate(records):
+                    ev = st._event(pallet_index, event_index, data)   # as block_events, keeping the phase
+                    kind = {0: "initialization", 1: "extrinsic", 2: "finalization"}.get(phase[0], str(phase))
+                    out.append(BlockEvent(n, bytes.fromhex(h[2:]), j, kind,
+                                          phase[1] if phase[0] == 1 else None, ev))
+        return out
+
+    async def follow(self, first: int | None, *, follow: bool) -> AsyncIterator[BlockEvent]:
+        """Events of finalized blocks from `first` (None: the last finalized block) up to the
+        finalized head; with `follow`, then those of each newly finalized block, for ever.
+
+        The subscription is opened before the head is read, so no block finalized in between is
+        missed; every notified head is filled in from the last block read (a notification may
+        cover several blocks)."""
+        sub = None
+        if follow:
+            sub = await self.w.client.subscribe("chain_subscribeFinalizedHeads", [],
+                                                "chain_unsubscribeFinalizedHeads")
+        try:
+            head = await self.finalized_number()
+            start = head if first is None else first
+            if start > head and not follow:
+                raise WalletError(f"block {start} is not finalized yet (the finalized head is block {head})")
+            for e in await self.blocks(start, head) if start <= head else []:
+                yield e
+            next_block = max(start, head + 1)
+            while sub is not None:
+                header = await sub.next()
+                number = int(header["number"], 16)
+                if number >= next_block:
+                    for e in await self.blocks(next_block, number):
+                        yield e
+                    next_block = number + 1
+        finally:
+            if sub is not None:
+                await sub.unsubscribe()
