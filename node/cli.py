@@ -631,9 +631,13 @@ def report_clearing(start: int, end: int, kind: str, url: str, output) -> None:
 
 from meters.cli import meter as _meter_group  # noqa: E402
 from wallet.cli import wallet as _wallet_group  # noqa: E402
+from wallet.cli_admin import admin as _admin_group  # noqa: E402
+from wallet.cli_admin import events as _events_command  # noqa: E402
 
 main.add_command(_wallet_group)
 main.add_command(_meter_group)
+main.add_command(_admin_group)
+main.add_command(_events_command)
 
 
 def entry() -> None:
