@@ -212,7 +212,11 @@ def participants_(status: str | None, role: str | None) -> None:
     rows = run_job(s, lambda w: participants(w, status=status, role=role))
     emit(s, rows, lambda: table([["account", "roles", "status", "licensed at", "documents"]]
                                 + [[p["account"], ",".join(p["roles"]), p["status"], f"#{p['licensedAt']}",
-                                    p["documentHash"]] for p in rows]) if rows else "no participants")
+                                    _doc_text(p["documentHash"])] for p in rows]) if rows else "no participants")
+
+
+def _doc_text(h: str) -> str:
+    return "none" if h == "0x" + NO_DOCUMENT.hex() else h
 
 
 # ---------------------------------------------------------------------------------------------
