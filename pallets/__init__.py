@@ -1,14 +1,15 @@
 """gridchain's pallets, and the composed runtime (the list below is the runtime's pallet order)."""
 from __future__ import annotations
 
-from pallets import (authorship, balances, certificates, field_meters, grid, identity, market, metering,
-                     settlement, sudo, system, timestamp, transaction_payment, validators)
+from pallets import (authorship, balances, certificates, council, field_meters, grid, identity, market,
+                     metering, settlement, sudo, system, timestamp, transaction_payment, validators)
 from runtime.executive import Runtime, RuntimeVersion
 
 #: every pallet of the runtime, by index; metadata and call indices follow this
 ALL_PALLETS = [system.pallet, timestamp.pallet, authorship.pallet, balances.pallet,
                transaction_payment.pallet, sudo.pallet, identity.pallet, grid.pallet, metering.pallet,
-               certificates.pallet, market.pallet, settlement.pallet, validators.pallet, field_meters.pallet]
+               certificates.pallet, market.pallet, settlement.pallet, validators.pallet, field_meters.pallet,
+               council.pallet]
 
 VERSION = RuntimeVersion()
 

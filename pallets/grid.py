@@ -295,7 +295,12 @@ def set_tariff(origin: Origin, from_zone: ZoneId, to_zone: ZoneId, band: Band, p
     """DSO of the from-zone: set the grid fee per kWh from it to `to_zone` (itself for trade inside
     the zone) in a time-of-use band."""
     ensure_zone_dso(origin, from_zone)
-    ensure(zones.contains(to_zone), Error.UnknownZone)
+    _set_tariff(from_zone, to_zone, band, price_per_kwh)
+
+
+def _set_tariff(from_zone: int, to_zone: int, band: int, price_per_kwh: int) -> None:
+    """The checks and write shared by the DSO's `set_tariff` and root's `force_set_tariff`."""
+    ensure(zones.contains(from_zone) and zones.contains(to_zone), Error.UnknownZone)
     ensure(band_defined(band), Error.UnknownBand)
     tariffs.insert((from_zone, to_zone), band, price_per_kwh)
     deposit_event(TariffSet(from_zone, to_zone, band, price_per_kwh))
@@ -331,6 +336,15 @@ def set_envelope(origin: Origin, zone_id: ZoneId, interval_start: U64, import_w:
     ensure(import_w <= z.import_capacity_w and export_w <= z.export_capacity_w, Error.EnvelopeAboveCapacity)
     envelopes.insert(zone_id, interval_start, Envelope(import_w, export_w))
     deposit_event(EnvelopeSet(zone_id, interval_start, import_w, export_w))
+
+
+@pallet.call(8, weight=30_000, origin=ROOT)
+def force_set_tariff(origin: Origin, from_zone: ZoneId, to_zone: ZoneId, band: Band, price_per_kwh: U64) -> None:
+    """Root (a council motion): set the grid fee per kWh from `from_zone` to `to_zone` in a
+    time-of-use band, the tariff framework the council approves; the same checks and event as the
+    DSO's `set_tariff`."""
+    ensure_root(origin)
+    _set_tariff(from_zone, to_zone, band, price_per_kwh)
 
 
 # --- genesis ---------------------------------------------------------------------------------

@@ -136,3 +136,18 @@ def dispatch_plain_call(origin: Origin, plain: Any) -> DispatchError | None:
         return None
     finally:
         _nesting.reset(token)
+
+
+def lookup_plain_call(plain: Any) -> tuple[CallDef, tuple]:
+    """A nested call given as plain data, decoded against the installed call table: its definition
+    and arguments, without dispatching it (governance checks a motion's call when it is proposed).
+    Raises CodecError if it does not decode."""
+    return _lookup_plain(plain)
+
+
+def installed_calls() -> list[CallDef]:
+    """Every call of the installed call table, by (pallet index, call index); genesis builders
+    check names against it."""
+    if _table is None:
+        raise RuntimeError("no runtime installed")
+    return [_table.by_index[k] for k in sorted(_table.by_index)]
