@@ -397,4 +397,12 @@ def events(follow: bool, pallet: str | None, account: str | None, from_block: in
         pass                                        # the way --follow ends
 
 
+# ---------------------------------------------------------------------------------------------
+# the DSO's and the council's groups (wallet/cli_dso.py, wallet/cli_council.py)
+# ---------------------------------------------------------------------------------------------
+
+from wallet.cli_dso import dso  # noqa: E402
+
+admin.add_command(dso)
+
 __all__ = ["admin", "admin_options", "events", "signed_job"]
