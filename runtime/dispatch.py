@@ -26,11 +26,15 @@ from runtime.pallet import BadOrigin, CallDef, DispatchError, Origin, OriginKind
 
 
 class CallTable:
-    def __init__(self, pallets: list[Pallet]) -> None:
+    """The calls a runtime dispatches, by (pallet index, call index). Built for one runtime
+    spec_version: a call introduced by a later version is not in it (see `Pallet.call`'s `since`)."""
+
+    def __init__(self, pallets: list[Pallet], spec_version: int | None = None) -> None:
         self.by_index: dict[tuple[int, int], CallDef] = {}
         for p in pallets:
             for cd in p.calls.values():
-                self.by_index[(p.index, cd.index)] = cd
+                if spec_version is None or cd.since <= spec_version:
+                    self.by_index[(p.index, cd.index)] = cd
 
     def lookup(self, call: Call) -> CallDef:
         cd = self.by_index.get((call.pallet_index, call.call_index))
@@ -58,7 +62,9 @@ class CallNestingTooDeep(CodecError):
 
 
 def install(table: CallTable) -> None:
-    """Make `table` the one nested dispatch uses (one runtime per process)."""
+    """Make `table` the one nested dispatch uses. A node holds a runtime per spec_version, so the
+    executive installs its runtime's table whenever it starts work (decoding, validating, a block):
+    the runtime never runs concurrently with itself, so the table in force is the running one's."""
     global _table
     _table = table
 

@@ -5,8 +5,13 @@ through an `Overlay` and returns the block's storage changes; the node computes 
 commits, and does all I/O. The same `BlockBuilder` serves authoring (skip what does not fit) and
 import (anything invalid rejects the block), so both follow one rule book.
 
-Order of a block: initialize (system context, author, on_initialize hooks) -> inherents (the
-timestamp, first) -> extrinsics -> finalize (on_finalize hooks, events and counters stored).
+Order of a block: initialize (system context, author, a runtime upgrade's migrations when the
+block is the first of a new spec_version, on_initialize hooks) -> inherents (the timestamp, first)
+-> extrinsics -> finalize (on_finalize hooks, events and counters stored).
+
+A `Runtime` is built for one spec_version: its call table and metadata hold what that version has
+(`Pallet.call(since=...)`). Which version runs a block is decided from the parent state by the
+`upgrades` pallet; a runtime asked to run a block of another version refuses it (BlockError).
 
 A signed extrinsic is checked (format, signature over genesis hash and spec version, mortality,
 nonce, weight and length limits, fee payable), then its fee is withdrawn and its nonce bumped
@@ -127,9 +132,13 @@ class Runtime:
 
     def __init__(self, pallets: list[Pallet], *, system: Any, timestamp: Any, authorship: Any,
                  payment: Any, genesis_hash: bytes | None = None,
-                 version: RuntimeVersion = RuntimeVersion()) -> None:
-        """`system`, `timestamp`, `authorship` and `payment` are the pallet modules the executive
-        works with (passed in, so that runtime/ never imports pallets/): see pallets/__init__.py."""
+                 version: RuntimeVersion = RuntimeVersion(), upgrades: Any = None,
+                 migrations: dict[int, Callable[[], int]] | None = None) -> None:
+        """`system`, `timestamp`, `authorship`, `payment` and `upgrades` are the pallet modules the
+        executive works with (passed in, so that runtime/ never imports pallets/): see
+        pallets/__init__.py. `migrations[v]` migrates storage into spec_version v (returns the weight
+        it used); a block that enters this runtime's version runs those of every version it steps
+        through, before the hooks."""
         # the same pallet listed twice (a test adding one that is already composed) counts once
         self.pallets = sorted(dict.fromkeys(pallets), key=lambda p: p.index)
         self.by_name = {p.name: p for p in self.pallets}
@@ -137,10 +146,11 @@ class Runtime:
             raise ValueError("two pallets share an index")
         self.version = version
         self.genesis_hash = genesis_hash
-        self.calls = dispatch_mod.CallTable(self.pallets)
+        self.calls = dispatch_mod.CallTable(self.pallets, version.spec_version)
         dispatch_mod.install(self.calls)
         self._system, self._timestamp = system, timestamp
-        self._authorship, self._payment = authorship, payment
+        self._authorship, self._payment, self._upgrades = authorship, payment, upgrades
+        self.migrations = dict(migrations or {})
         c = system.Config
         self.limits = Limits(c.max_block_weight, c.max_block_length, c.normal_ratio_percent,
                              c.block_hash_count, c.base_extrinsic_weight)
@@ -157,7 +167,13 @@ class Runtime:
                     p.genesis_builder(config.get(p.name, {}))
         return {k: v for k, v in sorted(ov.changes().items()) if v is not None}
 
+    def activate(self) -> None:
+        """Make this runtime's call table the one nested calls (sudo, council) dispatch through;
+        called wherever the runtime starts work, since a node holds one runtime per version."""
+        dispatch_mod.install(self.calls)
+
     def metadata(self) -> dict:
+        v = self.version.spec_version
         return {
             "version": 1,
             "runtime": {"specName": self.version.spec_name, "specVersion": self.version.spec_version,
@@ -175,18 +191,19 @@ class Runtime:
             "limits": {"maxBlockWeight": self.limits.max_block_weight,
                        "maxBlockLength": self.limits.max_block_length,
                        "maxExtrinsicLength": MAX_EXTRINSIC_BYTES},
-            "pallets": [p.describe() for p in self.pallets],
+            "pallets": [p.describe(v) for p in self.pallets],
             "types": self._struct_types(),
         }
 
     def _struct_types(self) -> dict[str, list[dict]]:
         """Field lists of every struct used by a call argument, storage item or event."""
         out: dict[str, list[dict]] = {}
+        v = self.version.spec_version
         for p in self.pallets:
-            for cd in p.calls.values():
+            for cd in p.calls_in(v):
                 for t in cd.arg_types:
                     collect_structs(t, out)
-            for item in p.storage:
+            for item in p.storage_in(v):
                 collect_structs(item.value_type, out)
             for e in p.events:          # events list their own fields; collect what they nest
                 for _name, ft in e.FIELDS:
@@ -198,6 +215,7 @@ class Runtime:
     # ------------------------------------------------------------------------------------
     def decode(self, data: bytes) -> Decoded:
         """Decode an extrinsic and its call arguments. Raises BadFormat (RPC 1001) or InvalidTransaction."""
+        self.activate()   # a nested call's weight is looked up in this version's table
         if len(data) > MAX_EXTRINSIC_BYTES:
             raise InvalidTransaction(InvalidKind.EXHAUSTS_RESOURCES,
                                      f"extrinsic of {len(data)} bytes exceeds {MAX_EXTRINSIC_BYTES}")
@@ -250,6 +268,23 @@ class Runtime:
         return SignatureCheck(s.signer, s.signature,
                               signing_message(EXTRINSIC_DOMAIN, self.genesis_hash, payload))
 
+    def bad_proof(self, d: Decoded, number: int) -> InvalidTransaction:
+        """The verdict on a signed extrinsic whose signature failed; must run under externalities.
+        One signed for an earlier spec_version (a client that read the runtime version before an
+        upgrade) is told so; the extra checks are paid only by bad signatures."""
+        s = d.xt.signature
+        birth = self._birth_hash(d, number)
+        for old in range(self.version.spec_version - 1, 0, -1):
+            payload = signing_payload(d.xt.call, s.mortality, s.nonce, s.tip, old,
+                                      self.version.transaction_version, birth)
+            if verify(s.signer, s.signature, signing_message(EXTRINSIC_DOMAIN, self.genesis_hash, payload)):
+                return InvalidTransaction(
+                    InvalidKind.BAD_PROOF,
+                    f"signed for runtime spec_version {old}, but the chain runs spec_version "
+                    f"{self.version.spec_version} now: read state_getRuntimeVersion and sign again")
+        return InvalidTransaction(InvalidKind.BAD_PROOF,
+                                  "bad signature (wrong key, or signed for another chain or runtime version)")
+
     def _check_signed(self, d: Decoded, number: int, signature_ok: bool | None,
                       for_block: bool) -> tuple[int, int]:
         """Checks common to pool and block; returns (chain nonce, fee)."""
@@ -260,8 +295,7 @@ class Runtime:
         else:
             self._birth_hash(d, number)  # mortality still applies
         if not signature_ok:
-            raise InvalidTransaction(InvalidKind.BAD_PROOF,
-                                     "bad signature (wrong key, or signed for another chain or runtime version)")
+            raise self.bad_proof(d, number)
         if d.weight > self.limits.max_normal_weight or len(d.data) > self.limits.max_normal_length:
             raise InvalidTransaction(InvalidKind.EXHAUSTS_RESOURCES, "larger than a block allows")
         chain_nonce = self._system.account.get(s.signer).nonce
@@ -278,6 +312,7 @@ class Runtime:
     # transaction pool validation
     # ------------------------------------------------------------------------------------
     def validation_context(self, state: StateReader, best_hash: bytes, best_number: int) -> "ValidationContext":
+        """Validate transactions for block best_number + 1 (this runtime must be that block's version)."""
         return ValidationContext(self, state, best_hash, best_number)
 
     # ------------------------------------------------------------------------------------
@@ -303,6 +338,7 @@ class ValidationContext:
         return self.rt.decode(data)
 
     def signature_check(self, d: Decoded) -> SignatureCheck | None:
+        self.rt.activate()
         with externalities(self.overlay):
             return self.rt.signature_check(d, self.number)
 
@@ -316,6 +352,7 @@ class ValidationContext:
         meanwhile, and a bad signature overrides their verdict at the end. `known_good(hash)` skips
         the signature of a transaction verified before (pool revalidation after each block).
         """
+        self.rt.activate()
         decoded: list[tuple[Decoded, bool] | ChainError] = []
         checks: list[SignatureCheck] = []
         check_at: list[int] = []
@@ -351,10 +388,14 @@ class ValidationContext:
         """The verdict on a transaction whose batched signature check failed. An unsigned one (a
         meter's reading or record) is judged again with its pallet checking the signature itself,
         so the sender gets the pallet's own sentence; the extra check is paid only by bad ones."""
+        if d.xt.signature is not None:
+            with externalities(self.overlay):
+                try:
+                    return self.rt.bad_proof(d, self.number)
+                except TransactionValidityError as e:   # its mortality failed first
+                    return e
         generic = InvalidTransaction(InvalidKind.BAD_PROOF,
                                      "bad signature (wrong key, or signed for another chain or runtime version)")
-        if d.xt.signature is not None:
-            return generic
         try:
             with externalities(self.overlay):
                 self._validate(d, source, None)
@@ -364,6 +405,7 @@ class ValidationContext:
 
     def validate(self, d: Decoded, source: TransactionSource,
                  signature_ok: bool | None = None) -> ValidTransaction:
+        self.rt.activate()
         with externalities(self.overlay):
             return self._validate(d, source, signature_ok)
 
@@ -404,6 +446,7 @@ class BlockBuilder:
         self._past_inherents = False
         self._decoded: dict[bytes, Decoded] = {}
         author = next((i.data for i in digest if i.kind == DIGEST_PRE_RUNTIME and i.engine == ENGINE_GRID), None)
+        rt.activate()
         with externalities(self.overlay):
             rt._system.initialize(number, parent_hash)
             if author is not None:
@@ -411,9 +454,21 @@ class BlockBuilder:
                     raise BlockError("author digest must carry a 32-byte account")
                 rt._authorship.author.put(author)
             self.overlay.phase = [0]
+            if rt._upgrades is not None:
+                self.total_weight += self._enter_version(number)
             for p in rt.pallets:
                 for hook in p.hooks_initialize:
                     self.total_weight += hook(number) or 0
+
+    def _enter_version(self, number: int) -> int:
+        """Check that this runtime is the version the block runs under; in the first block of a new
+        version run the migrations (see the upgrades pallet). Returns the weight used."""
+        rt = self.rt
+        want = rt._upgrades.version_for_block(number)
+        if want != rt.version.spec_version:
+            raise BlockError(f"block #{number} runs under runtime spec_version {want}, "
+                             f"not {rt.version.spec_version}")
+        return rt._upgrades.enter_version(rt.version.spec_version, rt.migrations)
 
     def _decode(self, data: bytes) -> Decoded:
         d = self._decoded.get(data)
@@ -423,6 +478,7 @@ class BlockBuilder:
 
     def signature_check(self, data: bytes) -> SignatureCheck | None:
         """For batch verification before `apply`: the check this extrinsic needs, if signed."""
+        self.rt.activate()
         d = self._decode(data)
         with externalities(self.overlay):
             return self.rt.signature_check(d, self.number)
@@ -431,6 +487,7 @@ class BlockBuilder:
         """Include one extrinsic. Raises InvalidTransaction (or BadFormat) if it cannot be in this
         block at all; then nothing changed. A failed call is included with its error."""
         rt = self.rt
+        rt.activate()
         d = self._decode(data)
         index = len(self.extrinsics)
         ov = self.overlay
@@ -500,6 +557,7 @@ class BlockBuilder:
     def finish(self) -> BlockResult:
         """Run on_finalize hooks, store the block's events and counters, return its changes."""
         rt = self.rt
+        rt.activate()
         ov = self.overlay
         with externalities(ov):
             ov.phase = [2]

@@ -177,6 +177,9 @@ class CallDef:
     origin: OriginKind
     inherent: bool
     doc: str
+    #: the runtime spec_version that introduced the call: a runtime built for an older version
+    #: leaves it out of its call table and metadata
+    since: int = 1
 
     def decode_args(self, plain_args: tuple) -> tuple:
         if len(plain_args) != len(self.arg_types):
@@ -213,6 +216,8 @@ class Pallet:
         self.index = index
         self.doc = (doc or "").strip()
         self.storage: list[Any] = []
+        #: storage item name -> the spec_version that introduced it (absent: 1)
+        self.storage_since: dict[str, int] = {}
         self.calls: dict[int, CallDef] = {}
         self.calls_by_name: dict[str, CallDef] = {}
         self.events: list[type] = []
@@ -225,20 +230,23 @@ class Pallet:
         self.unsigned_signature: Callable[..., Any] | None = None
 
     # storage --------------------------------------------------------------------------
-    def value(self, name: str, value: Any, default: Any = None, doc: str = "") -> StorageValue:
-        item = StorageValue(self.name, name, value, default, doc)
-        self.storage.append(item)
-        return item
+    def value(self, name: str, value: Any, default: Any = None, doc: str = "", since: int = 1) -> StorageValue:
+        return self._add_storage(StorageValue(self.name, name, value, default, doc), since)
 
-    def map(self, name: str, key: Any, value: Any, default: Any = None, doc: str = "") -> StorageMap:
-        item = StorageMap(self.name, name, key, value, default, doc)
-        self.storage.append(item)
-        return item
+    def map(self, name: str, key: Any, value: Any, default: Any = None, doc: str = "",
+            since: int = 1) -> StorageMap:
+        return self._add_storage(StorageMap(self.name, name, key, value, default, doc), since)
 
     def double_map(self, name: str, key1: Any, key2: Any, value: Any, default: Any = None,
-                   doc: str = "") -> StorageDoubleMap:
-        item = StorageDoubleMap(self.name, name, key1, key2, value, default, doc)
+                   doc: str = "", since: int = 1) -> StorageDoubleMap:
+        return self._add_storage(StorageDoubleMap(self.name, name, key1, key2, value, default, doc), since)
+
+    def _add_storage(self, item: Any, since: int) -> Any:
+        """Declare a storage item; `since` is the spec_version that introduced it (metadata of an
+        older runtime version leaves it out)."""
         self.storage.append(item)
+        if since != 1:
+            self.storage_since[item.name] = since
         return item
 
     # constants ------------------------------------------------------------------------
@@ -270,7 +278,9 @@ class Pallet:
 
     # calls ------------------------------------------------------------------------------
     def call(self, index: int, *, weight: int | Callable[..., int], origin: OriginKind = SIGNED,
-             inherent: bool = False) -> Callable[[Callable], Callable]:
+             inherent: bool = False, since: int = 1) -> Callable[[Callable], Callable]:
+        """Declare call `index`; `since` is the runtime spec_version that introduced it (see
+        `calls_in`)."""
         def register(fn: Callable) -> Callable:
             params = list(inspect.signature(fn).parameters.values())[1:]  # first is origin
             ann = inspect.get_annotations(fn, eval_str=True)
@@ -279,7 +289,7 @@ class Pallet:
             if index in self.calls:
                 raise ValueError(f"{self.name}: call index {index} used twice")
             cd = CallDef(self, index, fn.__name__, fn, names, types, weight, origin, inherent,
-                         inspect.getdoc(fn) or "")
+                         inspect.getdoc(fn) or "", since)
             self.calls[index] = cd
             self.calls_by_name[cd.name] = cd
             fn.call_def = cd
@@ -317,14 +327,28 @@ class Pallet:
         self.unsigned_validator = fn
         return fn
 
+    # runtime versions ---------------------------------------------------------------------
+    def calls_in(self, spec_version: int) -> list[CallDef]:
+        """The calls a runtime of `spec_version` dispatches (those introduced by then), by index."""
+        return [self.calls[i] for i in sorted(self.calls) if self.calls[i].since <= spec_version]
+
+    def storage_in(self, spec_version: int) -> list[Any]:
+        """The storage items a runtime of `spec_version` publishes in its metadata."""
+        return [s for s in self.storage if self.storage_since.get(s.name, 1) <= spec_version]
+
     # metadata ---------------------------------------------------------------------------
-    def describe(self) -> dict:
+    def describe(self, spec_version: int | None = None) -> dict:
+        """The pallet's metadata as a runtime of `spec_version` has it (None: every declaration).
+        Events and errors are not versioned: one added later is listed by older versions too."""
+        calls = self.calls_in(spec_version) if spec_version is not None else \
+            [self.calls[i] for i in sorted(self.calls)]
+        items = self.storage_in(spec_version) if spec_version is not None else self.storage
         return {
             "name": self.name,
             "index": self.index,
             "doc": self.doc,
-            "calls": [self.calls[i].describe() for i in sorted(self.calls)],
-            "storage": [s.describe() for s in self.storage],
+            "calls": [cd.describe() for cd in calls],
+            "storage": [s.describe() for s in items],
             "events": [{"name": e.__name__, "index": e._event_index, "fields": e.describe_fields(),
                         "doc": inspect.getdoc(e) or ""} for e in self.events],
             "errors": [{"name": d.name, "index": d.index, "message": d.message} for d in self.error_defs],
