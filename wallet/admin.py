@@ -170,6 +170,8 @@ def _status_of(name: str) -> int:
 
 #: block hashes, events and runtime versions asked for per JSON-RPC batch when reading a range
 EVENT_BATCH = 100
+#: the node's error code for a block whose state it no longer keeps (events live in the state)
+STATE_PRUNED = 4003
 
 
 def _account_fields() -> tuple[dict[tuple[str, str], frozenset[str]], frozenset[str]]:
@@ -300,6 +302,8 @@ class EventReader:
             for i, (n, h) in enumerate(zip(numbers, hashes)):
                 raw, version = results[2 * i], results[2 * i + 1]
                 for r in (raw, version):
+                    if isinstance(r, RpcError) and r.code == STATE_PRUNED:
+                        raise WalletError(f"cannot read the events of block {n}: {r.message}")
                     if isinstance(r, RpcError):
                         raise r
                 st = await self._state_for(int(version["specVersion"]), h)
