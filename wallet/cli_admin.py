@@ -401,8 +401,10 @@ def events(follow: bool, pallet: str | None, account: str | None, from_block: in
 # the DSO's and the council's groups (wallet/cli_dso.py, wallet/cli_council.py)
 # ---------------------------------------------------------------------------------------------
 
+from wallet.cli_council import council  # noqa: E402
 from wallet.cli_dso import dso  # noqa: E402
 
 admin.add_command(dso)
+admin.add_command(council)
 
 __all__ = ["admin", "admin_options", "events", "signed_job"]
