@@ -44,7 +44,7 @@ from consensus.tendermint import (Broadcast, Decide, EvidenceFound, Outcome, Sch
                                   TimeoutConfig)
 from consensus.validator_set import ValidatorSet
 from consensus.wal import FileWAL
-from node.chain import BuiltBlock, ImportError_, VerifiedBlock
+from node.chain import BuiltBlock, ImportError_, UnknownRuntimeVersionError, VerifiedBlock
 from node.finality import KEEP_HEIGHTS as FINALITY_KEEP_HEIGHTS
 from node.finality import ENGINE_FINALITY, FinalityCollector
 from p2p.framing import PartAssembler, split_payload
@@ -260,6 +260,18 @@ class BftDriver:
             fetch.cancel()
         self.wal.close()
 
+    def halt(self) -> None:
+        """Stop taking part at once (the node is stopping for a runtime version it does not know):
+        no more votes, proposals or imports; `stop` still closes the WAL."""
+        self._stopped = True
+        for handle in (*self._timers, self._start_handle, self._tx_flush):
+            if handle is not None:
+                handle.cancel()
+        self._timers.clear()
+
+    def _unknown_version(self, e: UnknownRuntimeVersionError) -> None:
+        self.node.stop_unknown_version(e)
+
     # -- the state machine's application ------------------------------------------------------------------
     def propose_value(self, height: int, round: int) -> bytes | None:
         """getValue(): build a block on our best block from the ready pool and gossip its body."""
@@ -273,6 +285,9 @@ class BftDriver:
                 break
         try:
             built = self.chain.propose_block(self.keypair, candidates)
+        except UnknownRuntimeVersionError as e:
+            self._unknown_version(e)
+            return None
         except Exception:  # noqa: BLE001 - a failed build must not stop consensus: propose nothing
             log.exception("building a proposal for #%d failed", height)
             return None
@@ -295,6 +310,9 @@ class BftDriver:
             return False
         try:
             self._checked[block_hash] = self.chain.verify_block(signed)
+        except UnknownRuntimeVersionError as e:
+            self._unknown_version(e)
+            return None
         except ImportError_ as e:
             log.warning("proposed block #%d 0x%s is invalid: %s", height, block_hash.hex()[:12], e)
             self._checked[block_hash] = None
@@ -467,6 +485,9 @@ class BftDriver:
             if checked is None:
                 checked = self.chain.verify_block(signed)
             self.chain.commit_block(with_cert, checked.prepared, finalize=True)
+        except UnknownRuntimeVersionError as e:
+            self._unknown_version(e)
+            return
         except ImportError_ as e:
             # only possible if the decided block does not apply on our best block: sync from peers
             log.error("cannot commit decided block #%d: %s", d.height, e)
@@ -690,6 +711,8 @@ class BftDriver:
 
     def _import_synced(self, raw: bytes, peer: str) -> bool:
         """Import one synced block after checking its commit certificate against its height's set."""
+        if self._stopped:
+            return False
         try:
             signed = SignedBlock.decode(raw, max_size=SYNC_MAX_BYTES)
         except (CodecError, ValueError):
@@ -710,6 +733,9 @@ class BftDriver:
         try:
             # a synced block may be old: its timestamp is checked by the certificate, not our clock
             result = self.chain.import_block(signed, finalize=True, check_drift=False)
+        except UnknownRuntimeVersionError as e:     # not the peer's fault: this release is too old
+            self._unknown_version(e)
+            return False
         except ImportError_ as e:
             log.warning("synced block #%d refused: %s", header.number, e)
             self.host.report(peer, PEER_FAULT, "synced block does not import")

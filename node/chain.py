@@ -9,6 +9,12 @@ Import checks, in order: parent is our best block and the number follows; the au
 PreRuntime digest is in the parent state's authority set and its seal signs the header; the
 timestamp is not ahead of our clock beyond the allowed drift; every extrinsic applies; the
 extrinsics root and the state root match the header.
+
+Runtime versions: the chain holds one Runtime per spec_version this release knows (built when
+first needed). A block runs under the version its parent's state names (the upgrades pallet); the
+pool validates for the best block's next version, and RPC queries at a block use the version that
+block ran under. A block whose version this release does not know is neither authored nor imported:
+`UnknownRuntimeVersionError` carries the one line the node stops with.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ import plyvel
 from node.blockstore import BlockStore
 from node.db import COL_META, Database
 from node.state_db import PreparedState, StateDB
-from pallets import authorship, build_runtime, system, timestamp
+from pallets import UnknownRuntimeVersion, authorship, build_runtime, known_versions, system, timestamp, upgrades
 from primitives.errors import BadFormat
 from primitives.hashing import keccak256
 from primitives.extrinsic import Call, Extrinsic
@@ -50,6 +56,15 @@ _STORAGE_FAULTS = (plyvel.Error, *ENVIRONMENT_FAULTS)
 
 class ImportError_(Exception):
     """A block that was refused; the message names the broken rule."""
+
+
+class UnknownRuntimeVersionError(ImportError_):
+    """The next block runs under a runtime version this release does not carry: the node must stop
+    (neither author, vote for nor import it) and be upgraded. `str()` is the operator's one line."""
+
+    def __init__(self, line: str, spec_version: int) -> None:
+        super().__init__(line)
+        self.spec_version = spec_version
 
 
 @dataclass
@@ -99,9 +114,11 @@ class Chain:
         self.state = StateDB(db, keep_states=keep_states)
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.verify_deferred = verify_deferred
-        self.runtime = build_runtime()
+        #: spec_version -> its runtime, built when first needed (see runtime_of)
+        self._runtimes: dict[int, Runtime] = {1: build_runtime()}
         if self.blocks.genesis_hash() is None or check_genesis:
-            storage = genesis_storage_fn(self.runtime)
+            # genesis builders are the same in every version; the spec may name the version to start at
+            storage = genesis_storage_fn(self._runtimes[1])
             if self.blocks.genesis_hash() is None:
                 self._init_genesis(storage)
             elif db.get(COL_META, META_GENESIS_DIGEST) != _storage_digest(storage):
@@ -110,7 +127,44 @@ class Chain:
                                  "(genesis differs); use another --base-path or purge-chain")
             del storage
         self.genesis_hash = self.blocks.genesis_hash()
-        self.runtime.genesis_hash = self.genesis_hash
+        self._runtimes[1].genesis_hash = self.genesis_hash
+
+    # runtime versions -------------------------------------------------------------------
+    def runtime_of(self, spec_version: int) -> Runtime:
+        """The runtime of `spec_version`. Raises UnknownRuntimeVersion if this release lacks it."""
+        rt = self._runtimes.get(spec_version)
+        if rt is None:
+            rt = self._runtimes[spec_version] = build_runtime(self.genesis_hash, spec_version)
+        return rt
+
+    def version_of_block(self, number: int, parent_hash: bytes | None = None) -> int:
+        """The spec_version block `number` runs under, from its parent's state (None: the best block)."""
+        return self.read(lambda: upgrades.version_for_block(number), parent_hash)
+
+    def runtime_for_block(self, number: int, parent_hash: bytes | None = None) -> Runtime:
+        """The runtime that runs block `number` on `parent_hash` (None: the best block). Raises
+        UnknownRuntimeVersionError, with the line the node stops with, if this release lacks it."""
+        version = self.version_of_block(number, parent_hash)
+        try:
+            return self.runtime_of(version)
+        except UnknownRuntimeVersion:
+            pending = self.read(lambda: upgrades.scheduled.get(), parent_hash)
+            known = ", ".join(map(str, known_versions()))
+            when = (f"is scheduled at block #{pending[1]}" if pending is not None and pending[0] == version
+                    else f"runs block #{number}")
+            raise UnknownRuntimeVersionError(
+                f"runtime spec_version {version} {when} and this node knows versions {known}; "
+                f"install a gridchain release that knows spec_version {version}", version) from None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime of the next block on the best block (transaction validation, authoring)."""
+        return self.runtime_for_block(self.best_number + 1)
+
+    def runtime_at(self, block_hash: bytes | None) -> Runtime:
+        """The runtime block `block_hash` ran under (None: the best block; genesis: the version
+        its state starts at): what RPC queries at that block describe."""
+        return self.runtime_of(self.read(lambda: upgrades.version_in_force.get(), block_hash))
 
     # genesis ----------------------------------------------------------------------------
     def _init_genesis(self, storage: dict[bytes, bytes]) -> None:
@@ -167,14 +221,19 @@ class Chain:
         parent_hash = parent.hash()
         number = parent.number + 1
         digest = (DigestItem(DIGEST_PRE_RUNTIME, ENGINE_GRID, author.public_key),)
-        builder = self.runtime.begin_block(self.state.reader(None), parent_hash, number, digest)
+        runtime = self.runtime_for_block(number)
+        builder = runtime.begin_block(self.state.reader(None), parent_hash, number, digest)
+        # signatures were verified on admission; in the first block of a new version they may have
+        # been verified for the old one's payload, so that block checks them again
+        upgrading = runtime.version.spec_version != self.read(lambda: upgrades.version_in_force.get())
+        verified = None if upgrading else True
         prev_ms = self.read(lambda: timestamp.now.get())
         now = max(now_ms if now_ms is not None else self.clock_ms(), prev_ms + timestamp.Config.minimum_period_ms)
         builder.apply(timestamp_inherent(now))
         skipped: list[tuple[bytes, str]] = []
         for tx_hash, data in candidates:
             try:
-                builder.apply(data, signature_ok=True)
+                builder.apply(data, signature_ok=verified)
             except InvalidTransaction as e:
                 if e.kind is InvalidKind.EXHAUSTS_RESOURCES:
                     break
@@ -216,8 +275,9 @@ class Chain:
             raise ImportError_("block seal is not the author's signature")
         digest = header.without_seal().digest
         xts = list(signed.block.extrinsics)
+        runtime = self.runtime_for_block(header.number)    # UnknownRuntimeVersionError: stop, never import
         try:
-            builder = self.runtime.begin_block(self.state.reader(None), header.parent_hash, header.number, digest)
+            builder = runtime.begin_block(self.state.reader(None), header.parent_hash, header.number, digest)
             checks = [builder.signature_check(x) for x in xts]
         except (TransactionValidityError, BadFormat, BlockError) as e:
             raise ImportError_(f"block has an invalid extrinsic: {getattr(e, 'message', e)}") from None

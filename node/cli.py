@@ -59,7 +59,8 @@ async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    node.on_fatal = stop.set          # repeated storage errors stop the node like a signal...
+    node.on_fatal = stop.set          # repeated storage errors, or a runtime version this release
+    #                                   lacks, stop the node like a signal...
     node.metrics.watch_rpc_server(server)
     try:
         await node.start()
@@ -117,8 +118,11 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
     from node.db import DatabaseError  # noqa: PLC0415
     from node.state_db import StateDBError  # noqa: PLC0415
     from consensus.wal import WALCorrupted, WALLocked  # noqa: PLC0415
+    from node.chain import UnknownRuntimeVersionError  # noqa: PLC0415
     try:
         asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit, cors))
+    except UnknownRuntimeVersionError as e:   # the node stopped before the block it cannot run
+        _fail(str(e))
     except DatabaseError as e:    # first: a StorageError is an OSError too, and says all in its line
         _fail(str(e))
     except OSError as e:

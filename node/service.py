@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence
 
-from node.chain import Chain, ImportError_, prepare_genesis
+from node.chain import Chain, ImportError_, UnknownRuntimeVersionError, prepare_genesis
 from node.db import STORAGE_ERROR_LIMIT, Database, StorageError
 from node.energy_rpc import EnergyRpc
 from node.metrics import NodeMetrics
@@ -32,7 +32,8 @@ from primitives.hashing import keccak256
 from primitives.keys import Keypair
 from primitives.types import Header, SignedBlock
 from rpc.api import Health, NodeInfo, RuntimeVersionInfo, TxStatusUpdate
-from runtime.api import TransactionSource, TransactionValidityError, ValidTransaction
+from runtime.api import (TransactionSource, TransactionValidityError, UnknownKind, UnknownTransaction,
+                         ValidTransaction)
 
 log = logging.getLogger("gridchain.node")
 
@@ -150,8 +151,9 @@ class NodeService:
         config.spec = {k: v for k, v in config.spec.items() if k != "genesis"}
         self.bft_mode = config.engine == "bft"
         self.db = Database.open(chain_dir)
-        #: the storage error that stopped the node (the runner reports it); `on_fatal` stops the runner
-        self.fatal_error: StorageError | None = None
+        #: what stopped the node (the runner reports it): repeated storage errors, or a runtime
+        #: version this release does not know; `on_fatal` stops the runner
+        self.fatal_error: StorageError | UnknownRuntimeVersionError | None = None
         self.on_fatal: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # A validator must judge a proposed block within its propose timeout: start the signature
@@ -178,7 +180,8 @@ class NodeService:
         self._seal_wanted: asyncio.Event | None = None  # created on the loop in start()
         self._lock: asyncio.Lock | None = None
         self.extra_rpc: dict[str, Any] = EnergyRpc(self._read_at, self._resolve).methods()
-        self._metadata: dict | None = None
+        self._metadata: dict[int, dict] = {}     # spec_version -> its metadata
+        self._sig_version: int | None = None      # the spec_version _sig_ok's verdicts were made for
         self.metrics = NodeMetrics()
         self._watch_metrics()
         self.db.on_storage_error = self._storage_error
@@ -218,11 +221,36 @@ class NodeService:
             if self.on_fatal is not None and self._loop is not None:
                 self._loop.call_soon_threadsafe(self.on_fatal)
 
+    def check_runtime_version(self) -> bool:
+        """Can this release run the next block? If not, stop the node: log the one line naming the
+        version to install and call `on_fatal` (the runner exits non-zero with that line). The node
+        then neither authors, votes for nor imports that block: it stops where the old rules end,
+        its database as the last block left it. Checked at start and after every block."""
+        try:
+            self.chain.runtime_for_block(self.chain.best_number + 1)
+            return True
+        except UnknownRuntimeVersionError as e:
+            self.stop_unknown_version(e)
+            return False
+
+    def stop_unknown_version(self, error: UnknownRuntimeVersionError) -> None:
+        """Stop the node for a runtime version it does not know (once)."""
+        if self.fatal_error is not None:
+            return
+        log.error("%s", error)
+        self.fatal_error = error
+        if self.bft is not None:
+            self.bft.halt()
+        if self.on_fatal is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.on_fatal)
+
     # lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._lock = asyncio.Lock()
         self._seal_wanted = asyncio.Event()
+        if not self.check_runtime_version():
+            return                      # stopping: no network, no consensus, no authoring
         if self.config.prometheus_port is not None:
             self.metrics.serve(self.config.prometheus_port, self.config.prometheus_external)
         if self.bft_mode:
@@ -277,6 +305,8 @@ class NodeService:
             else:
                 await self._seal_wanted.wait()
             self._seal_wanted.clear()
+            if self.fatal_error is not None:
+                return
             try:
                 await self.seal_block()
             except StorageError:
@@ -320,6 +350,7 @@ class NodeService:
         self.new_heads.publish(header)
         self.pool.block_finalized(block_hash, included)
         self.finalized_heads.publish(header)
+        self.check_runtime_version()
 
     def _after_block(self, signed: SignedBlock, block_hash: bytes, included: list[bytes]) -> None:
         header = signed.block.header
@@ -328,12 +359,21 @@ class NodeService:
         if self.config.dev_finality:
             self.pool.block_finalized(block_hash, included)
             self.finalized_heads.publish(header)
+        self.check_runtime_version()
 
     # transaction validation (pool callback) ---------------------------------------------
     def _validate_batch(self, datas: Sequence[bytes], source: TransactionSource
                         ) -> list[ValidTransaction | TransactionValidityError]:
-        ctx = self.chain.runtime.validation_context(self.chain.state.reader(None), self.chain.best_hash,
-                                                    self.chain.best_number)
+        try:
+            runtime = self.chain.runtime          # the next block's version
+        except UnknownRuntimeVersionError as e:   # the node is stopping; nothing is valid for it
+            return [UnknownTransaction(UnknownKind.CUSTOM, str(e)) for _ in datas]
+        if runtime.version.spec_version != self._sig_version:
+            # signatures cover the spec_version: verdicts made for another version no longer hold
+            self._sig_ok.clear()
+            self._sig_version = runtime.version.spec_version
+        ctx = runtime.validation_context(self.chain.state.reader(None), self.chain.best_hash,
+                                         self.chain.best_number)
         out: list[ValidTransaction | TransactionValidityError] = []
         for h, verdict in ctx.validate_batch(datas, source, self.verifier.verify_batch_deferred,
                                               self._sig_ok.__contains__):
@@ -456,17 +496,27 @@ class NodeService:
         except (KeyError, LookupError) as e:
             raise ChainError(f"state at 0x{h.hex()} is not available (pruned?): {e}") from None
 
+    def _runtime_at(self, at: bytes | None) -> Any:
+        """The runtime the block `at` ran under (None: the best block)."""
+        h = self._resolve(at)
+        try:
+            return self.chain.runtime_at(None if h == self.chain.best_hash else h)
+        except (KeyError, LookupError) as e:
+            raise ChainError(f"state at 0x{h.hex()} is not available (pruned?): {e}") from None
+        except ValueError as e:     # a version this release does not know (the node is stopping)
+            raise ChainError(str(e)) from None
+
     def runtime_version(self, at: bytes | None) -> RuntimeVersionInfo:
-        self._resolve(at)   # one runtime for every block so far; still refuse unknown blocks
-        v = self.chain.runtime.version
+        v = self._runtime_at(at).version
         return RuntimeVersionInfo(v.spec_name, v.impl_name, v.spec_version, v.impl_version,
                                   v.transaction_version, v.state_version)
 
     def metadata(self, at: bytes | None) -> dict:
-        self._resolve(at)
-        if self._metadata is None:
-            self._metadata = self.chain.runtime.metadata()
-        return self._metadata
+        rt = self._runtime_at(at)
+        md = self._metadata.get(rt.version.spec_version)
+        if md is None:
+            md = self._metadata[rt.version.spec_version] = rt.metadata()
+        return md
 
     async def submit_extrinsic(self, extrinsic: bytes) -> bytes:
         h = self.pool.submit(extrinsic, TransactionSource.EXTERNAL)

@@ -515,11 +515,16 @@ class AsyncClient:
         return self._genesis
 
     async def runtime_version(self) -> dict:
-        if self._runtime_version is None:
-            self._runtime_version = await self.request("state_getRuntimeVersion")
-        return self._runtime_version
+        """The best block's runtime version, asked every time: a scheduled upgrade changes it under a
+        running client, and a transaction signs it. The cached metadata is dropped when it changed."""
+        rv = await self.request("state_getRuntimeVersion")
+        if self._runtime_version is not None and rv.get("specVersion") != self._runtime_version.get("specVersion"):
+            self._metadata = None
+        self._runtime_version = rv
+        return rv
 
     async def metadata(self) -> dict:
+        """The runtime metadata, cached until `runtime_version` sees another spec version."""
         if self._metadata is None:
             self._metadata = await self.request("state_getMetadata")
         return self._metadata
@@ -544,12 +549,18 @@ class AsyncClient:
     async def build_extrinsic(self, keypair: Keypair, pallet: str, call: str, args: dict | list,
                               *, tip: int = 0, nonce: int | None = None,
                               mortal_period: int | None = 64) -> bytes:
-        """Encode and sign `pallet.call(args)` for the connected chain; returns the extrinsic bytes."""
-        the_call = call_from_metadata(await self.metadata(), pallet, call, args)
+        """Encode and sign `pallet.call(args)` for the connected chain; returns the extrinsic bytes.
+        The runtime version is read for every extrinsic (it is signed, and an upgrade changes it)."""
+        rv = await self.runtime_version()
+        md = await self.metadata()
+        md_version = (md.get("runtime") or {}).get("specVersion")
+        if md_version is not None and md_version != rv.get("specVersion"):     # upgraded in between
+            self._metadata = None
+            rv, md = await self.runtime_version(), await self.metadata()
+        the_call = call_from_metadata(md, pallet, call, args)
         if nonce is None:
             nonce = await self.next_nonce(keypair.public_key)
         genesis = await self.genesis_hash()
-        rv = await self.runtime_version()
         mortality, birth_hash = Mortality(), None
         if mortal_period:
             best_hex, header_json = await self.batch([("chain_getBlockHash", []), ("chain_getHeader", [])])

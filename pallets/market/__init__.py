@@ -58,6 +58,12 @@ Standing orders ("sell my surplus whenever the price is at least X", "buy up to 
     Either way next_interval becomes target + interval_s: at most one post per interval.
   - A sweep that lags (more due orders than posts per block allow in one interval) goes on with
     the new target; the intervals its remaining orders missed are not posted later.
+  - From runtime spec_version 2, `set_standing_order_window(..., window_start_s, window_end_s)` sets
+    one with a time-of-day window (seconds of the day, UTC, [start, end), wrapping past midnight
+    when start > end; start == end is refused): the sweep posts it only for a target interval whose
+    start lies in the window and passes it over otherwise (no post, no event). An order without a
+    window posts all day; the upgrade to version 2 gives every existing one an explicit all-day
+    window (0, 86400) (`add_all_day_windows`). Cancelling removes the window.
 
 Money (all in the stablecoin, `Config.stablecoin_asset`):
   - cost(wh, price_per_kwh) = wh * price_per_kwh // 1000: the payer is never charged more than
@@ -206,7 +212,8 @@ from __future__ import annotations
 #   auction   a call-auction book's clearing at gate closure
 #   coupled   a coupled region's clearing at gate closure (the solver is pallets.market_coupling)
 #   expiry    gate closure: clearing call auctions and coupled regions, then expiring orders (hook)
-#   standing  standing orders: calls set (3) and cancel (4), the posting sweep (hooks)
+#   standing  standing orders: calls set (3), cancel (4) and set with a window (5, spec_version 2),
+#             the posting sweep (hooks), the version 2 migration
 # This module re-exports their public names, so `pallets.market.X` reads as before the split.
 from pallets import grid
 from pallets.market.auction import clear_call_auction
@@ -225,8 +232,9 @@ from pallets.market.placement import (cancel, do_place_ask, do_place_bid, ensure
                                       is_generation_meter, new_order_id, place_ask, place_bid)
 from pallets.market.queries import (book_side, clearing, fee_zone_of, flow, interval_trade_ids, link_flow, order,
                                     standing_order, standing_orders_of, trade, trades_in_interval)
-from pallets.market.standing import (cancel_standing_order, post_standing, post_standing_orders,
-                                     reserve_standing_posts, set_standing_order, standing_target)
+from pallets.market.standing import (add_all_day_windows, cancel_standing_order, in_window, post_standing,
+                                     post_standing_orders, record_standing, reserve_standing_posts,
+                                     set_standing_order, set_standing_order_window, standing_target)
 from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, MATCHED, W_CANCEL, W_CANCEL_STANDING,
                                   W_EXPIRE_BASE, W_EXPIRY, W_PLACE, W_SET_STANDING, W_STANDING_BASE,
                                   BookEntry, BookSide, BookSideType, Config, Error, Flow, Order,
@@ -240,7 +248,7 @@ from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, MATCHED, W_CAN
                                   interval_trades, link_flows, next_order_id, next_standing_id, next_trade_id,
                                   open_books, open_intervals, orders, pallet, standing_count, standing_cursor,
                                   standing_head, standing_links, standing_of, standing_orders, standing_round,
-                                  standing_tail, trades)
+                                  standing_tail, standing_windows, trades)
 
 __all__ = [
     "CALL_AUCTION", "CONTINUOUS", "COUPLED", "clear_coupled_region", "clearing", "clearings",
@@ -264,6 +272,7 @@ __all__ = [
     "StandingOrderPosted", "StandingOrderSet", "StandingOrderSkipped", "Trade", "trade", "trade_and_rest",
     "TradeId", "TradeMatched", "trades", "trades_in_interval", "W_CANCEL", "W_CANCEL_STANDING",
     "W_EXPIRE_BASE", "W_EXPIRY", "W_PLACE", "W_SET_STANDING", "W_STANDING_BASE", "wh_in_interval",
+    "add_all_day_windows", "in_window", "record_standing", "set_standing_order_window", "standing_windows",
 ]
 
 

@@ -1,5 +1,6 @@
 """Standing orders: terms recorded once and posted as an order for every delivery interval (see
-"Standing orders" in the package docstring).
+"Standing orders" in the package docstring). From runtime spec_version 2 a standing order may have
+a time-of-day window (`set_standing_order_window`): it posts only for intervals that start inside it.
 
 The calls keep the standing orders in a linked list in id order; the posting sweep walks it from a
 cursor at the end of each block and places each due order through `do_place_bid` / `do_place_ask`
@@ -12,12 +13,13 @@ import dataclasses
 from pallets import grid, timestamp
 from pallets.market.placement import (do_place_ask, do_place_bid, ensure_licensed, ensure_order_meter,
                                       ensure_terms, is_generation_meter)
-from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, W_CANCEL_STANDING, W_PLACE, W_SET_STANDING,
-                                  W_STANDING_BASE, Config, Error, StandingId, StandingOrder,
+from pallets.market.state import (ASK, ASK_ROLES, BID, BID_ROLES, DAY_S, W_CANCEL_STANDING, W_MIGRATE_WINDOW,
+                                  W_PLACE, W_SET_STANDING, W_SET_STANDING_WINDOW, W_STANDING_BASE, Config,
+                                  Error, StandingId, StandingOrder,
                                   StandingOrderCancelled, StandingOrderPosted, StandingOrderSet,
                                   StandingOrderSkipped, next_standing_id, pallet, standing_count,
                                   standing_cursor, standing_head, standing_links, standing_of, standing_orders,
-                                  standing_round, standing_tail)
+                                  standing_round, standing_tail, standing_windows)
 from primitives.codec import BOOL, H256, U8, U32, U64
 from runtime import storage
 from runtime.pallet import (SIGNED, DispatchError, ErrorDef, Origin, deposit_event, ensure, ensure_signed,
@@ -32,7 +34,26 @@ def set_standing_order(origin: Origin, side: U8, zone: U32, price_per_kwh: U64, 
     for each delivery interval standing_lead_intervals ahead (see "Standing orders"). Checked as a
     placement of that side would be (licence, terms, zone, meter); nothing is escrowed until a post.
     `green` is a bid's green-only flag; an ask's comes from its meter."""
+    record_standing(ensure_signed(origin), side, zone, price_per_kwh, quantity_wh, meter, green)
+
+
+@pallet.call(5, weight=W_SET_STANDING_WINDOW, origin=SIGNED, since=2)
+def set_standing_order_window(origin: Origin, side: U8, zone: U32, price_per_kwh: U64, quantity_wh: U64,
+                              meter: H256, green: BOOL, window_start_s: U32, window_end_s: U32) -> None:
+    """A standing order (as `set_standing_order`) that posts only for delivery intervals whose start
+    lies in a time-of-day window: seconds of the day in UTC, [window_start_s, window_end_s), wrapping
+    past midnight when start > end (79200 to 21600 is 22:00-06:00); 0 to 86400 is all day.
+    Introduced by runtime spec_version 2."""
     who = ensure_signed(origin)
+    ensure(window_start_s < DAY_S and window_end_s <= DAY_S, Error.WindowOutOfDay)
+    ensure(window_start_s != window_end_s, Error.EmptyWindow)
+    sid = record_standing(who, side, zone, price_per_kwh, quantity_wh, meter, green)
+    standing_windows.insert(sid, (window_start_s, window_end_s))
+
+
+def record_standing(who: bytes, side: int, zone: int, price_per_kwh: int, quantity_wh: int, meter: bytes,
+                    green: bool) -> int:
+    """Check and record a standing order's terms (the rules of `set_standing_order`); its id."""
     ensure(side in (BID, ASK), Error.InvalidSide)
     ensure_terms(price_per_kwh, quantity_wh)
     ensure(grid.zone(zone) is not None, Error.UnknownZone)
@@ -56,6 +77,7 @@ def set_standing_order(origin: Origin, side: U8, zone: U32, price_per_kwh: U64, 
         standing_links.insert(tail, (prev_link[0], sid))
     standing_tail.put(sid)
     deposit_event(StandingOrderSet(sid, who, side, zone, price_per_kwh, quantity_wh, first))
+    return sid
 
 
 @pallet.call(4, weight=W_CANCEL_STANDING, origin=SIGNED)
@@ -78,6 +100,7 @@ def cancel_standing_order(origin: Origin, standing_id: StandingId) -> None:
         standing_cursor.put(nxt) if nxt is not None else standing_cursor.kill()
     standing_links.remove(standing_id)
     standing_orders.remove(standing_id)
+    standing_windows.remove(standing_id)
     standing_of.remove(who, standing_id)
     count = standing_count.get(who) - 1
     standing_count.insert(who, count) if count else standing_count.remove(who)
@@ -87,6 +110,31 @@ def cancel_standing_order(origin: Origin, standing_id: StandingId) -> None:
 def standing_target(now_s: int) -> int:
     """The interval standing orders post for at time now_s."""
     return grid.interval_start(now_s) + Config.standing_lead_intervals * grid.Config.interval_s
+
+
+def in_window(window: tuple[int, int] | None, interval_start: int) -> bool:
+    """Does an interval starting at `interval_start` (unix seconds) lie in a standing order's window
+    (None: all day)? The start's second of the day (UTC) is in [start, end), or, when the window
+    wraps past midnight (start > end), at or after start or before end."""
+    if window is None:
+        return True
+    start, end = window
+    t = interval_start % DAY_S
+    return start <= t < end if start < end else (t >= start or t < end)
+
+
+def add_all_day_windows() -> int:
+    """Runtime spec_version 2's migration: every standing order that exists gets an explicit all-day
+    window (0, 86400), so every standing order of the new version has one. It walks the list of
+    standing orders once, in id order, writing one entry each; returns the weight used."""
+    visited = 0
+    sid = standing_head.get()
+    while sid is not None:
+        if not standing_windows.contains(sid):
+            standing_windows.insert(sid, (0, DAY_S))
+        visited += 1
+        sid = standing_links.get(sid)[1]
+    return W_STANDING_BASE + W_MIGRATE_WINDOW * visited
 
 
 # --- hooks (registered in __init__, in order) ------------------------------------------------
@@ -117,7 +165,8 @@ def post_standing_orders(n: int) -> None:
     while cursor is not None and visited < Config.max_standing_posts_per_block:
         so = standing_orders.get(cursor)
         nxt = standing_links.get(cursor)[1]
-        if so.next_interval <= target:
+        # outside its window an order is passed over: no post, no event, next_interval unchanged
+        if so.next_interval <= target and in_window(standing_windows.get(cursor), target):
             post_standing(cursor, so, target)
         visited += 1
         cursor = nxt

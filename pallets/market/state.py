@@ -67,6 +67,12 @@ W_EXPIRY = 30_000
 W_SET_STANDING = 100_000
 W_CANCEL_STANDING = 80_000
 W_STANDING_BASE = 5_000
+#: a standing order with a window: the terms and one more write
+W_SET_STANDING_WINDOW = 110_000
+#: the v2 migration, per standing order: read its link, write its window
+W_MIGRATE_WINDOW = 20_000
+#: seconds in a (UTC) day: a window's bounds are seconds of the day
+DAY_S = 86_400
 
 OrderId = U64
 TradeId = U64
@@ -189,6 +195,9 @@ standing_cursor = pallet.value("standing_cursor", Optional(U64), default=None,
                                doc="Standing id where the posting sweep resumes; None: no sweep under way")
 standing_round = pallet.value("standing_round", U64, default=0,
                               doc="Target interval of the last posting sweep started")
+standing_windows = pallet.map("standing_windows", key=StandingId, value=Tuple(U32, U32), since=2,
+                              doc="Standing id -> (start_s, end_s): seconds of the day (UTC) whose intervals it "
+                                  "posts for, [start, end), wrapping past midnight when start > end; none: all day")
 call_auction_zones = pallet.value("call_auction_zones", ListOf(U32, max_len=grid.Config.max_zones), default=(),
                                   doc="Zones traded by uniform-price call auction at gate closure (genesis)")
 auction_cleared = pallet.map("auction_cleared", key=Tuple(U32, U64), value=BOOL, default=False,
@@ -381,6 +390,10 @@ class Error(PalletError):
     NotStandingOrderOwner = "only the standing order's owner may cancel it"
     BothSidesInRegion = ("in a coupled region a participant may hold bids or asks for an interval, not both "
                          "(no self-trade): cancel the other side first")
+    WindowOutOfDay = ("a window's bounds are seconds of the day (UTC): window_start_s below 86400, "
+                      "window_end_s at most 86400")
+    EmptyWindow = ("a window's start and end must differ (start == end would never post); "
+                   "0 to 86400 is all day, a start above the end wraps past midnight")
 
 
 pallet.errors(Error)
