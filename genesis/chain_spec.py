@@ -42,7 +42,7 @@ def _properties() -> dict:
                            "decimals": STABLECOIN_DECIMALS}}
 
 
-#: who is who on the development chains: Alice the regulator's registrar (and sudo), Dave the DSO,
+#: who is who on the development chains: Alice the regulator's registrar (and sudo on dev), Dave the DSO,
 #: Eve the stablecoin issuer, Bob and Ferdie households with rooftop PV, Charlie a household without
 DEV_ROLES = {"Alice": ["registrar"], "Bob": ["prosumer"], "Charlie": ["consumer"], "Dave": ["dso"],
              "Eve": ["issuer"], "Ferdie": ["prosumer"]}
@@ -102,8 +102,24 @@ def _validators_config(names: list[str]) -> dict:
     return {"validators": out}
 
 
+#: council of the dev chain: one registrar and one DSO, so both must agree (more than half of two)
+DEV_COUNCIL = ["Alice", "Dave"]
+#: motions' periods in blocks: votes are taken for 50 blocks; a passed motion waits 2 blocks
+COUNCIL_PERIODS = {"voting_period": 50, "enactment_delay": 2}
+#: thresholds of the local and deployment councils: two thirds for the validator set, a runtime
+#: upgrade and the council itself, a simple majority for the rest (a tariff framework, zones)
+COUNCIL_THRESHOLDS = {"*": ">1/2", "validators": "2/3", "upgrades": "2/3", "council": "2/3",
+                      "grid.force_set_tariff": ">1/2"}
+
+
+def _council_config(names: list[str], thresholds: dict[str, str]) -> dict:
+    """The council of dev-account names (registrar, DSO, validator operators by their URI name)."""
+    return {"members": [Keypair.from_uri(validator_uri(n)).address() for n in names],
+            **COUNCIL_PERIODS, "thresholds": dict(thresholds)}
+
+
 def _genesis_config(authorities: list[str], endowed: list[str], households: list[str], issuer: str,
-                    sudo: str) -> dict:
+                    sudo: str | None, council: dict) -> dict:
     roles = {n: list(r) for n, r in DEV_ROLES.items()}
     for a in authorities:
         roles.setdefault(a, []).append("validator_operator")
@@ -122,36 +138,45 @@ def _genesis_config(authorities: list[str], endowed: list[str], households: list
                         "decimals": STABLECOIN_DECIMALS, "issuer": _addr(issuer),
                         "balances": [[_addr(n), DEV_STABLE_BALANCE] for n in households]}],
         },
-        "sudo": {"key": _addr(sudo)},
+        "council": council,
+        **({"sudo": {"key": _addr(sudo)}} if sudo is not None else {}),
     }
 
 
-def _dev_accounts_spec(name: str, chain_id: str, chain_type: str, authorities: list[str], engine: str) -> dict:
-    """A spec on the development accounts: all six funded, Alice sudo, Eve the stablecoin issuer,
-    Alice to Dave households holding stablecoin; `authorities` are the validators."""
+def _dev_accounts_spec(name: str, chain_id: str, chain_type: str, authorities: list[str], engine: str,
+                      sudo: str | None, council: dict) -> dict:
+    """A spec on the development accounts: all six funded, Eve the stablecoin issuer, Alice to Dave
+    households holding stablecoin; `authorities` are the validators (funded too: they sit on the
+    council and pay fees for its votes); `sudo` None for no sudo key."""
+    endowed = list(DEV_ACCOUNTS) + [a for a in authorities if a not in DEV_ACCOUNTS]
     return {
         "name": name, "id": chain_id, "chainType": chain_type, "bootNodes": [],
         "protocolId": "grid", "properties": _properties(),
         "consensus": {"engine": engine, "blockTimeMs": 1000},
         "genesis": {"runtimeGenesis": {"config": _genesis_config(
-            authorities=authorities, endowed=list(DEV_ACCOUNTS), households=list(DEV_ACCOUNTS[:4]),
-            issuer="Eve", sudo="Alice")}},
+            authorities=authorities, endowed=endowed, households=list(DEV_ACCOUNTS[:4]),
+            issuer="Eve", sudo=sudo, council=council)}},
     }
 
 
 def dev_spec() -> dict:
     """Single-node development chain: Alice (also the registrar) is the one validator and seals
-    blocks alone (`dev-seal`)."""
-    return _dev_accounts_spec("Development", "dev", "Development", ["Alice"], "dev-seal")
+    blocks alone (`dev-seal`). Alice holds the sudo key for convenience; a council of Alice and
+    Dave can govern it too, as a deployment's council would."""
+    return _dev_accounts_spec("Development", "dev", "Development", ["Alice"], "dev-seal", sudo="Alice",
+                              council=_council_config(DEV_COUNCIL, {"*": ">1/2"}))
 
 
 def local_spec(validators: int = 4) -> dict:
     """Local multi-validator testnet under BFT consensus: validator operators `//Validator1` ..
-    `//Validator<n>`, licensed at genesis, with the dev chain's households, DSO and issuer."""
+    `//Validator<n>`, licensed at genesis, with the dev chain's households, DSO and issuer. No sudo
+    key: root calls go through the council of Alice (registrar), Dave (DSO) and the validator
+    operators (see COUNCIL_THRESHOLDS)."""
     if not 1 <= validators <= 100:
         raise ChainSpecError("a local testnet has 1 to 100 validators")
     names = [f"Validator{i}" for i in range(1, validators + 1)]
-    return _dev_accounts_spec("Local Testnet", "local_testnet", "Local", names, "bft")
+    return _dev_accounts_spec("Local Testnet", "local_testnet", "Local", names, "bft", sudo=None,
+                              council=_council_config(DEV_COUNCIL + names, COUNCIL_THRESHOLDS))
 
 
 @dataclass(frozen=True)

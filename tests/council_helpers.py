@@ -4,8 +4,8 @@ Two flavours of one procedure, for chains without a sudo key:
 - `pass_motion(chain, proposer, voters, pallet, call, *args)` on the in-process ChainHarness;
 - `pass_motion_rpc(client, proposer, voters, pallet, call, args)` on a running network, through the
   RPC client library only (as an operator's tools would).
-Both return the `Enacted` result: None when the root call succeeded, else its error
-[pallet index, error index, sentence].
+Both report the `Enacted` result: None when the root call succeeded, else its error
+[pallet index, error index, sentence], with the block it was enacted in.
 """
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def block_events(client: Client, block_hash: bytes, pallet: str, event: str) -> 
     return [data for _phase, pi, ei, data in events if pi == p["index"] and ei == index]
 
 
+@dataclass
+class RpcEnactment:
+    motion_id: int
+    result: Any              # None: the root call succeeded; else [pallet, error, sentence]
+    block_hash: bytes        # the finalized block the motion was enacted in
+    number: int              # and its number
+
+
 def _submit(client: Client, who: Keypair, call: str, args: list, timeout: float) -> bytes:
     xt = client.build_extrinsic(who, "council", call, args)
     result = client.submit_and_watch(xt, until="finalized", timeout=timeout)
@@ -87,10 +95,10 @@ def best_number(client: Client) -> int:
 
 
 def pass_motion_rpc(client: Client, proposer: Keypair, voters: list[Keypair], pallet: str, call: str,
-                    args: list | dict, *, timeout: float = 120) -> Any:
+                    args: list | dict, *, timeout: float = 120) -> RpcEnactment:
     """Propose pallet.call(args) through the node at `client`, vote aye with `voters` one by one
-    until the motion passes, wait for its enactment block and enact it; returns the Enacted result.
-    Every extrinsic is followed to finality; `timeout` bounds each step."""
+    until the motion passes, wait for its enactment block and enact it. Every extrinsic is followed
+    to finality; `timeout` bounds each step."""
     inner = call_from_metadata(client.metadata(), pallet, call, args)
     block = _submit(client, proposer, "propose", [inner.to_plain()], timeout)
     mine = [e for e in block_events(client, block, "council", "Proposed") if e[1] == proposer.public_key]
@@ -111,4 +119,5 @@ def pass_motion_rpc(client: Client, proposer: Keypair, voters: list[Keypair], pa
     block = _submit(client, proposer, "enact", [motion_id], timeout)
     enacted = [e for e in block_events(client, block, "council", "Enacted") if e[0] == motion_id]
     assert enacted, f"motion {motion_id} was not enacted"
-    return enacted[0][1]
+    number = int(client.request("chain_getHeader", ["0x" + block.hex()])["number"], 16)
+    return RpcEnactment(motion_id, enacted[0][1], block, number)

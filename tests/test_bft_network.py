@@ -10,7 +10,7 @@ What each test checks, from outside, over JSON-RPC:
   4. with two of four stopped there is no quorum: no new block is finalized and nothing forks; once
      they are back, finalization resumes;
   5. a transfer reported `finalized` by one node is in that block on every node;
-  6. a validator added by governance (sudo -> validators.add_validator) starts voting: its precommits
+  6. a validator added by governance (a council motion -> validators.add_validator) starts voting: its precommits
      appear in the commit certificates of later blocks.
 
 Tests 1-5 share one network (module fixture); before each, every validator is running again and the
@@ -33,6 +33,7 @@ import msgpack
 import pytest
 
 from tests.bft_network import BftNetwork, BftNode, hx, unhex
+from tests.council_helpers import pass_motion_rpc
 from tests.node_process import NodeRpcError
 
 from consensus.commit import CommitCertificate, InvalidCommit
@@ -44,13 +45,13 @@ from pallets import validators as validators_pallet
 from primitives import bls
 from primitives.hashing import keccak256
 from primitives.keys import Keypair, dev_keypair
-from rpc.client import Client, RpcError, call_from_metadata
+from rpc.client import Client, RpcError
 
 pytestmark = pytest.mark.slow   # real node processes
 
 VALIDATOR_KEYS = [Keypair.from_uri(f"//Validator{i}") for i in range(1, 6)]
 NAME_OF = {kp.public_key: f"//Validator{i}" for i, kp in enumerate(VALIDATOR_KEYS, start=1)}
-ALICE, BOB, CHARLIE = (dev_keypair(n) for n in ("Alice", "Bob", "Charlie"))
+ALICE, BOB, CHARLIE, DAVE = (dev_keypair(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 
 #: how long a healthy network may take to finalize a few blocks (a block takes ~1.2 s; the machine
 #: may be shared and slow)
@@ -344,18 +345,6 @@ def test_finalized_transfer_is_in_its_block_on_every_node(net):
 # 6. a validator added by governance
 # ---------------------------------------------------------------------------------------------
 
-def sudo_results(c: Client, block_hash: bytes) -> list:
-    """The `result` field of every sudo.Sudid event of a block (None: the root call succeeded)."""
-    md = c.metadata()
-    pallets = {p["name"]: p for p in md["pallets"]}
-    system, sudo = pallets["system"], pallets["sudo"]
-    prefix = next(i["prefix"] for i in system["storage"] if i["name"] == "events")
-    sudid = next(e["index"] for e in sudo["events"] if e["name"] == "Sudid")
-    raw = c.get_storage(unhex(prefix), block_hash)
-    events = msgpack.unpackb(raw, raw=False) if raw else []
-    return [data[0] for _phase, pallet, event, data in events if pallet == sudo["index"] and event == sudid]
-
-
 def validators_on_chain(node: BftNode, at: str | None = None) -> list[bytes]:
     raw = node.rpc("state_getStorage", [hx(validators_pallet.validators.prefix), *([at] if at else [])])
     assert raw is not None, f"{node.name}: no validators in state"
@@ -379,21 +368,21 @@ def test_validator_added_by_governance_starts_voting(tmp_path):
         assert newcomer.public_key not in validators_on_chain(fifth)
 
         sk = bls.secret_from_seed(newcomer.seed)
+        # the local chain has no sudo key: the council (Alice, Dave, the four validator operators)
+        # passes the motion with four ayes of six (two thirds, the validators pallet's threshold)
         with Client(net.validators[0].url, timeout=30) as c:
-            inner = call_from_metadata(c.metadata(), "validators", "add_validator",
-                                       [newcomer.public_key, bls.sk_to_pk(sk), bls.pop_prove(sk)])
-            xt = c.build_extrinsic(ALICE, "sudo", "sudo", [inner.to_plain()])
-            result = c.submit_and_watch(xt, until="finalized", timeout=PROGRESS_TIMEOUT)
-            assert result.success is True, f"sudo failed: {result.error}"
-            assert sudo_results(c, result.block_hash) == [None], "the root call add_validator failed"
-        added_at = int(net.validators[0].rpc("chain_getHeader", [hx(result.block_hash)])["number"], 16)
+            outcome = pass_motion_rpc(c, ALICE, [DAVE, VALIDATOR_KEYS[0], VALIDATOR_KEYS[1]], "validators",
+                                      "add_validator", [newcomer.public_key, bls.sk_to_pk(sk), bls.pop_prove(sk)],
+                                      timeout=PROGRESS_TIMEOUT)
+            assert outcome.result is None, f"the root call add_validator failed: {outcome.result}"
+        added_at = outcome.number
         print(f"add_validator finalized in #{added_at}; the set of #{added_at + 1} on has five validators")
 
         # (a) the validators pallet lists five, on every node (the follower included)
         everyone = net.nodes
         net.wait_finalized(added_at, everyone, timeout=PROGRESS_TIMEOUT)
         for n in everyone:
-            on_chain = validators_on_chain(n, hx(result.block_hash))
+            on_chain = validators_on_chain(n, hx(outcome.block_hash))
             assert len(on_chain) == 5 and newcomer.public_key in on_chain, \
                 f"{n.name}: validators after #{added_at}: {[NAME_OF.get(a, hx(a)) for a in on_chain]}"
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from pallets import council, grid, identity
+from genesis.chain_spec import Household, dev_spec, local_spec, neighbourhood_spec
+from pallets import council, grid, identity, sudo
 from pallets.council import Error as E
 from primitives.keys import Keypair, dev_keypair
 from tests.council_helpers import council_events, pass_motion, plain_call
@@ -416,3 +417,22 @@ def test_removing_members_passes_a_motion_that_now_has_enough_ayes(chain):
     # three members: more than half is two; Alice and Dave's ayes pass it at once
     passed = council_events(chain, out.block, "Passed")
     assert passed and passed[0][:3] == [target, 2, 0]
+
+
+# --- chain specs ---------------------------------------------------------------------------------
+def test_only_the_dev_chain_has_a_sudo_key_and_every_preset_has_a_council():
+    dev = dev_spec()["genesis"]["runtimeGenesis"]["config"]
+    assert dev["sudo"]["key"] == ALICE.address()
+    assert dev["council"]["members"] == [ALICE.address(), DAVE.address()]
+    for spec in (local_spec(4), neighbourhood_spec(4, [Household("House1", True, 1, 5_000)])):
+        config = spec["genesis"]["runtimeGenesis"]["config"]
+        assert "sudo" not in config
+        operators = [Keypair.from_uri(f"//Validator{i}").address() for i in range(1, 5)]
+        assert config["council"]["members"] == [ALICE.address(), DAVE.address(), *operators]
+        assert config["council"]["thresholds"]["validators"] == "2/3"
+        storage = _RUNTIME.build_genesis_storage(config)        # the genesis checks pass
+        chain = ChainHarness(_RUNTIME, type(new_chain().state)(storage))
+        assert chain.read(council.members.get) == tuple(sorted(
+            [ALICE.public_key, DAVE.public_key] + [Keypair.from_uri(f"//Validator{i}").public_key
+                                                   for i in range(1, 5)]))
+        assert chain.read(sudo.key.get) is None

@@ -1,6 +1,8 @@
 """The validators pallet: the licensed BFT validator set in chain state, changed by governance (root).
 
-Chain: the local testnet genesis (validators //Validator1..4, Alice sudo and registrar).
+Chain: the local testnet genesis (validators //Validator1..4, Alice the registrar, no sudo key):
+root calls are council motions (Alice, Dave and the four validator operators; two thirds, four ayes,
+for the validators pallet).
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from primitives.extrinsic import Call, Extrinsic
 from primitives.keys import Keypair
 from primitives.votes import VOTE_DOMAIN, DuplicateVoteEvidence, Step, Vote, vote_payload
 from runtime.api import InvalidTransaction
+from tests.council_helpers import Enactment, pass_motion
 from tests.runtime_harness import GENESIS_HASH, ChainHarness, chain_factory, events_named
-from tests.test_identity import ALICE, root, sudo_errors
+from tests.test_identity import ALICE, DAVE
 
 E = validators.Error
 V = [Keypair.from_uri(f"//Validator{i}") for i in range(1, 6)]
@@ -34,6 +37,17 @@ _RUNTIME = new_chain.runtime
 @pytest.fixture
 def chain() -> ChainHarness:
     return new_chain()
+
+
+def root(chain: ChainHarness, call: str, *args) -> Enactment:
+    """validators.call(*args) as root: a council motion by Alice, with Dave and two validator
+    operators voting aye (four of six), enacted after the delay."""
+    return pass_motion(chain, ALICE, [DAVE, V[0], V[1]], "validators", call, *args)
+
+
+def root_error(out: Enactment) -> str | None:
+    """The error sentence of the enacted root call (None: it succeeded)."""
+    return None if out.result is None else out.result[2]
 
 
 def bls_keys(kp: Keypair) -> tuple[bytes, bytes]:
@@ -57,8 +71,9 @@ def test_genesis_set_is_ordered_by_account_and_mirrored_into_authorship(chain):
 
 def test_root_adds_a_licensed_operator_from_the_next_height(chain):
     pk, pop = bls_keys(NEWCOMER)
-    r = chain.block(root(chain, "validators", "add_validator", NEWCOMER.public_key, pk, pop))
-    assert sudo_errors(chain, r) == []
+    out = root(chain, "add_validator", NEWCOMER.public_key, pk, pop)
+    r = out.block
+    assert root_error(out) is None
     assert NEWCOMER.public_key in current(chain) and len(current(chain)) == 5
     assert NEWCOMER.public_key in chain.read(lambda: authorship.authorities.get())
     changed = events_named(r, _RUNTIME, "validators", "ValidatorSetChanged")
@@ -69,7 +84,7 @@ def test_root_adds_a_licensed_operator_from_the_next_height(chain):
 def test_only_root_may_change_the_set(chain):
     pk, pop = bls_keys(NEWCOMER)
     cd = _RUNTIME.by_name["validators"].calls_by_name["add_validator"]
-    bob = Keypair.from_uri("//Bob")                     # funded, but not the sudo key
+    bob = Keypair.from_uri("//Bob")                     # funded, but no root origin
     r = chain.block(chain.xt(bob, "validators", "add_validator", NEWCOMER.public_key, pk, pop))
     assert events_named(r, _RUNTIME, "system", "ExtrinsicFailed")
     assert cd.index == 0 and len(current(chain)) == 4
@@ -91,23 +106,21 @@ def test_an_add_that_breaks_a_rule_is_refused_and_changes_nothing(chain, case):
     elif case == "duplicate":
         who, expected = V[0].public_key, E.AlreadyValidator.message
     before = dict(chain.state)
-    r = chain.block(root(chain, "validators", "add_validator", who, pk, pop))
-    assert sudo_errors(chain, r) == [expected]
+    out = root(chain, "add_validator", who, pk, pop)
+    assert root_error(out) == expected
     prefix = validators.validators.prefix
     assert {k: v for k, v in chain.state.items() if k.startswith(prefix)} == \
         {k: v for k, v in before.items() if k.startswith(prefix)}
 
 
 def test_root_removes_a_validator_but_never_the_last(chain, monkeypatch):
-    r = chain.block(root(chain, "validators", "remove_validator", V[1].public_key))
-    assert sudo_errors(chain, r) == []
+    out = root(chain, "remove_validator", V[1].public_key)
+    assert root_error(out) is None
     assert V[1].public_key not in current(chain)
-    assert events_named(r, _RUNTIME, "validators", "ValidatorRemoved") == [[V[1].public_key]]
-    r = chain.block(root(chain, "validators", "remove_validator", V[1].public_key))
-    assert sudo_errors(chain, r) == [E.NotValidator.message]
+    assert events_named(out.block, _RUNTIME, "validators", "ValidatorRemoved") == [[V[1].public_key]]
+    assert root_error(root(chain, "remove_validator", V[1].public_key)) == E.NotValidator.message
     monkeypatch.setattr(validators.Config, "min_validators", 3)
-    r = chain.block(root(chain, "validators", "remove_validator", V[0].public_key))
-    assert sudo_errors(chain, r) == [E.LastValidator.message]
+    assert root_error(root(chain, "remove_validator", V[0].public_key)) == E.LastValidator.message
     assert len(current(chain)) == 3
 
 
