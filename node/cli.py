@@ -345,16 +345,45 @@ def key_validator(uri: str) -> None:
                            "bls_proof_of_possession": "0x" + bls.pop_prove(sk).hex()}, indent=2))
 
 
+@key.command("generate-node-key")
+@click.option("--base-path", type=click.Path(path_type=Path), required=True,
+              help="The base path the node will run with (`run --base-path`); the key goes to network/secret_ed25519.")
+def generate_node_key(base_path: Path) -> None:
+    """Create a node's network key (its p2p identity) before its first start, and print its peer id,
+    so bootnode addresses (/ip4/<ip>/tcp/<port>/p2p/<peer id>) can be written down beforehand. A key
+    already there is kept: its peer id is printed again."""
+    from p2p.keys import NodeKeyError, load_or_create_node_key, node_key_path, peer_id_of  # noqa: PLC0415
+    existed = node_key_path(base_path).exists()
+    try:
+        pair = load_or_create_node_key(base_path)
+    except (NodeKeyError, OSError) as e:
+        _fail(f"cannot create the node key: {e}")
+    if existed:
+        click.echo(f"{node_key_path(base_path)} already exists; its peer id:", err=True)
+    click.echo(peer_id_of(pair))
+
+
 # ---------------------------------------------------------------------------------------------
 # chain specs and the database
 # ---------------------------------------------------------------------------------------------
 
 @main.command("build-spec")
-@click.option("--chain", default="dev", show_default=True)
+@click.option("--chain", default=None, help="Preset (dev, local) or chain spec file.  [default: dev]")
+@click.option("--from", "deployment", type=click.Path(path_type=Path), default=None,
+              help="A deployment file (TOML, see genesis/examples/deployment.toml) to build the spec from.")
 @click.option("--raw", is_flag=True, help="Genesis as raw storage (what nodes hash).")
-def build_spec(chain: str, raw: bool) -> None:
-    """Print a chain spec as JSON."""
-    spec = _spec(chain)
+def build_spec(chain: str | None, deployment: Path | None, raw: bool) -> None:
+    """Print a chain spec as JSON: of a chain (--chain), or built from a deployment file (--from)."""
+    if deployment is not None:
+        if chain is not None:
+            _fail("--from and --chain are exclusive: a spec is built from a deployment file or from a chain, not both")
+        from genesis.deployment import DeploymentError, spec_from_file  # noqa: PLC0415
+        try:
+            spec = spec_from_file(deployment)
+        except DeploymentError as e:
+            _fail(str(e))
+    else:
+        spec = _spec(chain or "dev")
     if raw:
         from pallets import build_runtime  # noqa: PLC0415
         try:
