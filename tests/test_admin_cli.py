@@ -36,7 +36,7 @@ PASSWORD = "an operator's password"
 I = 900                                   # the dev chain's delivery interval, s
 GATE_S = 300                              # its gate closure before an interval, s
 ALICE, BOB, CHARLIE, EVE = (dev_keypair(n) for n in ("Alice", "Bob", "Charlie", "Eve"))
-NEWCOMERS = {name: Keypair.from_uri(f"//admin-test//{name}") for name in ("newbie", "follower", "stranger")}
+NEWCOMERS = {name: Keypair.from_uri(f"//admin-test//{name}") for name in ("newbie", "follower", "stranger", "lapsed")}
 GEUR = 10**6
 NOW_KEY = "0x" + (keccak256(b"timestamp")[:16] + keccak256(b"now")[:16]).hex()
 
@@ -159,6 +159,22 @@ def test_the_registrar_licenses_suspends_reinstates_and_revokes(node, keys, tmp_
     assert all(newbie.address() in json.dumps(e["fields"]) for e in trail)
     only_identity = events_json(node, keys, "--from-block", str(first), "--pallet", "identity")
     assert {e["pallet"] for e in only_identity} == {"identity"} and len(only_identity) >= 6
+
+
+def test_a_suspended_registrar_key_sends_nothing(node, keys):
+    """The role is there, the licence is not active: refused before signing, no nonce used."""
+    lapsed = NEWCOMERS["lapsed"]
+    cli(node, keys, "registrar", "license", "lapsed", "--roles", "registrar", "--as", "alice")
+    cli(node, keys, "registrar", "suspend", "lapsed", "--reason", "audit pending", "--as", "alice")
+    nonce = node.rpc("system_accountNextIndex", [lapsed.address()])
+    r = run_gridchain("admin", "registrar", "suspend", "bob", "--reason", "x", "--as", "lapsed",
+                      "--rpc", node.url, "--keystore", str(keys),
+                      env={**os.environ, "GRIDCHAIN_WALLET_PASSWORD": PASSWORD})
+    assert r.returncode == 1 and r.stderr.strip() == (
+        f"Error: account lapsed ({lapsed.address()}) holds the registrar role, but its licence is suspended; "
+        "nothing was sent")
+    assert node.rpc("system_accountNextIndex", [lapsed.address()]) == nonce
+    assert participant(node, keys, BOB)["status"] == "active"
 
 
 # ---------------------------------------------------------------------------------------------
