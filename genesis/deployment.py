@@ -619,7 +619,12 @@ def spec_from_text(text: str, name: str = "deployment.toml") -> dict:
     }
     for r in f.entries("runtime"):
         if "spec_version" in f.get(r):
-            config["upgrades"] = {"spec_version": f.integer(r + ("spec_version",), 1, U32_MAX)}
+            from pallets import known_versions  # noqa: PLC0415
+            version = f.integer(r + ("spec_version",), 1, U32_MAX)
+            if version not in known_versions():
+                f.fail(r + ("spec_version",), f"this release knows runtime spec_versions "
+                                              f"{', '.join(map(str, known_versions()))}, not {version}")
+            config["upgrades"] = {"spec_version": version}
     return {
         "name": f.text(c + ("name",)), "id": chain_id, "chainType": chain_type, "bootNodes": boots,
         "protocolId": f.text(c + ("protocol_id",), 32) if "protocol_id" in f.get(c) else "grid",
