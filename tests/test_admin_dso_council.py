@@ -279,6 +279,8 @@ def test_dso_commands_with_the_wrong_key_or_bad_input_send_nothing(node, keys):
             (("set-tariff", "1", "2", "--band", "0", "--price", "five", "--as", "dave"), "not a price"),
             (("set-envelope", "1", "--interval", "+20", "--import", "900kW", "--export", "1kW", "--as", "dave"),
              "may not exceed zone 1's capacity"),
+            (("set-envelope", "1", "--interval", "+4000", "--import", "1kW", "--export", "1kW", "--as", "dave"),
+             "is too far ahead"),
             (("set-link", "1", "1", "--limit", "1kW", "--as", "dave"), "a link joins two different zones"),
             (("pause", "1", "--as", "dave"), "--reason TEXT or --reason-hash"),
             (("certify-meter", hexid(m), "dave", "--zone", "1", "--kind", "export", "--rated-power", "1kW",

@@ -245,6 +245,10 @@ def set_envelope(zone: int, interval: str, import_: str, export: str, wait: str)
         if start < now:
             raise WalletError(f"the interval starting {units.format_time(start)} has already started "
                               f"(chain time is {units.format_time(now)})")
+        ahead_s = int(w.state.constant("grid", "max_envelope_ahead_s"))
+        if start > now + ahead_s:
+            raise WalletError(f"the interval starting {units.format_time(start)} is too far ahead: an envelope "
+                              f"is set at most {ahead_s // 86_400} days ahead")
         if import_w > z["import_capacity_w"] or export_w > z["export_capacity_w"]:
             raise WalletError(f"an envelope may not exceed zone {zone}'s capacity (import "
                               f"{units.format_power(z['import_capacity_w'])}, export "
