@@ -19,6 +19,7 @@ from p2p.topics import parse_peer_addr
 from primitives import ss58
 from primitives.keys import Keypair
 from runtime.storage import Overlay, externalities
+from tests.node_process import run_gridchain
 from tests.runtime_harness import MemState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,15 +183,22 @@ def test_not_toml_names_the_line_tomllib_found():
 
 
 def test_cli_prints_one_line_and_nothing_on_stdout(tmp_path):
-    text, line = variant("from = 3\nto = 3\nprices", "from = 3\nto = 9\nprices")
+    text, line = variant("from = 3\nto = 3\nprices", "from = 3\nto = 9\nprices", at="to =")
     bad = tmp_path / "deployment.toml"
     bad.write_text(text)
-    out = tmp_path / "spec.json"
-    r = CliRunner().invoke(main, ["build-spec", "--from", str(bad), "--raw"])
-    assert r.exit_code != 0
-    assert r.output.strip().splitlines() == [f"Error: deployment.toml:{line + 1}: tariff names zone 9, which no "
-                                             "zone declares (zones: 1, 2, 3)"]
-    assert not out.exists()
+    r = run_gridchain("build-spec", "--from", str(bad), "--raw")
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.splitlines() == [f"Error: deployment.toml:{line}: tariff names zone 9, which no zone declares "
+                                     "(zones: 1, 2, 3)"]
+
+
+def test_generate_node_key_prints_the_peer_id_the_node_will_have(tmp_path):
+    from p2p.keys import load_or_create_node_key, peer_id_of
+    first = run_gridchain("key", "generate-node-key", "--base-path", str(tmp_path / "node"))
+    again = run_gridchain("key", "generate-node-key", "--base-path", str(tmp_path / "node"))
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert first.stdout.strip() == again.stdout.strip() == peer_id_of(load_or_create_node_key(tmp_path / "node"))
+    assert "already exists" in again.stderr and first.stderr == ""
 
 
 def test_line_scan_finds_keys_elements_and_array_tables():
