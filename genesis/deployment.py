@@ -41,25 +41,24 @@ ever happen there.
 
 Every error is one line that names the file and the line of the offending value, e.g.
 `deployment.toml:23: tariff names zone 9, which no zone declares`. The lines come from
-`genesis.toml_lines` (tomllib parses, a small scan finds the lines).
+`genesis.toml_lines` (tomllib parses, a small scan finds the lines), through
+`genesis.deployment_reader`'s typed getters.
 """
 from __future__ import annotations
 
 import difflib
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path as FilePath
-from typing import Any, NoReturn
+from typing import Any
 
-from genesis.toml_lines import Path, key_lines, line_of
-from primitives import ss58
-from primitives.ss58 import GRIDCHAIN_SS58_PREFIX, AddressError
+from genesis.deployment_reader import (SECONDS_PER_DAY, U32_MAX, DeploymentError, TomlReader,
+                                       shown)
+from genesis.toml_lines import Path
+from primitives.ss58 import GRIDCHAIN_SS58_PREFIX
 
-SECONDS_PER_DAY = 86_400
-U32_MAX, U64_MAX = 2**32 - 1, 2**64 - 1
+__all__ = ["DeploymentError", "spec_from_file", "spec_from_text"]
 #: roles a council member needs one of (the council pallet's rule)
 COUNCIL_ROLES = ("registrar", "dso", "validator_operator")
 
@@ -80,20 +79,11 @@ _SECTIONS = {  # section -> (required keys, optional keys); "[[x]]" sections are
 _ARRAYS = {"participants", "bands", "zones", "links", "tariffs", "validators"}
 _OPTIONAL_SECTIONS = {"runtime", "links"}
 
-_DURATION = re.compile(r"^(?:\d+[smhd])+$")
-_DURATION_PART = re.compile(r"(\d+)([smhd])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": SECONDS_PER_DAY}
-_POWER = re.compile(r"^(\d+(?:\.\d+)?)\s*(W|kW|MW)$")
-_POWER_SCALE = {"W": 1, "kW": 1_000, "MW": 1_000_000}
 _HOURS = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
 _THRESHOLD = re.compile(r"^(>?)(\d{1,3})/(\d{1,3})$")
 _CHAIN_ID = re.compile(r"^[a-z0-9_]{1,64}$")
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
 _BOOTNODE = re.compile(r"^/ip4/([0-9.]+)/tcp/(\d{1,5})/p2p/([1-9A-HJ-NP-Za-km-z]{40,64})$")
-
-
-class DeploymentError(ValueError):
-    """A deployment file that cannot become a chain spec; the message is `file:line: what is wrong`."""
 
 
 @dataclass
@@ -105,184 +95,11 @@ class _Participant:
     balance: int
 
 
-class _File:
-    """The parsed file with its lines: typed getters that fail with the value's line."""
-
-    def __init__(self, name: str, text: str) -> None:
-        self.name = name
-        try:
-            self.data = tomllib.loads(text, parse_float=Decimal)
-        except tomllib.TOMLDecodeError as e:
-            m = re.search(r"\(at line (\d+), column \d+\)", str(e))
-            line = m.group(1) if m else "1"
-            raise DeploymentError(f"{name}:{line}: not valid TOML: {re.sub(r' [(]at .*[)]$', '', str(e))}") from None
-        self.lines = key_lines(text)
-
-    def fail(self, path: Path, message: str) -> NoReturn:
-        raise DeploymentError(f"{self.name}:{line_of(self.lines, path)}: {message}")
-
-    def line(self, path: Path) -> int:
-        return line_of(self.lines, path)
-
-    def get(self, path: Path) -> Any:
-        value: Any = self.data
-        for key in path:
-            value = value[key]
-        return value
-
-    @staticmethod
-    def show(path: Path) -> str:
-        """`zones[2].dso` for ("zones", 1, "dso"): 1-based like the file reads."""
-        out = ""
-        for k in path:
-            out += f"[{k + 1}]" if isinstance(k, int) else (f".{k}" if out else k)
-        return out
-
-    # -- structure -------------------------------------------------------------------------------
-    def entries(self, section: str) -> list[Path]:
-        """Paths of a section's tables (one for [x], each element for [[x]]), keys checked."""
-        required, optional = _SECTIONS[section]
-        if section not in self.data:
-            if section in _OPTIONAL_SECTIONS:
-                return []
-            what = f"[[{section}]]" if section in _ARRAYS else f"[{section}]"
-            raise DeploymentError(f"{self.name}:1: the file has no {what} section")
-        value = self.data[section]
-        if section in _ARRAYS:
-            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                self.fail((section,), f"{section} must be written as [[{section}]] tables")
-            paths: list[Path] = [(section, i) for i in range(len(value))]
-        else:
-            if not isinstance(value, dict):
-                self.fail((section,), f"{section} must be written as a [{section}] table")
-            paths = [(section,)]
-        for p in paths:
-            table = self.get(p)
-            for key in table:
-                if key not in required | optional:
-                    hint = difflib.get_close_matches(key, sorted(required | optional), n=1)
-                    did = f" (did you mean {hint[0]!r}?)" if hint else ""
-                    self.fail(p + (key,), f"unknown key {key!r} in {self.show(p)}{did}; known keys: "
-                                          f"{', '.join(sorted(required | optional))}")
-            for key in sorted(required):
-                if key not in table:
-                    self.fail(p, f"{self.show(p)} lacks {key!r}")
-        return paths
-
-    def check_sections(self) -> None:
-        for key in self.data:
-            if key not in _SECTIONS:
-                hint = difflib.get_close_matches(key, sorted(_SECTIONS), n=1)
-                did = f" (did you mean {hint[0]!r}?)" if hint else ""
-                self.fail((key,), f"unknown section {key!r}{did}; known sections: {', '.join(_SECTIONS)}")
-
-    # -- typed values ----------------------------------------------------------------------------
-    def text(self, path: Path, max_len: int = 64) -> str:
-        v = self.get(path)
-        if not isinstance(v, str) or not v.strip():
-            self.fail(path, f"{self.show(path)} must be a non-empty string, not {v!r}")
-        if len(v.encode()) > max_len:
-            self.fail(path, f"{self.show(path)} is longer than {max_len} bytes")
-        return v
-
-    def integer(self, path: Path, lo: int, hi: int) -> int:
-        v = self.get(path)
-        if type(v) is not int:
-            self.fail(path, f"{self.show(path)} must be a whole number, not {_shown(v)}")
-        if not lo <= v <= hi:
-            self.fail(path, f"{self.show(path)} must be between {lo} and {hi}, not {v}")
-        return v
-
-    def boolean(self, path: Path) -> bool:
-        v = self.get(path)
-        if not isinstance(v, bool):
-            self.fail(path, f"{self.show(path)} must be true or false, not {_shown(v)}")
-        return v
-
-    def array(self, path: Path, min_len: int = 1) -> list:
-        v = self.get(path)
-        if not isinstance(v, list):
-            self.fail(path, f"{self.show(path)} must be a list [...], not {_shown(v)}")
-        if len(v) < min_len:
-            self.fail(path, f"{self.show(path)} must list at least {min_len}")
-        return v
-
-    def money(self, path: Path, decimals: int, unit: str) -> int:
-        """A number of currency units, exactly, in the smallest unit (10^-decimals)."""
-        v = self.get(path)
-        if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
-            self.fail(path, f"{self.show(path)} must be a number of {unit} (e.g. 0.04), not {_shown(v)}")
-        if not Decimal(v).is_finite():
-            self.fail(path, f"{self.show(path)} must be a finite number of {unit}, not {v}")
-        scaled = Decimal(v).scaleb(decimals)
-        if v < 0 or scaled != scaled.to_integral_value():
-            self.fail(path, f"{self.show(path)} = {v} is not a non-negative amount with at most "
-                            f"{decimals} decimal places")
-        if int(scaled) > U64_MAX:
-            self.fail(path, f"{self.show(path)} = {v} is too large")
-        return int(scaled)
-
-    def power_w(self, path: Path) -> int:
-        v = self.get(path)
-        if type(v) is int and 0 <= v <= U64_MAX:
-            return v
-        m = _POWER.match(v.strip()) if isinstance(v, str) else None
-        watts = Decimal(m.group(1)) * _POWER_SCALE[m.group(2)] if m else None
-        if watts is None or watts != watts.to_integral_value() or watts > U64_MAX:
-            self.fail(path, f"{self.show(path)} must be a power in whole watts: a number of W or a "
-                            f"string like \"250kW\", not {_shown(v)}")
-        return int(watts)
-
-    def duration_s(self, path: Path) -> int:
-        v = self.get(path)
-        if not isinstance(v, str) or not _DURATION.match(v.strip()):
-            self.fail(path, f"{self.show(path)} must be a duration like \"90s\", \"15m\", \"1h\", \"3d\" "
-                            f"or \"1h30m\", not {_shown(v)}")
-        return sum(int(n) * _UNIT_S[u] for n, u in _DURATION_PART.findall(v))
-
-    def blocks(self, path: Path, block_time_ms: int) -> int:
-        """A count of blocks: a bare integer, or a duration converted with the block time (rounded up)."""
-        v = self.get(path)
-        if type(v) is int:
-            n = v
-        else:
-            n = -(-self.duration_s(path) * 1000 // block_time_ms)
-        if not 1 <= n <= U32_MAX:
-            self.fail(path, f"{self.show(path)} must come to 1 to {U32_MAX} blocks, not {n}")
-        return n
-
-    def address(self, path: Path) -> str:
-        v = self.text(path)
-        try:
-            ss58.decode(v, GRIDCHAIN_SS58_PREFIX)
-        except (AddressError, ValueError) as e:
-            self.fail(path, f"{self.show(path)} {v!r} is not a gridchain address ({e}); "
-                            "`gridchain key inspect` shows a key's address")
-        return v
-
-    def hex_bytes(self, path: Path, length: int) -> str:
-        v = self.text(path, max_len=4 * length)
-        try:
-            raw = bytes.fromhex(v.removeprefix("0x"))
-        except ValueError:
-            raw = b""
-        if not v.startswith("0x") or len(raw) != length:
-            self.fail(path, f"{self.show(path)} must be 0x and {length} bytes in hex")
-        return v
-
-
-def _shown(v: Any) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", Decimal: "a decimal number",
-             list: "a list", dict: "a table"}
-    return f"{names.get(type(v), type(v).__name__)} ({v!r})" if not isinstance(v, (list, dict)) \
-        else names[type(v)]
-
-
 # ---------------------------------------------------------------------------------------------
 # the sections
 # ---------------------------------------------------------------------------------------------
 
-def _participants(f: _File, token_decimals: int, symbol: str, default_balance: int) -> dict[str, _Participant]:
+def _participants(f: TomlReader, token_decimals: int, symbol: str, default_balance: int) -> dict[str, _Participant]:
     from pallets.identity import ROLE_NAMES  # noqa: PLC0415
     out: dict[str, _Participant] = {}
     accounts: dict[str, Path] = {}
@@ -312,7 +129,7 @@ def _participants(f: _File, token_decimals: int, symbol: str, default_balance: i
     return out
 
 
-def _participant_with(f: _File, path: Path, people: dict[str, _Participant], roles: tuple[str, ...],
+def _participant_with(f: TomlReader, path: Path, people: dict[str, _Participant], roles: tuple[str, ...],
                       what: str) -> _Participant:
     """The participant a value names, which must hold one of `roles` in this file."""
     name = f.text(path, 32)
@@ -327,7 +144,7 @@ def _participant_with(f: _File, path: Path, people: dict[str, _Participant], rol
     return who
 
 
-def _tou_bands(f: _File) -> tuple[list[list[int]], dict[str, int]]:
+def _tou_bands(f: TomlReader) -> tuple[list[list[int]], dict[str, int]]:
     """[[start second, band id], ...] for the grid genesis, and band name -> id."""
     ranges: list[tuple[int, int, int, Path]] = []      # (start s, end s, band id, path)
     names: dict[str, int] = {}
@@ -344,7 +161,7 @@ def _tou_bands(f: _File) -> tuple[list[list[int]], dict[str, int]]:
             m = _HOURS.match(h) if isinstance(h, str) else None
             hp = p + ("hours", k)
             if m is None:
-                f.fail(hp, f"hours must read \"HH:MM-HH:MM\" (UTC), e.g. \"07:00-22:00\", not {_shown(h)}")
+                f.fail(hp, f"hours must read \"HH:MM-HH:MM\" (UTC), e.g. \"07:00-22:00\", not {shown(h)}")
             h0, m0, h1, m1 = map(int, m.groups())
             start, end = h0 * 3600 + m0 * 60, h1 * 3600 + m1 * 60
             if m0 > 59 or m1 > 59 or start >= SECONDS_PER_DAY or end > SECONDS_PER_DAY or start >= end:
@@ -376,7 +193,7 @@ def _hhmm(s: int) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
 
 
-def _zone_ref(f: _File, path: Path, zones: dict[int, Path], what: str) -> int:
+def _zone_ref(f: TomlReader, path: Path, zones: dict[int, Path], what: str) -> int:
     z = f.integer(path, 0, U32_MAX)
     if z not in zones:
         f.fail(path, f"{what} names zone {z}, which no zone declares (zones: "
@@ -384,7 +201,7 @@ def _zone_ref(f: _File, path: Path, zones: dict[int, Path], what: str) -> int:
     return z
 
 
-def _grid(f: _File, people: dict[str, _Participant], stable_decimals: int, stable_symbol: str,
+def _grid(f: TomlReader, people: dict[str, _Participant], stable_decimals: int, stable_symbol: str,
           interval_s: int) -> dict:
     bands, band_ids = _tou_bands(f)
     zones: dict[int, Path] = {}
@@ -463,7 +280,7 @@ def _root_call_kinds() -> set[str]:
     return kinds
 
 
-def _council(f: _File, people: dict[str, _Participant], block_time_ms: int) -> dict:
+def _council(f: TomlReader, people: dict[str, _Participant], block_time_ms: int) -> dict:
     (p,) = f.entries("council")
     members = []
     for k, _ in enumerate(f.array(p + ("members",))):
@@ -487,7 +304,7 @@ def _council(f: _File, people: dict[str, _Participant], block_time_ms: int) -> d
                        f"runtime{did}")
         m = _THRESHOLD.match(text) if isinstance(text, str) else None
         if m is None:
-            f.fail(tp, f"threshold {_shown(text)} must read \"N/D\" (at least N/D of the members) or "
+            f.fail(tp, f"threshold {shown(text)} must read \"N/D\" (at least N/D of the members) or "
                        "\">N/D\" (more than N/D)")
         strict, num, den = m.group(1) == ">", int(m.group(2)), int(m.group(3))
         if den == 0 or num > den or (strict and num == den) or den > 255:
@@ -499,7 +316,7 @@ def _council(f: _File, people: dict[str, _Participant], block_time_ms: int) -> d
             "enactment_delay": delay, "thresholds": thresholds}
 
 
-def _validators(f: _File, people: dict[str, _Participant]) -> tuple[list[dict], list[str]]:
+def _validators(f: TomlReader, people: dict[str, _Participant]) -> tuple[list[dict], list[str]]:
     from primitives import bls  # noqa: PLC0415
     out, boots, seen = [], [], {}
     for p in f.entries("validators"):
@@ -527,7 +344,7 @@ def _validators(f: _File, people: dict[str, _Participant]) -> tuple[list[dict], 
     return out, boots
 
 
-def _bootnode(f: _File, path: Path) -> str:
+def _bootnode(f: TomlReader, path: Path) -> str:
     v = f.text(path, 256)
     m = _BOOTNODE.match(v)
     ok = m is not None and int(m.group(2)) <= 65535
@@ -542,7 +359,7 @@ def _bootnode(f: _File, path: Path) -> str:
     return v
 
 
-def _market(f: _File, stable_decimals: int, stable_symbol: str) -> tuple[int, dict]:
+def _market(f: TomlReader, stable_decimals: int, stable_symbol: str) -> tuple[int, dict]:
     """The interval length (checked against the runtime's) and the settlement genesis."""
     from pallets import grid, market  # noqa: PLC0415
     (p,) = f.entries("market")
@@ -568,7 +385,7 @@ def spec_from_text(text: str, name: str = "deployment.toml") -> dict:
     """The chain spec a deployment file describes (readable genesis, no sudo); DeploymentError naming
     `name` and the line of the first problem."""
     from pallets import market  # noqa: PLC0415
-    f = _File(name, text)
+    f = TomlReader(name, text, _SECTIONS, _ARRAYS, _OPTIONAL_SECTIONS)
     f.check_sections()
     (c,) = f.entries("chain")
     chain_id = f.text(c + ("id",))
