@@ -160,6 +160,7 @@ class Runtime:
     # ------------------------------------------------------------------------------------
     def build_genesis_storage(self, config: dict) -> dict[bytes, bytes]:
         """Raw genesis storage from the chain spec's per-pallet genesis config."""
+        self.activate()     # builders that check call names read this version's table
         ov = Overlay(EmptyState())
         with externalities(ov):
             for p in self.pallets:
