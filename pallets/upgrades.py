@@ -2,7 +2,7 @@
 
 A running network changes its rules without stopping: the council passes a motion that schedules
 a spec_version at a future block height; every validator runs a node binary that carries the
-runtime versions it knows (`pallets.KNOWN_VERSIONS`), installed ahead of the height.
+runtime versions it knows (`pallets.RELEASE_VERSIONS`), installed ahead of the height.
 
 Rules:
   - `schedule(spec_version, at)` (root: a council motion, or sudo on dev chains) refuses a height
