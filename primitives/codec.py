@@ -265,12 +265,16 @@ class Bool(Type):
 
 
 class Bytes(Type):
-    """Byte string, of a fixed length or bounded by max_len."""
+    """Byte string, of a fixed length or bounded by max_len.
 
-    def __init__(self, length: int | None = None, max_len: int = MAX_DECODE_BYTES) -> None:
+    `name` renames a fixed-length one in metadata without changing its encoding: an account is
+    32 bytes like a hash, but the metadata calls it "AccountId" so clients can tell the two apart."""
+
+    def __init__(self, length: int | None = None, max_len: int = MAX_DECODE_BYTES,
+                 name: str | None = None) -> None:
         self.length = length
         self.max_len = max_len
-        self.name = f"[u8; {length}]" if length is not None else "bytes"
+        self.name = name or (f"[u8; {length}]" if length is not None else "bytes")
 
     def to_plain(self, value: Any) -> bytes:
         if isinstance(value, (bytearray, memoryview)):

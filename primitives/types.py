@@ -8,7 +8,10 @@ from __future__ import annotations
 from primitives.codec import BYTES, H256, U8, U64, Bytes, ListOf, struct
 from primitives.hashing import keccak256
 
-AccountId = H256
+#: An account: its ed25519 public key. Encoded exactly as H256 (32 bytes as bin) but named
+#: "AccountId" in the metadata, as Substrate's AccountId32 is, so that a client can tell an account
+#: from a hash by the metadata alone.
+AccountId = Bytes(32, name="AccountId")
 Hash = H256
 BlockNumber = U64
 #: Money in the smallest unit (1e-6 of a currency unit for the stablecoin).

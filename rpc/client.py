@@ -140,6 +140,8 @@ def _passthrough(v: Any, name: str) -> Any:
 ARG_CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "u8": _uint(8), "u16": _uint(16), "u32": _uint(32), "u64": _uint(64), "u128": _u128,
     "bool": _bool, "str": _str, "bytes": lambda v, n: _to_bytes(v, n), "raw": _passthrough,
+    # an account: an SS58 address, its 32-byte public key, or that key as 0x-hex
+    "AccountId": lambda v, n: _to_bytes(v, n, 32),
 }
 _FIXED_BYTES = re.compile(r"\[u8;\s*(\d+)\]")
 

@@ -56,10 +56,10 @@ FAKE_METADATA = {
         ], "storage": [], "events": [], "errors": [], "constants": {}},
         {"name": "balances", "index": 3, "calls": [
             {"name": "transfer", "index": 0,
-             "args": [{"name": "dest", "type": "[u8; 32]"}, {"name": "amount", "type": "u64"}],
+             "args": [{"name": "dest", "type": "AccountId"}, {"name": "amount", "type": "u64"}],
              "weight": 1000, "doc": "Transfer some balance."},
             {"name": "set_many", "index": 1,
-             "args": [{"name": "who", "type": {"vec": "[u8; 32]", "maxLen": 8}},
+             "args": [{"name": "who", "type": {"vec": "AccountId", "maxLen": 8}},
                       {"name": "limit", "type": {"option": "u32"}},
                       {"name": "big", "type": "u128"},
                       {"name": "flag", "type": "bool"},

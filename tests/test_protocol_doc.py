@@ -140,6 +140,8 @@ def _type_templates(t, out: set[str]) -> None:
     if isinstance(t, str):
         if re.fullmatch(r"\[u8; \d+\]", t):
             out.add("`[u8; N]`")
+        elif t == "AccountId":
+            out.add("`AccountId`")
         elif t[:1].isupper():
             out.add("a struct name")
         else:

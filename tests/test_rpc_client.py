@@ -124,6 +124,11 @@ def test_argument_conversion_table():
     assert convert_arg({"tuple": ["u8", "bool"]}, (1, False)) == [1, False]
     with pytest.raises(ValueError):
         convert_arg("[u8; 32]", b"short")
+    for account in (ALICE.address(), ALICE.public_key, "0x" + ALICE.public_key.hex()):
+        assert convert_arg("AccountId", account, "who") == ALICE.public_key
+    for bad in (b"short", "0x0102", "5NotAnAddress", 7):
+        with pytest.raises(ValueError, match="who"):
+            convert_arg("AccountId", bad, "who")
     with pytest.raises(ValueError):
         convert_arg("u8", 256)
     with pytest.raises(ValueError):

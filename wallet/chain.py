@@ -131,7 +131,7 @@ class ChainState:
         """A plain msgpack value of metadata type `t` as Python: ints, bytes, str, bool, None,
         lists, tuples, and dicts for structs."""
         if isinstance(t, str):
-            if t in ("u8", "u16", "u32", "u64", "bool", "raw", "bytes", "str") or t.startswith("[u8;"):
+            if t in ("u8", "u16", "u32", "u64", "bool", "raw", "bytes", "str", "AccountId") or t.startswith("[u8;"):
                 return plain
             if t == "u128":
                 return int.from_bytes(plain, "big") if isinstance(plain, (bytes, bytearray)) else plain
