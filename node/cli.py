@@ -94,7 +94,15 @@ def _parse_pruning(pruning: str) -> int | None:
     return keep
 
 
-def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms: int, rpc_port: int,
+def _spec_block_time_ms(spec: dict) -> int:
+    """The chain spec's `consensus.blockTimeMs` (1000 when absent); a bad value is one clear line."""
+    value = spec.get("consensus", {}).get("blockTimeMs", 1000)
+    if type(value) is not int or value < 0:
+        _fail(f"chain spec: consensus.blockTimeMs must be a whole number of milliseconds >= 0, got {value!r}")
+    return value
+
+
+def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms: int | None, rpc_port: int,
            rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, cors: str | None,
            time_warp: int, dev: bool, network: dict | None = None) -> None:
     from node.service import NodeConfig  # noqa: PLC0415
@@ -106,8 +114,11 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
             _fail(f"bad authoring key: {e}")
     if base_path is None and not dev:
         base_path = _default_base()
+    spec = _spec(chain)
+    if block_time_ms is None:           # a deployment's block time travels with its chain spec
+        block_time_ms = _spec_block_time_ms(spec)
     # the spec is loaded here and owned by the config alone: the node drops its genesis section
-    config = NodeConfig(spec=_spec(chain), base_path=base_path, author_uri=author, block_time_ms=block_time_ms,
+    config = NodeConfig(spec=spec, base_path=base_path, author_uri=author, block_time_ms=block_time_ms,
                         dev_finality=True, keep_states=keep, time_warp=time_warp, **(network or {}))
     if time_warp != 1 and config.spec.get("consensus", {}).get("timeWarp") is not None:
         _fail("--time-warp cannot be used with a chain spec that sets its own clock (consensus.timeWarp)")
@@ -144,8 +155,9 @@ _node_options = [
     click.option("--rpc-rate-limit", type=click.IntRange(0, None), default=None,
                  help="Calls per second per client address (default: none on loopback, 100 with "
                       "--rpc-external; 0 turns it off)."),
-    click.option("--block-time-ms", type=click.IntRange(0, None), default=1000, show_default=True,
-                 help="Block interval; 0 = instant seal (a block whenever transactions arrive)."),
+    click.option("--block-time-ms", type=click.IntRange(0, None), default=None,
+                 help="Block interval; 0 = instant seal (a block whenever transactions arrive). "
+                      "Default: the chain spec's consensus.blockTimeMs, else 1000."),
     click.option("--pruning", default="256", show_default=True,
                  help="Recent states to keep, or 'archive' to keep all."),
     click.option("--time-warp", type=click.IntRange(1, 10_000), default=1, show_default=True,
@@ -164,7 +176,7 @@ def node_options(fn):
 @node_options
 @click.pass_context
 def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, rpc_external: bool,
-         rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None, block_time_ms: int,
+         rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None, block_time_ms: int | None,
          pruning: str, time_warp: int) -> None:
     """gridchain: a blockchain node for peer-to-peer energy trading."""
     if ctx.invoked_subcommand is not None:
@@ -194,7 +206,7 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
 def run(chain: str, validator: bool, key_uri: str | None, port: int, listen_addr: str, bootnodes: tuple,
         prometheus_port: int, prometheus_external: bool, no_prometheus: bool, base_path: Path | None,
         rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None,
-        block_time_ms: int, pruning: str, time_warp: int) -> None:
+        block_time_ms: int | None, pruning: str, time_warp: int) -> None:
     """Run a node on a chain: a BFT validator (--validator --key) or a follower."""
     _spec(chain)  # fail early, with one line, on an unknown chain
     if validator and not key_uri:
