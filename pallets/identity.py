@@ -65,7 +65,19 @@ NO_DOCUMENT = b"\0" * 32
 
 @pallet.config
 class Config:
+    """Published in the metadata: the role bits a licence's `roles` combines and the codes of its
+    `status`, one constant each (`role_<name>`, `status_<name>`), so outside clients read the
+    names from the chain rather than from this module."""
     all_roles = ALL_ROLES
+    role_prosumer = int(Role.PROSUMER)
+    role_consumer = int(Role.CONSUMER)
+    role_dso = int(Role.DSO)
+    role_registrar = int(Role.REGISTRAR)
+    role_issuer = int(Role.ISSUER)
+    role_validator_operator = int(Role.VALIDATOR_OPERATOR)
+    status_active = int(Status.ACTIVE)
+    status_suspended = int(Status.SUSPENDED)
+    status_revoked = int(Status.REVOKED)
 
 
 @struct

@@ -7,23 +7,23 @@ speak JSON-RPC only. Before any of them signs, it checks on chain that the key h
 licence in the role the call needs (`require_role`), so a command run with the wrong key says so in
 one line and sends nothing (no fee paid, no failed call in a block).
 
-Roles and licence statuses are the identity pallet's own enums (`pallets.identity.Role` and
-`Status`: the storage value holds their integer bits), so their names cannot drift from the chain's.
+Role bits and licence status codes come from the node's metadata: the identity pallet publishes
+one constant per role (`role_prosumer` = 1, ...) and per status (`status_active` = 0, ...), so the
+names the commands accept and print are the chain's own, and no pallet code is imported.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from pallets.identity import ROLE_NAMES, Role, Status
 from primitives import ss58
 from primitives.codec import unpack
 from rpc.client import RpcError
-from wallet.chain import ChainState, Event, to_json
+from wallet.chain import ChainState, Event
 from wallet.wallet import Wallet, WalletError
 
 #: the key under which `--as NAME` is kept in the click context's `meta` (shared by every level)
@@ -38,38 +38,83 @@ class RoleError(WalletError):
 # roles
 # ---------------------------------------------------------------------------------------------
 
-def role_names(bits: int) -> list[str]:
+@dataclass(frozen=True)
+class Licences:
+    """The identity pallet's role bits and licence status codes, as its metadata constants
+    `role_<name>` and `status_<name>` publish them; each list ordered by value (prosumer first)."""
+
+    roles: tuple[tuple[str, int], ...]
+    statuses: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, state: ChainState) -> "Licences":
+        consts = state.pallet("identity").get("constants") or {}
+
+        def published(prefix: str) -> tuple[tuple[str, int], ...]:
+            found = [(k[len(prefix):], v) for k, v in consts.items()
+                     if k.startswith(prefix) and type(v) is int]
+            return tuple(sorted(found, key=lambda kv: (kv[1], kv[0])))
+        roles, statuses = published("role_"), published("status_")
+        if not roles or not any(name == "active" for name, _ in statuses):
+            raise WalletError("the node's runtime publishes no role and status constants in its identity "
+                              "pallet (role_<name>, status_<name>): an incompatible runtime")
+        return cls(roles, statuses)
+
+    def names(self, bits: int) -> list[str]:
+        """The names of the role bits set in `bits`."""
+        return [name for name, bit in self.roles if bits & bit]
+
+    def bit(self, name: str) -> int:
+        """A role's bit by name; WalletError naming the known roles for an unknown one."""
+        want = name.strip().lower()
+        for n, bit in self.roles:
+            if n == want:
+                return bit
+        raise WalletError(f"unknown role {name.strip()!r} (known roles: {', '.join(n for n, _ in self.roles)})")
+
+    def parse(self, text: str) -> int:
+        """`prosumer,consumer` -> the role bits."""
+        bits = 0
+        for part in (p.strip() for p in text.split(",")):
+            if part:
+                bits |= self.bit(part)
+        if bits == 0:
+            raise WalletError(f"no role given: name one or more of {', '.join(n for n, _ in self.roles)}, "
+                              "separated by commas")
+        return bits
+
+    def status_name(self, code: int) -> str:
+        return next((n for n, c in self.statuses if c == code), f"status {code}")
+
+    def status_code(self, name: str) -> int:
+        want = name.strip().lower()
+        for n, c in self.statuses:
+            if n == want:
+                return c
+        raise WalletError(f"unknown licence status {name.strip()!r} (known: {', '.join(n for n, _ in self.statuses)})")
+
+    @property
+    def active(self) -> int:
+        return self.status_code("active")
+
+
+def licences(w: Wallet) -> Licences:
+    """The role and status names of the chain `w` is connected to."""
+    return Licences.of(w.state)
+
+
+def role_names(w: Wallet, bits: int) -> list[str]:
     """The names of the role bits set in `bits`, in the pallet's order (prosumer first)."""
-    return [r.name.lower() for r in Role if bits & int(r)]
+    return licences(w).names(bits)
 
 
-def parse_roles(text: str) -> int:
-    """`prosumer,consumer` -> the Role bits; WalletError naming the known roles for an unknown one."""
-    bits = 0
-    for part in (p.strip().lower() for p in text.split(",")):
-        if not part:
-            continue
-        r = ROLE_NAMES.get(part)
-        if r is None:
-            raise WalletError(f"unknown role {part!r} (known roles: {', '.join(ROLE_NAMES)})")
-        bits |= int(r)
-    if bits == 0:
-        raise WalletError(f"no role given: name one or more of {', '.join(ROLE_NAMES)}, separated by commas")
-    return bits
+def parse_roles(w: Wallet, text: str) -> int:
+    """`prosumer,consumer` -> the role bits; WalletError naming the known roles for an unknown one."""
+    return licences(w).parse(text)
 
 
-def role_of(name: str) -> Role:
-    r = ROLE_NAMES.get(name.strip().lower())
-    if r is None:
-        raise WalletError(f"unknown role {name!r} (known roles: {', '.join(ROLE_NAMES)})")
-    return r
-
-
-def status_name(code: int) -> str:
-    try:
-        return Status(code).name.lower()
-    except ValueError:
-        return f"status {code}"
+def status_name(w: Wallet, code: int) -> str:
+    return licences(w).status_name(code)
 
 
 async def require_role(w: Wallet, who: bytes, role: str, *, name: str | None = None,
@@ -89,7 +134,8 @@ async def require_role(w: Wallet, who: bytes, role: str, *, name: str | None = N
     A pallet checks more than the role for some calls (a DSO acts only on its own zones, an issuer
     only on its own asset); those checks stay the pallet's, whose refusal the CLI prints as is.
     """
-    bits = int(role_of(role))
+    lic = licences(w)
+    bits = lic.bit(role)
     p = await w.state.read("identity", "participants", who, at=at)
     label = f"{name} ({w.address(who)})" if name else w.address(who)
     if p is None:
@@ -97,10 +143,10 @@ async def require_role(w: Wallet, who: bytes, role: str, *, name: str | None = N
     held = int(p["roles"])
     if held & bits != bits:
         raise RoleError(f"account {label} does not hold the {role} role "
-                        f"(it holds: {', '.join(role_names(held)) or 'none'}); nothing was sent")
-    if int(p["status"]) != Status.ACTIVE:
+                        f"(it holds: {', '.join(lic.names(held)) or 'none'}); nothing was sent")
+    if int(p["status"]) != lic.active:
         raise RoleError(f"account {label} holds the {role} role, but its licence is "
-                        f"{status_name(int(p['status']))}; nothing was sent")
+                        f"{lic.status_name(int(p['status']))}; nothing was sent")
     return p
 
 
@@ -134,8 +180,9 @@ def signer_name() -> str:
 async def participants(w: Wallet, *, status: str | None = None, role: str | None = None) -> list[dict]:
     """Every licensed participant (all of `identity.participants`, read at one block), optionally
     only those in `status` (active, suspended, revoked) or holding `role`, ordered by address."""
-    want_status = None if status is None else _status_of(status)
-    want_role = None if role is None else int(role_of(role))
+    lic = licences(w)
+    want_status = None if status is None else lic.status_code(status)
+    want_role = None if role is None else lic.bit(role)
     at = await w.state.best_hash()
     keys, _more = await w.state.keys_with_prefix(w.state.prefix("identity", "participants"), at, None)
     values = await w.state.read_keys("identity", "participants", keys, at)
@@ -148,20 +195,12 @@ async def participants(w: Wallet, *, status: str | None = None, role: str | None
         if want_role is not None and int(p["roles"]) & want_role != want_role:
             continue
         who = w.state.decode_keys("identity", "participants", k)[0]
-        out.append({"account": w.address(who), "roles": role_names(int(p["roles"])),
-                    "status": status_name(int(p["status"])),
+        out.append({"account": w.address(who), "roles": lic.names(int(p["roles"])),
+                    "status": lic.status_name(int(p["status"])),
                     "documentHash": "0x" + bytes(p["document_hash"]).hex(),
                     "registrar": w.address(p["registrar"]), "licensedAt": int(p["licensed_at"])})
     out.sort(key=lambda r: r["account"])
     return out
-
-
-def _status_of(name: str) -> int:
-    try:
-        return int(Status[name.strip().upper()])
-    except KeyError:
-        raise WalletError(f"unknown licence status {name!r} (known: "
-                          f"{', '.join(s.name.lower() for s in Status)})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,41 +213,6 @@ EVENT_BATCH = 100
 STATE_PRUNED = 4003
 
 
-def _account_fields() -> tuple[dict[tuple[str, str], frozenset[str]], frozenset[str]]:
-    """Which event fields hold accounts, from the pallets' own event declarations.
-
-    The metadata types an account as `[u8; 32]`, like any hash, so it cannot tell a participant
-    from a document hash; the pallets' annotations can (`who: AccountId`, `Optional(AccountId)`,
-    `ListOf(AccountId, ...)`). An event this client's pallets do not know (a newer runtime's) falls
-    back to the field names used for accounts anywhere else."""
-    import dataclasses  # noqa: PLC0415
-    from pallets import ALL_PALLETS  # noqa: PLC0415
-    by_event: dict[tuple[str, str], frozenset[str]] = {}
-    names: set[str] = set()
-    for p in ALL_PALLETS:
-        for ev in p.events:
-            fields = frozenset(f.name for f in dataclasses.fields(ev) if "AccountId" in str(f.type))
-            by_event[(p.name, ev.__name__)] = fields
-            names |= fields
-    return by_event, frozenset(names)
-
-
-_ACCOUNT_FIELDS, _ACCOUNT_NAMES = _account_fields()
-
-
-def account_fields(pallet: str, event: str) -> frozenset[str]:
-    """The names of an event's fields that hold accounts (or lists or options of them)."""
-    return _ACCOUNT_FIELDS.get((pallet, event), _ACCOUNT_NAMES)
-
-
-def _accounts_in(value: Any) -> list[bytes]:
-    if isinstance(value, (bytes, bytearray)) and len(value) == 32:
-        return [bytes(value)]
-    if isinstance(value, (list, tuple)):
-        return [a for v in value for a in _accounts_in(v)]
-    return []
-
-
 @dataclass(frozen=True)
 class BlockEvent:
     """One event of a finalized block: where it happened, and the event decoded by metadata."""
@@ -219,24 +223,21 @@ class BlockEvent:
     phase: str                       # "initialization", "extrinsic", "finalization"
     extrinsic: int | None            # the extrinsic's index in the block, for phase "extrinsic"
     event: Event
+    #: the chain state (metadata) of the block's runtime version, which decoded the event and
+    #: types its fields: a field holds accounts where its metadata type has `AccountId` in it
+    state: ChainState = field(compare=False, repr=False)
 
     @property
     def accounts(self) -> list[bytes]:
         """Every account the event names (the filter `--account` matches against)."""
-        names = account_fields(self.event.pallet, self.event.name)
-        return [a for k, v in self.event.fields.items() if k in names for a in _accounts_in(v)]
+        types = self.state.event_field_types(self.event.pallet, self.event.name)
+        return [a for k, v in self.event.fields.items() for a in self.state.accounts_in(types.get(k), v)]
 
     def display_fields(self, ss58_format: int) -> dict[str, Any]:
         """Fields ready for JSON: accounts as SS58 addresses, other bytes as 0x-hex."""
-        names = account_fields(self.event.pallet, self.event.name)
-
-        def render(v: Any, account: bool) -> Any:
-            if account and isinstance(v, (bytes, bytearray)) and len(v) == 32:
-                return ss58.encode(bytes(v), ss58_format)
-            if isinstance(v, (list, tuple)):
-                return [render(x, account) for x in v]
-            return to_json(v)
-        return {k: render(v, k in names) for k, v in self.event.fields.items()}
+        types = self.state.event_field_types(self.event.pallet, self.event.name)
+        return {k: self.state.render(types.get(k), v, lambda a: ss58.encode(a, ss58_format))
+                for k, v in self.event.fields.items()}
 
     def to_json(self, ss58_format: int) -> dict:
         return {"block": self.number, "blockHash": "0x" + self.block_hash.hex(), "index": self.index,
@@ -312,7 +313,7 @@ class EventReader:
                     ev = st._event(pallet_index, event_index, data)   # as block_events, keeping the phase
                     kind = {0: "initialization", 1: "extrinsic", 2: "finalization"}.get(phase[0], str(phase))
                     out.append(BlockEvent(n, bytes.fromhex(h[2:]), j, kind,
-                                          phase[1] if phase[0] == 1 else None, ev))
+                                          phase[1] if phase[0] == 1 else None, ev, st))
         return out
 
     async def follow(self, first: int | None, *, follow: bool) -> AsyncIterator[BlockEvent]:

@@ -10,6 +10,7 @@ follows the runtime's metadata rather than a copy of its layouts.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from rpc.client import AsyncClient, RpcError, convert_arg
 PAGE = 1000
 #: storage reads per JSON-RPC batch (the node allows 1000 calls per batch)
 BATCH = 500
+#: the metadata's name for an account (32 bytes, like a hash, but shown as an SS58 address)
+ACCOUNT_TYPE = "AccountId"
 
 
 class ChainError(Exception):
@@ -151,6 +154,50 @@ class ChainState:
             if "bytes" in t or "str" in t:
                 return plain
         raise ChainError(f"unsupported metadata type {t!r}")
+
+    # -- accounts, found by type ------------------------------------------------------------------
+
+    def holds_accounts(self, t: Any, _seen: frozenset[str] = frozenset()) -> bool:
+        """Whether values of metadata type `t` hold an account anywhere: `AccountId` itself, or a
+        vec, option, tuple or struct with one inside."""
+        if t == ACCOUNT_TYPE:
+            return True
+        if isinstance(t, dict):
+            inner = [t["option"]] if "option" in t else [t["vec"]] if "vec" in t else t.get("tuple") or []
+            return any(self.holds_accounts(i, _seen) for i in inner)
+        if isinstance(t, str) and t in self.types and t not in _seen:
+            return any(self.holds_accounts(f["type"], _seen | {t}) for f in self.types[t])
+        return False
+
+    def render(self, t: Any, value: Any, account: Callable[[bytes], Any]) -> Any:
+        """`value` (as `decode` returns it for metadata type `t`) made JSON-ready: each account
+        replaced by `account(its 32 bytes)` (an SS58 address, say), other bytes as 0x-hex, tuples
+        as lists. The type says which bytes are accounts; a hash of the same length stays hex."""
+        if t == ACCOUNT_TYPE and isinstance(value, (bytes, bytearray)):
+            return account(bytes(value))
+        if isinstance(t, dict) and isinstance(value, (list, tuple)):
+            if "vec" in t:
+                return [self.render(t["vec"], v, account) for v in value]
+            if "tuple" in t:
+                return [self.render(tt, v, account) for tt, v in zip(t["tuple"], value)]
+        if isinstance(t, dict) and "option" in t and value is not None:
+            return self.render(t["option"], value, account)
+        if isinstance(t, str) and isinstance(value, dict) and t in self.types:
+            ftypes = {f["name"]: f["type"] for f in self.types[t]}
+            return {k: self.render(ftypes.get(k), v, account) for k, v in value.items()}
+        return to_json(value)
+
+    def accounts_in(self, t: Any, value: Any) -> list[bytes]:
+        """Every account in `value` (decoded, of metadata type `t`), in order."""
+        found: list[bytes] = []
+        self.render(t, value, found.append)
+        return found
+
+    def event_field_types(self, pallet: str, event: str) -> dict[str, Any]:
+        """An event's field types by name (empty for an event the metadata does not list)."""
+        p = self._pallets.get(pallet) or {}
+        ev = next((e for e in p.get("events") or [] if e.get("name") == event), None)
+        return {f["name"]: f["type"] for f in (ev or {}).get("fields") or []}
 
     def decode_value(self, pallet: str, item: str, raw: bytes | None) -> Any:
         if raw is None:

@@ -104,10 +104,17 @@ def _who(account: str) -> bytes:
     return parse_account(account, current_settings().store())
 
 
-def _licence_tx(call: str, args: dict, result: dict, wait: str, describe: Callable[[TxReport], str]) -> None:
+def _licence_tx(call: str, args: dict, result: dict, wait: str, describe: Callable[[TxReport], str],
+                roles: str | None = None) -> None:
+    """Sign `identity.<call>` as the `--as` registrar. `roles` (text such as `prosumer,consumer`) is
+    parsed with the names the node's metadata publishes, then sent as `args["roles"]` and shown as
+    `result["roles"]`."""
     s = current_settings()
 
     async def job(w: Wallet, kp: Any) -> TxReport:
+        if roles is not None:
+            bits = parse_roles(w, roles)
+            args["roles"], result["roles"] = bits, role_names(w, bits)
         r = await w.submit(kp, "identity", call, args, until=wait)
         r.result = {k: (w.address(v) if k == "account" else v) for k, v in result.items()}
         return r
@@ -125,11 +132,11 @@ def _licence_tx(call: str, args: dict, result: dict, wait: str, describe: Callab
 @admin_options
 def license_(account: str, roles: str, document: str | None, wait: str) -> None:
     """License ACCOUNT (a keystore name or an address) in the given roles."""
-    who, bits = _who(account), parse_roles(roles)
+    who = _who(account)
     doc = NO_DOCUMENT if document is None else document_hash(document)
-    _licence_tx("license", {"who": who, "roles": bits, "document_hash": doc},
-                {"account": who, "roles": role_names(bits), "documentHash": "0x" + doc.hex()}, wait,
-                lambda r: f"licensed {r.result['account']} as {', '.join(r.result['roles'])}")
+    _licence_tx("license", {"who": who, "document_hash": doc},
+                {"account": who, "documentHash": "0x" + doc.hex()}, wait,
+                lambda r: f"licensed {r.result['account']} as {', '.join(r.result['roles'])}", roles=roles)
 
 
 @registrar.command("set-roles")
@@ -139,9 +146,9 @@ def license_(account: str, roles: str, document: str | None, wait: str) -> None:
 @admin_options
 def set_roles(account: str, roles: str, wait: str) -> None:
     """Replace the roles of ACCOUNT's licence (active or suspended)."""
-    who, bits = _who(account), parse_roles(roles)
-    _licence_tx("set_roles", {"who": who, "roles": bits}, {"account": who, "roles": role_names(bits)}, wait,
-                lambda r: f"{r.result['account']} now holds: {', '.join(r.result['roles'])}")
+    who = _who(account)
+    _licence_tx("set_roles", {"who": who}, {"account": who}, wait,
+                lambda r: f"{r.result['account']} now holds: {', '.join(r.result['roles'])}", roles=roles)
 
 
 @registrar.command()

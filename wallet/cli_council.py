@@ -230,8 +230,8 @@ def members_cmd() -> None:
         for who in await members(w, at):
             p = await w.state.read("identity", "participants", who, at=at)
             out.append({"account": w.address(who),
-                        "roles": role_names(int(p["roles"])) if p else [],
-                        "status": status_name(int(p["status"])) if p else "unlicensed"})
+                        "roles": role_names(w, int(p["roles"])) if p else [],
+                        "status": status_name(w, int(p["status"])) if p else "unlicensed"})
         return out
     rows = run_job(s, job)
     emit(s, rows, lambda: table([["member", "roles", "licence"]]

@@ -6,8 +6,10 @@ A motion carries a plain call `[pallet index, call index, [args]]` (pallets/coun
 builds it the way any third party can (docs/rpc.md, metadata): find the pallet and the call by name,
 read each argument's declared type, and parse the text the operator typed into that type
 (`parse_value`): integers, booleans, accounts (SS58, 0x public key, and on dev and local chains a
-`//Dev` URI), 0x hex for hashes and bytes, text, and JSON for lists, tuples and structs. A missing,
-unknown or ill-typed argument is one sentence naming it, and nothing is sent.
+`//Dev` URI), 0x hex for hashes and bytes, text, and JSON for lists, tuples and structs. An account
+is whatever the metadata types `AccountId` (alone or inside a list, option, tuple or struct); a
+`[u8; 32]` is a hash, given as 0x hex. A missing, unknown or ill-typed argument is one sentence
+naming it, and nothing is sent.
 
 What the pallet would refuse (a signer who is not a member, a call that is not a root call, a second
 vote, an enactment before `enact_at`) is refused here first with the pallet's own sentence, read
@@ -16,18 +18,14 @@ from the metadata's error list, so the message is the chain's and no fee is paid
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
-import re
 from typing import Any
 
-from pallets import ALL_PALLETS
-from pallets.council import Threshold, required_count, threshold_text
 from primitives import ss58
 from primitives.extrinsic import Call
 from primitives.keys import InvalidSecret, Keypair
 from wallet.admin import RoleError
-from wallet.chain import to_json
+from wallet.chain import ACCOUNT_TYPE, to_json
 from wallet.wallet import Wallet, WalletError
 
 #: chain types (system_chainType) on which `//Name` dev URIs may stand for accounts
@@ -37,35 +35,20 @@ _UINT_BITS = {"u8": 8, "u16": 16, "u32": 32, "u64": 64, "u128": 128}
 
 
 # ---------------------------------------------------------------------------------------------
-# which arguments and fields hold accounts (the metadata types them as [u8; 32], like any hash)
+# thresholds
 # ---------------------------------------------------------------------------------------------
 
-def _account_args() -> dict[tuple[int, int], frozenset[str]]:
-    """(pallet index, call index) -> names of the call's arguments declared as accounts, from the
-    pallets' own annotations (`dso: AccountId`, `members: ListOf(AccountId, ...)`)."""
-    out: dict[tuple[int, int], frozenset[str]] = {}
-    for p in ALL_PALLETS:
-        for cd in p.calls.values():
-            ann = inspect.get_annotations(cd.fn)
-            source = inspect.getsource(inspect.getmodule(cd.fn))
-            out[(p.index, cd.index)] = frozenset(n for n in cd.arg_names if _names_account(str(ann.get(n, "")), source))
-    return out
+def required_count(num: int, den: int, strict: bool, member_count: int) -> int:
+    """Ayes a motion needs out of `member_count` members under threshold num/den, the council
+    pallet's rule (pallets/council.py `required_count`): at least ceil(n*num/den), or more than
+    n*num/den when strict; never fewer than one (a motion always needs its proposer)."""
+    need = member_count * num // den + 1 if strict else -(-member_count * num // den)
+    return max(1, need)
 
 
-def _names_account(annotation: str, module_source: str) -> bool:
-    """`AccountId`, `ListOf(AccountId, ...)`, or a module-level alias defined with AccountId
-    (`Members = ListOf(AccountId, ...)`)."""
-    if "AccountId" in annotation:
-        return True
-    alias = re.fullmatch(r"[A-Za-z_]\w*", annotation)
-    return alias is not None and re.search(rf"^{annotation}\s*=.*AccountId", module_source, re.M) is not None
-
-
-_ACCOUNT_ARGS = _account_args()
-
-
-def account_args(pallet_index: int, call_index: int) -> frozenset[str]:
-    return _ACCOUNT_ARGS.get((pallet_index, call_index), frozenset())
+def threshold_text(num: int, den: int, strict: bool) -> str:
+    """`>1/2` (more than half) or `2/3` (at least two thirds), as the pallet writes thresholds."""
+    return (">" if strict else "") + f"{num}/{den}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,7 +88,8 @@ def pallet_error(metadata: dict, pallet: str, name: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ArgParser:
-    """Parses an argument's text into the plain value of its metadata type."""
+    """Parses an argument's text into the plain value of its metadata type; `AccountId` (anywhere
+    in the type) takes an account as SS58, 0x public key or, on dev chains, a //Name URI."""
 
     types: dict[str, list[dict]]      # the metadata's struct types
     dev_uris: bool                    # accept //Name URIs for accounts (dev and local chains only)
@@ -140,7 +124,7 @@ class ArgParser:
             raise WalletError(f"argument {name}: expected {need}, got {text!r}")
         return b
 
-    def text(self, t: Any, text: str, name: str, account: bool) -> Any:
+    def text(self, t: Any, text: str, name: str) -> Any:
         """`text` as typed on the command line, as the plain value of metadata type `t`."""
         if isinstance(t, str):
             if t in _UINT_BITS:
@@ -154,15 +138,15 @@ class ArgParser:
                 if b is None:
                     raise WalletError(f"argument {name}: expected true or false, got {text!r}")
                 return b
-            if t == "[u8; 32]":
-                return self.account(text, name) if account else self.hex(text, name, 32)
+            if t == ACCOUNT_TYPE:
+                return self.account(text, name)
             if t.startswith("[u8;"):
                 return self.hex(text, name, int(t[4:-1]))
             if t == "bytes":
                 return self.hex(text, name, None)
             if t == "str":
                 return text
-            return self.json_value(t, self._json(text, name), name, account)     # raw or a struct
+            return self.json_value(t, self._json(text, name), name)     # raw or a struct
         if "str" in t:
             limit = t["str"].get("maxLen") if isinstance(t["str"], dict) else None
             if limit is not None and len(text.encode()) > limit:
@@ -171,8 +155,8 @@ class ArgParser:
         if "bytes" in t:
             return self.hex(text, name, None)
         if "option" in t:
-            return None if text.strip().lower() in ("none", "null") else self.text(t["option"], text, name, account)
-        return self.json_value(t, self._json(text, name), name, account)        # vec, tuple
+            return None if text.strip().lower() in ("none", "null") else self.text(t["option"], text, name)
+        return self.json_value(t, self._json(text, name), name)        # vec, tuple
 
     @staticmethod
     def _json(text: str, name: str) -> Any:
@@ -182,18 +166,18 @@ class ArgParser:
             raise WalletError(f"argument {name}: expected JSON (a list such as [1, 2] or an object), "
                               f"got {text!r}") from None
 
-    def json_value(self, t: Any, v: Any, name: str, account: bool) -> Any:
+    def json_value(self, t: Any, v: Any, name: str) -> Any:
         """A JSON value (inside a list, tuple or struct) as the plain value of type `t`."""
         if isinstance(t, dict) and "vec" in t:
             if not isinstance(v, list):
                 raise WalletError(f"argument {name}: expected a JSON list, got {json.dumps(v)}")
-            return [self.json_value(t["vec"], x, f"{name}[{i}]", account) for i, x in enumerate(v)]
+            return [self.json_value(t["vec"], x, f"{name}[{i}]") for i, x in enumerate(v)]
         if isinstance(t, dict) and "tuple" in t:
             if not isinstance(v, list) or len(v) != len(t["tuple"]):
                 raise WalletError(f"argument {name}: expected a JSON list of {len(t['tuple'])} items")
-            return [self.json_value(tt, x, f"{name}[{i}]", account) for i, (tt, x) in enumerate(zip(t["tuple"], v))]
+            return [self.json_value(tt, x, f"{name}[{i}]") for i, (tt, x) in enumerate(zip(t["tuple"], v))]
         if isinstance(t, dict) and "option" in t:
-            return None if v is None else self.json_value(t["option"], v, name, account)
+            return None if v is None else self.json_value(t["option"], v, name)
         if isinstance(t, str) and t in self.types:
             fields = self.types[t]
             if isinstance(v, dict):
@@ -205,7 +189,7 @@ class ArgParser:
                 v = [v[f["name"]] for f in fields]
             if not isinstance(v, list) or len(v) != len(fields):
                 raise WalletError(f"argument {name}: a {t} is a JSON object or list of {len(fields)} fields")
-            return [self.json_value(f["type"], x, f"{name}.{f['name']}", False) for f, x in zip(fields, v)]
+            return [self.json_value(f["type"], x, f"{name}.{f['name']}") for f, x in zip(fields, v)]
         if t == "raw":
             return v
         if isinstance(v, bool):
@@ -214,7 +198,7 @@ class ArgParser:
             v = str(v)
         if not isinstance(v, str):
             raise WalletError(f"argument {name}: unexpected JSON value {json.dumps(v)}")
-        return self.text(t, v, name, account)
+        return self.text(t, v, name)
 
 
 def build_call(w: Wallet, pallet: str, call: str, assignments: list[str], *, dev_uris: bool) -> tuple[Call, dict]:
@@ -241,8 +225,7 @@ def build_call(w: Wallet, pallet: str, call: str, assignments: list[str], *, dev
         signature = ", ".join(f"{d['name']}: {_type_text(d['type'])}" for d in decl)
         raise WalletError(f"{pallet}.{call}: missing argument {missing[0]} (its arguments: {signature})")
     parser = ArgParser(w.state.types, dev_uris)
-    accounts = account_args(int(p["index"]), int(c["index"]))
-    plain = tuple(parser.text(d["type"], given[d["name"]], d["name"], d["name"] in accounts) for d in decl)
+    plain = tuple(parser.text(d["type"], given[d["name"]], d["name"]) for d in decl)
     the_call = Call(int(p["index"]), int(c["index"]), plain)
     return the_call, describe_call(w, the_call.to_plain())
 
@@ -266,20 +249,9 @@ def describe_call(w: Wallet, plain: Any) -> dict:
     c = None if p is None else next((x for x in p.get("calls") or [] if x.get("index") == ci), None)
     if p is None or c is None or len(c.get("args") or []) != len(args):
         return {"pallet": p["name"] if p else pi, "call": ci, "args": to_json(args)}
-    accounts = account_args(pi, ci)
-    out = {}
-    for d, v in zip(c["args"], args):
-        value = w.state.decode(d["type"], v)
-        out[d["name"]] = _accounts_ss58(w, value) if d["name"] in accounts else to_json(value)
+    out = {d["name"]: w.state.render(d["type"], w.state.decode(d["type"], v), w.address)
+           for d, v in zip(c["args"], args)}
     return {"pallet": p["name"], "call": c["name"], "args": out}
-
-
-def _accounts_ss58(w: Wallet, value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)) and len(value) == 32:
-        return w.address(bytes(value))
-    if isinstance(value, (list, tuple)):
-        return [_accounts_ss58(w, v) for v in value]
-    return to_json(value)
 
 
 def call_text(d: dict) -> str:
@@ -326,8 +298,8 @@ async def best_number(w: Wallet, at: bytes) -> int:
 def motion_json(w: Wallet, motion_id: int, m: dict, member_count: int, best: int) -> dict:
     """A motion as `admin council motions` shows it. The next block is the first that could enact
     it, so a passed motion is enactable once the best block is enact_at - 1."""
-    t = m["threshold"]
-    threshold = Threshold(t["num"], t["den"], t["strict"])
+    t = m["threshold"]          # decoded by the metadata's `Threshold` struct: num, den, strict
+    num, den, strict = int(t["num"]), int(t["den"]), bool(t["strict"])
     d = describe_call(w, m["call"])
     enact_at = m["enact_at"]
     if enact_at is None:
@@ -336,7 +308,8 @@ def motion_json(w: Wallet, motion_id: int, m: dict, member_count: int, best: int
         status = "enactable" if best + 1 >= enact_at else "passed"
     return {"id": motion_id, "call": call_text(d), "pallet": d["pallet"], "callName": d["call"], "args": d["args"],
             "proposer": w.address(m["proposer"]), "ayes": len(m["ayes"]), "nays": len(m["nays"]),
-            "required": required_count(threshold, member_count), "threshold": threshold_text(threshold),
+            "required": required_count(num, den, strict, member_count),
+            "threshold": threshold_text(num, den, strict),
             "ayeVoters": [w.address(a) for a in m["ayes"]], "nayVoters": [w.address(a) for a in m["nays"]],
             "end": m["end"], "status": status, "enactAt": enact_at}
 

@@ -11,7 +11,7 @@ or a licensed registrar). Units are the chain's: W, Wh, smallest stablecoin unit
 from __future__ import annotations
 
 from wallet import units
-from wallet.admin import EventReader, RoleError, require_role, role_names, role_of, status_name
+from wallet.admin import EventReader, RoleError, licences, require_role, role_names
 from wallet.wallet import Wallet, WalletError
 
 #: meter kinds, statuses and suspension reasons as the metering pallet numbers them
@@ -62,7 +62,7 @@ async def require_meter_manager(w: Wallet, who: bytes, name: str | None, zone_id
     except RoleError:
         p = await w.state.read("identity", "participants", who, at=at)
         held = "it holds no licence" if p is None else \
-            "it holds: " + (", ".join(role_names(int(p["roles"]))) or "none")
+            "it holds: " + (", ".join(role_names(w, int(p["roles"]))) or "none")
         raise RoleError(f"account {label(w, who, name)} is neither the DSO of zone {zone_id} nor a licensed "
                         f"registrar ({held}), who alone manage its meters; nothing was sent") from None
 
@@ -76,9 +76,9 @@ async def meter_of(w: Wallet, meter: bytes, at: bytes) -> dict:
 
 async def require_owner_licensed(w: Wallet, owner: bytes, at: bytes) -> None:
     p = await w.state.read("identity", "participants", owner, at=at)
-    if p is not None and status_name(int(p["status"])) == "active":
-        bits = int(role_of("prosumer")) | int(role_of("consumer"))
-        if int(p["roles"]) & bits:
+    lic = licences(w)
+    if p is not None and int(p["status"]) == lic.active:
+        if int(p["roles"]) & (lic.bit("prosumer") | lic.bit("consumer")):
             return
     raise WalletError(f"the owner {w.address(owner)} holds no active prosumer or consumer licence: "
                       "a registrar licenses the household first")
