@@ -24,6 +24,7 @@ BENCHES = [
     ("worker processes after a SIGKILL", ["bench.orphan_exit"]),
     ("node memory", ["bench.node_memory"]),
     ("settlement of one interval", ["bench.settlement_bench"]),
+    ("council calls and runtime version 2's migration", ["bench.governance_bench"]),
     ("BLS finality signatures", ["bench.bls_bench"]),
     ("consensus simulation", ["bench.consensus_sim", "--seeds", "2000"]),
     ("p2p gossip and requests", ["bench.p2p_bench"]),
