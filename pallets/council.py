@@ -78,10 +78,10 @@ DEFAULT_VOTING_PERIOD = 50
 DEFAULT_ENACTMENT_DELAY = 2
 
 W_PROPOSE = 80_000        # decode and weigh the call, write the motion and the deadline index
-W_VOTE = 50_000
+W_VOTE = 150_000          # the vote that passes a motion: rewrite it, move its deadline, Passed
 W_ENACT = 60_000          # plus the call's recorded weight (refunded down to it)
-W_CLOSE = 40_000          # withdraw, cancel: remove the motion and its index entry
-W_MEMBERSHIP = 60_000 + 20_000 * Config.max_open_motions   # prune and re-tally every open motion
+W_CLOSE = 80_000          # withdraw, cancel: remove the motion and its index entry
+W_MEMBERSHIP = 60_000 + 30_000 * Config.max_open_motions   # prune and re-tally every open motion
 W_SET_THRESHOLD = 25_000
 W_HOOK = 5_000            # read the deadline index of the block
 W_HOOK_PER_MOTION = 30_000

@@ -520,7 +520,8 @@ class BlockBuilder:
             try:
                 post = dispatch_mod.dispatch(d.call, origin, d.args)
                 if isinstance(post, PostInfo) and post.actual_weight is not None:
-                    actual = min(actual, post.actual_weight)
+                    # a call reports its own weight; the extrinsic's base stays charged
+                    actual = min(actual, rt.limits.base_extrinsic_weight + post.actual_weight)
             except DispatchError as e:
                 error = e
             if d.call.inherent and error is not None:
