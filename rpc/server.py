@@ -34,13 +34,23 @@ Behaviour at the edges (the server never crashes on input):
     `ws_send_queue` messages) it drops the connection (logged); nothing on the node side ever waits
     for a client.
   * browsers: requests carrying an `Origin` header must match `cors` (default: localhost and
-    127.0.0.1 on any port, http and https); "all" allows any.
+    127.0.0.1 on any port, http and https); "all" allows any. A page served by this server itself
+    (the web app) is allowed too: an Origin equal to the request's own `http(s)://Host` when that
+    host is an IP address or localhost, so the app works from another machine with --rpc-external.
+    A host *name* is not enough for that: a page on a rebound DNS name would have an Origin matching
+    its Host (DNS rebinding), so such origins must be listed in `cors`.
+  * the web app: with `app_dir`, GET and HEAD under `/app` serve the built app (`rpc.app_files`:
+    `/app` redirects to `/app/`, index.html, hashed assets cached long, a missing build answers 503
+    with the command that builds it); without it `/app` is not found (404). Its files are public and
+    read-only, so they are answered whatever the Origin (the rate limit still applies).
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import logging
+from pathlib import Path
 from typing import Any, Iterable
 
 from aiohttp import WSMsgType, web
@@ -48,6 +58,7 @@ from aiohttp import WSMsgType, web
 from primitives.errors import ChainError
 from rpc import limits as L
 from rpc.admission import GuardedServer
+from rpc.app_files import AppFiles, is_app_path
 from rpc.jsonshapes import dumps, health_to_json, loads
 from rpc.methods import SUBSCRIPTION_KINDS, Method, Param, RawJson, build_table
 from rpc.ws_connection import PARSE_ERROR_BODY, WsConnection
@@ -80,6 +91,22 @@ _RESULT_PREFIX = b'{"jsonrpc":"2.0","result":'
 _STREAM_CHUNK = 64 * 1024
 
 
+def _literal_host(host: str) -> bool:
+    """True when a Host header names an IP address or localhost (with or without a port): names a
+    DNS rebinding page cannot have."""
+    if host.startswith("["):                              # [IPv6] or [IPv6]:port
+        name = host[1:host.find("]")] if "]" in host else ""
+    else:                                                 # IPv4 or a name, perhaps with :port
+        name = host.rsplit(":", 1)[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _allow_origin(resp: web.StreamResponse, origin: str) -> None:
     resp.headers["Access-Control-Allow-Origin"] = origin
     resp.headers["Vary"] = "Origin"
@@ -109,10 +136,12 @@ class RpcServer:
         ws_send_high_water: int = L.DEFAULT_WS_SEND_HIGH_WATER,
         ws_max_inflight: int = L.DEFAULT_WS_MAX_INFLIGHT,
         ws_heartbeat: float | None = 30.0,
+        app_dir: str | Path | None = None,
     ) -> None:
         """`rate_limit_per_second`: calls per second per client address; None picks the default
         (off on loopback, `limits.DEFAULT_EXTERNAL_RATE_LIMIT` beyond it), 0 turns it off.
-        `rate_limit_burst` defaults to one second's worth (or to one full batch for the default)."""
+        `rate_limit_burst` defaults to one second's worth (or to one full batch for the default).
+        `app_dir`: the web app's build directory, served at /app/ (None: no app)."""
         if rpc_methods_unsafe not in ("auto", "safe", "unsafe"):
             raise ValueError('rpc_methods_unsafe must be "auto", "safe" or "unsafe"')
         if ws_send_high_water > ws_send_queue_bytes:
@@ -148,6 +177,7 @@ class RpcServer:
             self._cors: tuple[str, ...] | None = None if cors is None else ("*",)
         else:
             self._cors = (cors,) if isinstance(cors, str) else tuple(cors)
+        self.app: AppFiles | None = None if app_dir is None else AppFiles(app_dir)
         self.methods: dict[str, Method] = build_table(node)
         self._runner: web.ServerRunner | None = None
         self._server: GuardedServer | None = None
@@ -187,6 +217,8 @@ class RpcServer:
         site = web.TCPSite(self._runner, self.host, self._requested_port, backlog=1024)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        if self.app is not None:
+            self.app.check()
         log.info("RPC server listening on %s:%d (unsafe methods %s, rate limit %s)", self.host, self.port,
                  "allowed" if self.allow_unsafe else "refused",
                  f"{self.rate_limit_per_second} calls/s per address" if self._limiter else "off")
@@ -203,16 +235,24 @@ class RpcServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
+    @property
+    def app_url(self) -> str | None:
+        """The web app's address (None when the app is off)."""
+        return None if self.app is None else self.url + "app/"
+
     # ------------------------------------------------------------------------------------------
     # HTTP
     # ------------------------------------------------------------------------------------------
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
-            origin = request.headers.get("Origin")
-            if origin is not None and not self._origin_allowed(origin):
-                return web.Response(status=403, text="origin not allowed\n")
             method = request.method
+            if (method in ("GET", "HEAD") and is_app_path(request.path)
+                    and request.headers.get("Upgrade", "").lower() != "websocket"):
+                return await self._app_file(request)
+            origin = request.headers.get("Origin")
+            if origin is not None and not self._origin_allowed(origin, request.headers.get("Host")):
+                return web.Response(status=403, text="origin not allowed\n")
             if method == "POST":
                 resp = await self._http_post(request, origin)
             elif method == "GET":
@@ -241,10 +281,20 @@ class RpcServer:
             log.exception("unexpected error handling an RPC request")
             return web.Response(status=500, text="internal error\n")
 
-    def _origin_allowed(self, origin: str) -> bool:
+    async def _app_file(self, request: web.BaseRequest) -> web.StreamResponse:
+        """A file of the web app, or 404 when the app is off."""
+        if self.app is None:
+            return web.Response(status=404, text="the web app is off on this node (--no-app)\n")
+        if self._limiter is not None and not self._limiter.allow(request.remote or ""):
+            return self._too_many()
+        return await self.app.handle(request)
+
+    def _origin_allowed(self, origin: str, host: str | None = None) -> bool:
         allowed = self._cors
         if allowed is None or "*" in allowed:
             return True
+        if host is not None and origin in (f"http://{host}", f"https://{host}") and _literal_host(host):
+            return True       # a page this server served (the web app), addressed by IP or localhost
         for pattern in allowed:
             if pattern == origin:
                 return True
