@@ -119,6 +119,25 @@ def ensure_app_built(timeout: float = 300.0) -> Path:
 # a browser
 # -------------------------------------------------------------------------------------------------
 
+#: records each new text of the visible tx-status (from the one it shows now on), with its time
+_TX_WATCH_JS = """
+const texts = () => [...document.querySelectorAll('[data-testid="tx-status"]')]
+  .filter(e => e.offsetParent !== null).map(e => e.textContent.trim());
+window.__txSeen = [];
+window.__txLast = texts().join(' | ');
+if (!window.__txObserver) {
+  window.__txObserver = new MutationObserver(() => {
+    const now = texts().join(' | ');
+    if (now && now !== window.__txLast) {
+      window.__txLast = now;
+      window.__txSeen.push({text: now, t: performance.now()});
+    }
+  });
+  window.__txObserver.observe(document.body, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
 def _by_testid(testid: str) -> tuple[str, str]:
     return By.CSS_SELECTOR, f'[data-testid="{testid}"]'
 
@@ -266,6 +285,34 @@ class Browser:
     def options(self, testid: str) -> list[tuple[str, str]]:
         """(value, text) of each option of a <select>."""
         return [(o.get_attribute("value"), o.text) for o in Select(self.el(testid)).options]
+
+    def act_and_follow(self, testid: str, *, within: WebElement | None = None, timeout: float = 45.0,
+                       js_click: bool = False) -> list[dict]:
+        """Click a control that starts a transaction and follow `tx-status` until it says
+        "finalized" or "failed: ..."; returns every state it showed, `[{text, t}]`, with `t` in ms
+        since the click (the page's own clock, `performance.now()`), starting at the click itself.
+
+        A MutationObserver records each change of the status text as it happens, so a state shown
+        for less than a poll (a quick "in block") is not missed, and the previous action's
+        "finalized" is never taken for this one's. `js_click` clicks from the page's script (the
+        benchmark: no driver round trip between the timestamp and the click)."""
+        e = self.until(f"[data-testid={testid}] to be clickable",
+                       lambda: next((x for x in self.visible(testid, within) if x.is_enabled()), None))
+        self.js("arguments[0].scrollIntoView({block: 'center'})", e)
+        self.js(_TX_WATCH_JS)
+        if js_click:
+            self.js("window.__txClick = performance.now(); arguments[0].click();", e)
+        else:
+            self.js("window.__txClick = performance.now();")
+            e.click()
+
+        def done() -> list[dict] | None:
+            seen = self.js("return window.__txSeen.map(s => ({text: s.text, t: s.t - window.__txClick}));")
+            if seen and (seen[-1]["text"] == "finalized" or seen[-1]["text"].startswith("failed")):
+                return [{"text": "click", "t": 0.0}, *seen]
+            return None
+        return self.until(f"[data-testid=tx-status] to reach finalized or failed after [data-testid={testid}]",
+                          done, timeout)
 
     def set_viewport(self, width: int, height: int, *, mobile: bool = False) -> None:
         """Emulate a device's CSS viewport (width x height) exactly, whatever the headless window."""
