@@ -1,7 +1,7 @@
 /**
  * A uPlot chart as a Preact component: `Chart({ testid, title, series, data, height })`. `series` is
  * uPlot's series list after the x axis (labels, colours, bar paths), `data` uPlot's columns
- * ([xs, ...ys], x in unix seconds). The plot is made once per series layout, fed new data with
+ * ([xs, ...ys], x in unix seconds), `xRange` the x axis's fixed [from, to] (today). The plot is made once per series layout, fed new data with
  * setData, and follows its box's width (a phone's single column too). Data comes from the views.
  */
 import { useEffect, useRef } from 'preact/hooks';
@@ -14,7 +14,14 @@ export const bars = uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 40], gap: 
 /** Steps for per-interval prices: a price holds for its whole interval. */
 export const steps = uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined;
 
-export function Chart({ testid, title, series, data, height = 220, yLabel, empty }) {
+/** `data` shaped to `series`: a missing column (a series added before its data came) is all gaps. */
+function fit(data, series) {
+  const xs = data[0] || [];
+  return [xs, ...series.map((_s, i) => (data[i + 1] && data[i + 1].length === xs.length ? data[i + 1] : xs.map(() => null)))];
+}
+
+export function Chart({ testid, title, series, data: given, height = 220, yLabel, empty, xRange }) {
+  const data = fit(given, series);
   const box = useRef(null);
   const plot = useRef(null);
   const layout = JSON.stringify(series.map((s) => [s.label, s.stroke]));
@@ -30,7 +37,7 @@ export function Chart({ testid, title, series, data, height = 220, yLabel, empty
         { values: (_u, vals) => vals.map((v) => new Date(v * 1000).toISOString().slice(11, 16)) },
         { label: yLabel, size: 60 },
       ],
-      scales: { x: { time: false } },
+      scales: { x: { time: false, ...(xRange ? { range: () => xRange } : {}) } },
       legend: { live: true },
     };
     plot.current = new uPlot(opts, data, el);
@@ -39,11 +46,11 @@ export function Chart({ testid, title, series, data, height = 220, yLabel, empty
       : null;
     if (ro) ro.observe(el);
     return () => { if (ro) ro.disconnect(); plot.current.destroy(); plot.current = null; };
-  }, [layout, height]);
+  }, [layout, height, xRange && xRange[0]]);
 
   useEffect(() => {
     if (plot.current) plot.current.setData(data);
-  }, [data]);
+  }, [given, layout]);
 
   const hasData = data[0] && data[0].length > 0;
   return html`<figure class="chart" data-testid=${testid}>

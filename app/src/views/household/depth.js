@@ -12,8 +12,7 @@ const SHOWN = 4;
 
 function side(levels, money) {
   if (!levels.length) return html`<span class="muted">none</span>`;
-  return html`<ul class="levels">${levels.slice(0, 5).map((l) => html`<li>${energy(l.quantityWh)} at ${price(l.pricePerKwh, money)}
-    (${l.orders} order${l.orders === 1 ? '' : 's'})</li>`)}${levels.length > 5 ? html`<li class="muted">and ${levels.length - 5} more levels</li>` : ''}</ul>`;
+  return html`<ul class="levels">${levels.slice(0, 5).map((l) => html`<li>${energy(l.quantityWh)} at ${price(l.pricePerKwh, money)}${' '}(${l.orders} order${l.orders === 1 ? '' : 's'})</li>`)}${levels.length > 5 ? html`<li class="muted">and ${levels.length - 5} more levels</li>` : ''}</ul>`;
 }
 
 export function Depth({ chain, head, zone }) {

@@ -39,6 +39,7 @@ export function HouseholdView({ chain, account, connected }) {
       orders and trades, and to trade. The market below is public.</p>`}
     <div class="grid">
       ${account && html`<${Balances} ...${shared} />`}
+      ${account && html`<${OrderForm} ...${shared} zone=${zone} onZone=${setZoneChoice} />`}
       <div class="card wide">
         <label for="view-zone">Zone shown</label>
         <select id="view-zone" value=${zone ?? ''} onChange=${(e) => setZoneChoice(Number(e.currentTarget.value))}>
@@ -47,9 +48,8 @@ export function HouseholdView({ chain, account, connected }) {
       </div>
       <${PriceChart} ...${shared} zone=${zone} />
       <${Depth} ...${shared} zone=${zone} />
-      ${account && html`<${MeterChart} ...${shared} />`}
-      ${account && html`<${OrderForm} ...${shared} zone=${zone} onZone=${setZoneChoice} />`}
       ${account && html`<${MyOrders} ...${shared} />`}
+      ${account && html`<${MeterChart} ...${shared} />`}
       ${account && html`<${Standing} ...${shared} zone=${zone} />`}
       ${account && html`<${Trades} ...${shared} />`}
     </div>

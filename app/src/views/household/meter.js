@@ -49,7 +49,8 @@ export function MeterChart({ chain, head, meters }) {
     ${!meter && html`<p class="muted">This account has no certified meter: a DSO certifies one for it.</p>`}
     ${q.error && html`<p class="error">${q.error}</p>`}
     <${Chart} testid="meter-chart" title="My meter today: import and export per interval (kWh, UTC)"
-      series=${series} data=${d ? d.columns : [[], [], []]} yLabel="kWh" empty="No readings today yet." />
+      series=${series} data=${d ? d.columns : [[], [], []]} yLabel="kWh" empty="No readings today yet."
+      xRange=${[head.nowS - (head.nowS % 86400), head.nowS - (head.nowS % 86400) + 86400]} />
     <p data-testid="self-sufficiency">Self-sufficiency today: ${d
       ? (ratio == null
         ? (d.exportWh > 0 ? `100% (exported ${energy(d.exportWh)}, imported nothing)` : 'no energy metered yet')

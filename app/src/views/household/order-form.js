@@ -72,7 +72,7 @@ export function OrderForm({ chain, address, head, zones, meters, zone, onZone, r
         onChange=${(e) => setGreen(e.currentTarget.checked)} /> green energy only</label>`}
     <p data-testid="order-escrow" class="escrow">${side === 'ask'
       ? 'Escrow: none (an ask locks nothing; you are paid on delivery).'
-      : terms.error ? 'Escrow: enter a price and a quantity.'
+      : terms.error ? (priceText && qtyText ? `Escrow: none yet: ${terms.error}` : 'Escrow: enter a price and a quantity.')
         : `Escrow: ${money(terms.escrow, coin)} locked until the order trades or is cancelled`
           + `${free.data != null ? ` (free: ${money(free.data, coin)})` : ''}.`}</p>
     <p class="muted">${meter ? `Meter ${meter.meter.slice(0, 10)}… in zone ${meter.zone}.` : 'No meter of yours in this zone can serve this side.'}</p>

@@ -11,7 +11,7 @@ export function MyOrders({ chain, address, head, run, busy, connected }) {
   const q = useQuery(() => chain.call('energy_orders', [address]), [chain, address]);
   const coin = chain.properties.stablecoin;
   const rows = q.data || [];
-  return html`<div class="card wide">
+  return html`<div class="card">
     <h3>My open orders</h3>
     ${q.error && html`<p class="error">${q.error}</p>`}
     ${rows.length === 0 ? html`<p class="muted">${q.loading ? 'Reading…' : 'No open orders.'}</p>` : html`<div class="table-wrap"><table>

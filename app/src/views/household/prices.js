@@ -49,9 +49,8 @@ export function PriceChart({ chain, head, zones, zone }) {
   return html`<div class="card wide">
     ${q.error && html`<p class="error">Cannot read today's prices: ${q.error}</p>`}
     <${Chart} testid="price-chart" title=${`Today's prices (${symbol}/kWh, UTC): energy price per zone, grid fee, retail reference`}
-      series=${series} data=${data} yLabel=${`${symbol}/kWh`} />
-    <p class="muted">${q.data ? `${q.data.count} trades delivered today.` : 'Reading…'}
-      The retail reference (${RETAIL_REFERENCE_PER_KWH / 10 ** chain.properties.stablecoin.decimals} ${symbol}/kWh) is
+      series=${series} data=${data} yLabel=${`${symbol}/kWh`} xRange=${[day, day + 86400]} />
+    <p class="muted">${q.data ? `${q.data.count} trades delivered today. ` : 'Reading… '}The retail reference (${RETAIL_REFERENCE_PER_KWH / 10 ** chain.properties.stablecoin.decimals} ${symbol}/kWh) is
       for comparison only: the chain knows no retail prices.</p>
   </div>`;
 }

@@ -88,8 +88,7 @@ export function Standing({ chain, address, zones, meters, zone, run, busy, conne
         <input id="standing-window-start" data-testid="standing-window-start" value=${f.start} onInput=${set('start')} />
         <label for="standing-window-end">To (HH:MM, before it; 24:00 for midnight)</label>
         <input id="standing-window-end" data-testid="standing-window-end" value=${f.end} onInput=${set('end')} />
-        ${!windows && html`<p class="muted">Time-of-day windows need runtime version 2; this chain runs version
-          ${chain.runtimeVersion.specVersion}, so a standing order here posts all day.</p>`}
+        ${!windows && html`<p class="muted">Time-of-day windows need runtime version 2; this chain runs version ${chain.runtimeVersion.specVersion}, so a standing order here posts all day.</p>`}
       </fieldset>
       ${error && html`<p class="error" role="alert" data-testid="standing-error">${error}</p>`}
       <button type="submit" data-testid="standing-submit" disabled=${busy || !connected}>Sign and set the standing order</button>
