@@ -46,13 +46,16 @@ def _default_base() -> Path:
 # ---------------------------------------------------------------------------------------------
 
 async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate_limit: int | None,
-                    cors: str | None) -> None:
+                    cors: str | None, app: bool = True) -> None:
     from node.service import NodeService  # noqa: PLC0415 - keeps `key`/`build-spec` start-up light
+    from rpc.app_files import default_app_dir  # noqa: PLC0415
     from rpc.server import RpcServer  # noqa: PLC0415
     node = NodeService(config)
     extra = {}
     if cors is not None:
         extra["cors"] = "all" if cors.strip() == "all" else [o.strip() for o in cors.split(",") if o.strip()]
+    if app:
+        extra["app_dir"] = default_app_dir()
     server = RpcServer(node, host=rpc_host, port=rpc_port, rpc_methods_unsafe=rpc_methods,
                        rate_limit_per_second=rate_limit, **extra)
     stop = asyncio.Event()
@@ -71,6 +74,9 @@ async def _run_node(config, rpc_host: str, rpc_port: int, rpc_methods: str, rate
             "0.1.0", config.spec["name"], c.genesis_hash.hex(), c.best_number, node.base_path, rpc_host,
             server.port)
         print(f"RPC listening on ws://{rpc_host}:{server.port} and http://{rpc_host}:{server.port}", flush=True)
+        if app:   # on all interfaces, this machine's own address opens it (same origin as its RPC)
+            shown = "127.0.0.1" if rpc_host == "0.0.0.0" else rpc_host
+            print(f"web app: http://{shown}:{server.port}/app/", flush=True)
         if node.host is not None:
             for addr in node.host.listen_addrs:
                 print(f"p2p listening on {addr}", flush=True)
@@ -104,7 +110,7 @@ def _spec_block_time_ms(spec: dict) -> int:
 
 def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms: int | None, rpc_port: int,
            rpc_external: bool, rpc_methods: str, pruning: str, rate_limit: int | None, cors: str | None,
-           time_warp: int, dev: bool, network: dict | None = None) -> None:
+           time_warp: int, dev: bool, network: dict | None = None, app: bool = True) -> None:
     from node.service import NodeConfig  # noqa: PLC0415
     keep = _parse_pruning(pruning)
     if author:
@@ -131,7 +137,7 @@ def _start(chain: str, base_path: Path | None, author: str | None, block_time_ms
     from consensus.wal import WALCorrupted, WALLocked  # noqa: PLC0415
     from node.chain import UnknownRuntimeVersionError  # noqa: PLC0415
     try:
-        asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit, cors))
+        asyncio.run(_run_node(config, host, rpc_port, rpc_methods, rate_limit, cors, app))
     except UnknownRuntimeVersionError as e:   # the node stopped before the block it cannot run
         _fail(str(e))
     except DatabaseError as e:    # first: a StorageError is an OSError too, and says all in its line
@@ -152,6 +158,8 @@ _node_options = [
                  help="auto: unsafe methods only when RPC listens on loopback."),
     click.option("--rpc-cors", default=None,
                  help="Comma-separated browser origins allowed (default: localhost pages), or 'all'."),
+    click.option("--no-app", is_flag=True,
+                 help="Do not serve the web app at /app/ on the RPC port (JSON-RPC only)."),
     click.option("--rpc-rate-limit", type=click.IntRange(0, None), default=None,
                  help="Calls per second per client address (default: none on loopback, 100 with "
                       "--rpc-external; 0 turns it off)."),
@@ -176,8 +184,8 @@ def node_options(fn):
 @node_options
 @click.pass_context
 def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, rpc_external: bool,
-         rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None, block_time_ms: int | None,
-         pruning: str, time_warp: int) -> None:
+         rpc_methods: str, rpc_cors: str | None, no_app: bool, rpc_rate_limit: int | None,
+         block_time_ms: int | None, pruning: str, time_warp: int) -> None:
     """gridchain: a blockchain node for peer-to-peer energy trading."""
     if ctx.invoked_subcommand is not None:
         return
@@ -185,7 +193,7 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
         click.echo(ctx.get_help())
         return
     _start("dev", base_path, "//Alice", block_time_ms, rpc_port, rpc_external, rpc_methods, pruning,
-           rpc_rate_limit, rpc_cors, time_warp, dev=True)
+           rpc_rate_limit, rpc_cors, time_warp, dev=True, app=not no_app)
 
 
 @main.command()
@@ -205,8 +213,8 @@ def main(ctx: click.Context, dev: bool, base_path: Path | None, rpc_port: int, r
 @node_options
 def run(chain: str, validator: bool, key_uri: str | None, port: int, listen_addr: str, bootnodes: tuple,
         prometheus_port: int, prometheus_external: bool, no_prometheus: bool, base_path: Path | None,
-        rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_cors: str | None, rpc_rate_limit: int | None,
-        block_time_ms: int | None, pruning: str, time_warp: int) -> None:
+        rpc_port: int, rpc_external: bool, rpc_methods: str, rpc_cors: str | None, no_app: bool,
+        rpc_rate_limit: int | None, block_time_ms: int | None, pruning: str, time_warp: int) -> None:
     """Run a node on a chain: a BFT validator (--validator --key) or a follower."""
     _spec(chain)  # fail early, with one line, on an unknown chain
     if validator and not key_uri:
@@ -222,7 +230,7 @@ def run(chain: str, validator: bool, key_uri: str | None, port: int, listen_addr
                "prometheus_port": None if no_prometheus else prometheus_port,
                "prometheus_external": prometheus_external}
     _start(chain, base_path, key_uri if validator else None, block_time_ms, rpc_port, rpc_external, rpc_methods,
-           pruning, rpc_rate_limit, rpc_cors, time_warp, dev=False, network=network)
+           pruning, rpc_rate_limit, rpc_cors, time_warp, dev=False, network=network, app=not no_app)
 
 
 @main.command()
@@ -233,12 +241,13 @@ def run(chain: str, validator: bool, key_uri: str | None, port: int, listen_addr
 @click.option("--p2p-port-base", type=click.IntRange(1, 65535), default=DEFAULT_P2P_PORT, show_default=True)
 @click.option("--prometheus-port-base", type=click.IntRange(1, 65535), default=DEFAULT_PROMETHEUS_PORT,
               show_default=True)
+@click.option("--no-app", is_flag=True, help="The nodes do not serve the web app at /app/.")
 def testnet(validators: int, base_dir: Path, rpc_port_base: int, p2p_port_base: int,
-            prometheus_port_base: int) -> None:
+            prometheus_port_base: int, no_app: bool) -> None:
     """Start N validators on loopback (node i: RPC on rpc-port-base + i); Ctrl-C stops them all."""
     from node import testnet as tn  # noqa: PLC0415
     sys.exit(tn.run(validators, base_dir, rpc_port_base, p2p_port_base, prometheus_port_base,
-                    echo=lambda m: click.echo(m)))
+                    echo=lambda m: click.echo(m), app=not no_app))
 
 
 @main.command()

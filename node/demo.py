@@ -25,7 +25,8 @@ What it does, in order:
 3. Runs the simulator as outside clients over JSON-RPC: every household's meter (the meter SDK's
    gateway, spooled on disk) and its standing-order strategy, with an hourly line and a progress
    line, then waits for the day's settlement and prints the summary.
-4. Stops every process it started, or with `keep` leaves the network up until Ctrl-C.
+4. Stops every process it started, or with `keep` leaves the network, and the web app its first
+   node serves at /app/ (rpc/app_files.py), up until Ctrl-C.
 
 Ctrl-C (or SIGTERM) at any point stops every validator it started, and nothing else.
 """
@@ -56,6 +57,7 @@ from meters.simulator import (
 from node import testnet
 from pallets import market_coupling
 from primitives.chain_clock import ChainClock
+from rpc.app_files import default_app_dir
 from rpc.client import AsyncClient, RpcError
 
 #: the demo's validators author an empty block at least this often (ms), so the accelerated clock
@@ -222,6 +224,14 @@ def _check_ports(ports: list[int]) -> None:
                                 f"other --rpc-port-base / --p2p-port-base / --prometheus-port-base") from None
 
 
+def app_line(rpc_port: int) -> str:
+    """Where the first node serves the web app, or how to build it when it is not built."""
+    url = f"http://127.0.0.1:{rpc_port}/app/"
+    if (default_app_dir() / "index.html").is_file():
+        return f"web app: {url}"
+    return f"web app: {url} answers 503 until it is built (make app)"
+
+
 def run(households: int = 20, validators: int = 4, speed: int = 360, hours: int = 24, base_dir: Path | None = None,
         keep: bool = False, rpc_port_base: int = 9944, p2p_port_base: int = 30333,
         prometheus_port_base: int = 9615, seed: int = 2011, start_hour: int = 0,
@@ -271,6 +281,7 @@ def run(households: int = 20, validators: int = 4, speed: int = 360, hours: int 
         asyncio.run(_wait_ready(urls, procs))
         echo(f"network up: {validators} validators finalising; simulating {hours} h from "
              f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(day_start))} chain time (UTC)")
+        echo(app_line(nodes[0].rpc_port))
         summary = asyncio.run(_simulate(urls, clock, sims, day_start, hours, base / "meters.spool", progress))
         echo("")
         echo("summary")
@@ -281,6 +292,7 @@ def run(households: int = 20, validators: int = 4, speed: int = 360, hours: int 
             echo("")
             echo(f"the network stays up: RPC {urls[0]} (and {', '.join(urls[1:])}); chain time now runs at "
                  f"normal speed. Try: gridchain wallet import bob --uri //Bob; gridchain wallet balance bob")
+            echo(app_line(nodes[0].rpc_port))
             echo("Ctrl-C stops every node.")
             while True:
                 time.sleep(0.5)

@@ -103,7 +103,9 @@ def stop_all(procs: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> No
 
 
 def run(validators: int, base_dir: Path, rpc_port_base: int, p2p_port_base: int, prometheus_port_base: int,
-        echo=print) -> int:
+        echo=print, app: bool = True) -> int:
+    """Start the nodes and supervise them until a signal; `app=False` passes --no-app to every node."""
+    extra = [] if app else ["--no-app"]
     spec_path, nodes = prepare(validators, base_dir, rpc_port_base, p2p_port_base, prometheus_port_base)
     stopping = {"now": False}
 
@@ -114,12 +116,14 @@ def run(validators: int, base_dir: Path, rpc_port_base: int, p2p_port_base: int,
     procs: list[subprocess.Popen] = []
     try:
         for n in nodes:
-            procs.append(start_node(spec_path, n, nodes))
+            procs.append(start_node(spec_path, n, nodes, extra))
         echo(f"gridchain testnet: {validators} validators, chain spec {spec_path}")
         for n, p in zip(nodes, procs):
             echo(f"  node{n.index}  pid {p.pid:<7} key {n.key_uri:<14} RPC {n.rpc_url}  "
                  f"ws://127.0.0.1:{n.rpc_port}  p2p {n.p2p_addr}  metrics http://127.0.0.1:{n.prometheus_port}/metrics"
                  f"  log {n.base_path / 'node.log'}")
+        if app:
+            echo(f"web app: http://127.0.0.1:{nodes[0].rpc_port}/app/ (every node serves it on its RPC port)")
         echo("Ctrl-C stops every node.")
         reported: set[int] = set()
         while not stopping["now"]:

@@ -43,6 +43,7 @@ def test_a_short_sunny_demo_couples_the_feeders_trades_settles_and_keeps_every_r
         assert demo.returncode == 0, out
         assert len(pids) == 4, out
         assert "CC BY 4.0" in out                                   # the data's attribution is shown
+        assert re.search(r"^web app: http://127\.0\.0\.1:\d+/app/", out, re.MULTILINE), out   # node0's app
         assert re.search(r"feeders coupled: feeder-north \(14 homes with PV\) and feeder-south \(6 without\) "
                          r"clear together; the link between them carries [\d.]+ kW", out), out
         hours = re.findall(r"^(\d\d:\d\d)-\d\d:\d\d  trades", out, re.MULTILINE)
