@@ -204,12 +204,18 @@ def neighbourhood_spec(validators: int, households: list[Household], clock: dict
     """The local testnet (`validators` BFT validators, the dev registrar, DSO and issuer) with
     `households` licensed, metered (gridchain's ed25519 meters, or field meters certified through the
     field_meters genesis config) and funded at genesis, and optionally an accelerated chain clock
-    (`consensus.timeWarp`, see primitives.chain_clock) for simulated days."""
+    (`consensus.timeWarp`, see primitives.chain_clock) for simulated days.
+
+    It starts under the newest runtime version this release knows (the `upgrades` genesis), so the
+    web app's standing orders can take a time-of-day window (version 2); `dev` and `local` start
+    under version 1, where the upgrade tests begin."""
+    from pallets import known_versions  # noqa: PLC0415 - the presets are built without the runtime
     spec = local_spec(validators)
     spec["name"], spec["id"] = "Neighbourhood", "neighbourhood"
     if clock is not None:
         spec["consensus"]["timeWarp"] = clock
     config = spec["genesis"]["runtimeGenesis"]["config"]
+    config["upgrades"] = {"spec_version": known_versions()[-1]}
     addresses = [Keypair.from_uri(f"//{h.name}").address() for h in households]
     config["identity"]["participants"] += [
         {"address": a, "roles": ["prosumer" if h.prosumer else "consumer"]} for h, a in zip(households, addresses)]

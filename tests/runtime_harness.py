@@ -127,8 +127,9 @@ class ChainHarness:
 
 def chain_factory(genesis: dict) -> Callable[[], "ChainHarness"]:
     """Fresh chains of the composed runtime from `genesis`, each at block 1 (so metering knows the
-    genesis hash); the genesis storage is built once and copied per chain."""
-    runtime = build_runtime(GENESIS_HASH)
+    genesis hash); the genesis storage is built once and copied per chain. The runtime is the
+    version the genesis starts under (its `upgrades` spec_version, else 1)."""
+    runtime = build_runtime(GENESIS_HASH, spec_version=genesis.get("upgrades", {}).get("spec_version", 1))
     state = runtime.build_genesis_storage(genesis)
 
     def new_chain() -> ChainHarness:

@@ -10,7 +10,8 @@ import pytest
 from genesis.chain_spec import ChainSpecError, Household, couple_feeders, local_spec, neighbourhood_spec
 from meters.simulator import build_households
 from node.demo import LINK_SHARE, NORTH, SOUTH, size_link, unlimited_flows
-from pallets import grid, market
+from pallets import grid, known_versions, market, upgrades
+from primitives.keys import Keypair
 from tests.runtime_harness import chain_factory
 
 DAY = 1_796_688_000          # 2026-12-08 00:00 UTC, a whole number of days since the epoch
@@ -63,3 +64,17 @@ def test_a_run_without_surplus_keeps_a_link_that_never_binds():
     sims, spec = _demo()
     sizing = size_link(sims, spec["genesis"]["runtimeGenesis"]["config"]["grid"], DAY + 20 * HOUR, 4)
     assert sizing.hour_start is None and sizing.flow_wh == 0 and sizing.link_w >= 100_000
+
+
+def test_the_demo_starts_under_the_newest_runtime_so_a_standing_order_takes_a_daytime_window():
+    """The web app offers windowed standing orders (runtime version 2) on the demo's chain."""
+    _, spec = _demo(8)
+    config = spec["genesis"]["runtimeGenesis"]["config"]
+    assert config["upgrades"] == {"spec_version": known_versions()[-1]} and known_versions()[-1] >= 2
+    assert "upgrades" not in local_spec()["genesis"]["runtimeGenesis"]["config"]   # local stays at 1
+    chain = chain_factory(config)()
+    assert chain.read(upgrades.version_in_force.get) == known_versions()[-1]
+    home, meter = Keypair.from_uri("//Household1"), Keypair.from_uri("//Household1//meter").public_key
+    chain.block(chain.xt(home, "market", "set_standing_order_window", market.ASK, NORTH, 50_000, 500, meter, False,
+                         8 * HOUR, 17 * HOUR))
+    assert chain.read(lambda: [w for _, w in market.standing_windows.items()]) == [(8 * HOUR, 17 * HOUR)]
