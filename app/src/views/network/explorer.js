@@ -169,7 +169,7 @@ export function Explorer({ chain, best }) {
         ${found.hits.map((h) => html`<div class="hit"><h5><a href="#/network" onClick=${(e) => { e.preventDefault(); setOpen(h.block); }}>
           Block ${h.block.number}</a></h5><${ExtrinsicList} extrinsics=${h.extrinsics} /><${EventList} events=${h.events} /></div>`)}`}
     </div>`}
-    <div class="table-scroll"><table>
+    <div class="table-scroll" style="overflow-x:auto;max-width:100%"><table>
       <thead><tr><th>Block</th><th>Hash</th><th>Author</th><th>Extrinsics</th><th>Time</th></tr></thead>
       <tbody>${rows.map((b) => html`<tr data-testid="block-row" data-number=${b.number} data-hash=${b.hash}>
         <td><a href="#/network" onClick=${(e) => { e.preventDefault(); setOpen(b); }}>${b.number}</a></td>

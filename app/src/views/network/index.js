@@ -91,7 +91,7 @@ export function NetworkView({ chain }) {
     <h3>Validators</h3>
     ${vals.error && html`<p role="alert">${vals.error}</p>`}
     ${v && (v.validators.length ? html`<p>Set ${v.setId ?? 0}: ${v.validators.length} validator(s)</p>
-      <div class="table-scroll"><table><thead><tr><th>Account</th><th>Power</th><th>BLS key</th></tr></thead>
+      <div class="table-scroll" style="overflow-x:auto;max-width:100%"><table><thead><tr><th>Account</th><th>Power</th><th>BLS key</th></tr></thead>
       <tbody>${v.validators.map((x) => html`<tr data-testid="validator-row"><td title=${x.account}>${x.account}</td>
         <td>${x.power}</td><td title=${x.bls_public_key}>${short(x.bls_public_key)}</td></tr>`)}</tbody></table></div>`
       : html`<p>No BFT validator set on this chain: blocks are authored by ${v.authorities.length} authority(ies).</p>`)}
@@ -101,7 +101,7 @@ export function NetworkView({ chain }) {
     ${p && html`<p data-testid="peer-count">${p.health.peers} peer(s)${p.health.isSyncing ? ', syncing' : ''}${
       !p.health.shouldHavePeers ? ' (a development chain has no network)' : ''}</p>
       ${p.refused ? html`<p class="hint">The node does not list its peers to this page (${p.refused}).</p>`
-        : p.peers.length > 0 && html`<div class="table-scroll"><table>
+        : p.peers.length > 0 && html`<div class="table-scroll" style="overflow-x:auto;max-width:100%"><table>
         <thead><tr><th>Peer</th><th>Address</th><th>Best</th><th>Direction</th></tr></thead>
         <tbody>${p.peers.map((x) => html`<tr><td title=${x.peerId}>${short(x.peerId)}</td><td>${x.address}</td>
           <td>${x.bestNumber ?? '-'}</td><td>${x.inbound ? 'in' : 'out'}</td></tr>`)}</tbody></table></div>`}`}

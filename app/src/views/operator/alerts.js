@@ -83,7 +83,7 @@ export function Alerts({ chain }) {
     <p class="hint">${state.from == null ? 'Reading recent blocks…'
       : `Finalized blocks ${state.from}..${state.to}: ${state.alerts.length} alert(s)`}
       ${state.unreadable ? ` (${state.unreadable} block(s) whose state the node no longer keeps)` : ''}</p>
-    ${shown.length > 0 && html`<div class="table-scroll"><table>
+    ${shown.length > 0 && html`<div class="table-scroll" style="overflow-x:auto;max-width:100%"><table>
       <thead><tr><th>Block</th><th>Alert</th><th>Meter</th><th>Zone</th><th>What</th></tr></thead>
       <tbody>${shown.map((a) => html`<tr data-testid="dso-alert-row" data-kind=${a.kind}>
         <td>${a.block}</td><td>${a.kind}</td><td title=${a.meter}>${short(a.meter)}</td><td>${a.zone ?? '-'}</td>

@@ -77,7 +77,7 @@ export function Meters({ chain, account, canManage, op }) {
   return html`<section class="dso-meters">
     <h3>Meter registry</h3>
     ${q.error && html`<p role="alert">${q.error}</p>`}
-    ${q.data && (q.data.length ? html`<div class="table-scroll"><table>
+    ${q.data && (q.data.length ? html`<div class="table-scroll" style="overflow-x:auto;max-width:100%"><table>
       <thead><tr><th>Meter</th><th>Owner</th><th>Zone</th><th>Kind</th><th>Rated</th><th>Status</th>
         <th>Implausible</th><th>Last interval</th></tr></thead>
       <tbody>${q.data.map((r) => html`<tr data-testid="meter-row" data-meter=${r.meter}>

@@ -119,7 +119,7 @@ export function Registrar({ chain, account, isRegistrar, op }) {
   return html`<section class="registrar">
     <h3>Participants and licences</h3>
     ${people.error && html`<p role="alert">${people.error}</p>`}
-    ${people.data && html`<div class="table-scroll"><table>
+    ${people.data && html`<div class="table-scroll" style="overflow-x:auto;max-width:100%"><table>
       <thead><tr><th>Account</th><th>Roles</th><th>Status</th><th>Licensed at</th>
         ${isRegistrar && html`<th>Action</th>`}</tr></thead>
       <tbody>${people.data.map((r) => html`<tr data-testid="registrar-row" data-account=${r.account} data-status=${r.status}>
@@ -131,7 +131,7 @@ export function Registrar({ chain, account, isRegistrar, op }) {
     ${isRegistrar && html`<${License} chain=${chain} account=${account} op=${op} />`}
     <h3>Disputes awaiting a decision</h3>
     ${disputes.error && html`<p role="alert">${disputes.error}</p>`}
-    ${disputes.data && (disputes.data.length ? html`<div class="table-scroll"><table>
+    ${disputes.data && (disputes.data.length ? html`<div class="table-scroll" style="overflow-x:auto;max-width:100%"><table>
       <thead><tr><th>Trade</th><th>Interval</th><th>Seller</th><th>Buyer</th><th>Quantity</th><th>Raised by</th>
         <th>Deadline</th><th>Seller meter</th><th>Buyer meter</th>${isRegistrar && html`<th>Decide</th>`}</tr></thead>
       <tbody>${disputes.data.map((d) => html`<tr data-testid="dispute-row" data-trade-id=${d.tradeId}>

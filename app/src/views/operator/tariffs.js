@@ -62,7 +62,7 @@ export function Tariffs({ chain, account, isDso, op }) {
     <h3>Tariffs by time-of-use band</h3>
     ${q.error && html`<p role="alert">${q.error}</p>`}
     ${d && html`<p>Bands: ${d.bands.map(([s, b]) => `band ${b} from ${secondsOfDay(s)} UTC`).join(', ')}</p>`}
-    ${d && (d.rows.length ? html`<div class="table-scroll"><table>
+    ${d && (d.rows.length ? html`<div class="table-scroll" style="overflow-x:auto;max-width:100%"><table>
       <thead><tr><th>From</th><th>To</th><th>Band</th><th>Grid fee</th></tr></thead>
       <tbody>${d.rows.map((r) => html`<tr data-testid="tariff-row">
         <td>${r.fromZone}</td><td>${r.toZone}</td><td>${r.band}</td><td>${price(r.pricePerKwh)}</td></tr>`)}</tbody>

@@ -128,7 +128,7 @@ export function Zones({ chain, account, isDso, op }) {
     ${zones.error && html`<p role="alert">${zones.error}</p>`}
     <p class="hint">Share of the zone's import or export capacity (the larger) that matched trades use;
       * marks an interval with an operating envelope. Columns are UTC interval starts; the current one is bold.</p>
-    <div class="table-scroll"><table class="heatmap">
+    <div class="table-scroll" style="overflow-x:auto;max-width:100%"><table class="heatmap">
       <thead><tr><th>Zone</th><th>State</th>
         ${starts.map((t) => html`<th scope="col" style=${t === now ? 'font-weight:bold' : 'font-weight:normal'}>${hhmm(t)}</th>`)}
         ${isDso && html`<th>Control</th>`}</tr></thead>
