@@ -5,4 +5,6 @@ import './styles.css';
 import { html } from './ui/html.js';
 import { App } from './app.js';
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = '';
+render(html`<${App} />`, root);

@@ -34,7 +34,8 @@ export function Chart({ testid, title, series, data: given, height = 220, yLabel
       height,
       series: [{ label: 'interval (UTC)', value: (_u, v) => (v == null ? '' : new Date(v * 1000).toISOString().slice(11, 16)) }, ...series],
       axes: [
-        { values: (_u, vals) => vals.map((v) => new Date(v * 1000).toISOString().slice(11, 16)) },
+        { incrs: [900, 1800, 3600, 7200, 10800, 21600, 43200], space: 50,
+          values: (_u, vals) => vals.map((v) => new Date(v * 1000).toISOString().slice(11, 16)) },
         { label: yLabel, size: 60 },
       ],
       scales: { x: { time: false, ...(xRange ? { range: () => xRange } : {}) } },
