@@ -274,22 +274,38 @@ def test_transfer_built_in_the_browser_library_finalizes_on_a_dev_node(tmp_path:
             return state.decode_value("system", "account", raw)["free"] if raw else 0
 
         bob_before, dave_before = free(bob.public_key), free(dave.public_key)
-        r = subprocess.run([node, *_websocket_flags(node), "test/live/submit.mjs", dev.ws_url, "//Bob",
+        r = subprocess.run([node, *_websocket_flags(node), "scripts/submit-transfer.mjs", dev.ws_url, "//Bob",
                             dave.address(), str(amount)],
                            cwd=APP, capture_output=True, text=True, timeout=90, check=False)
         assert r.returncode == 0, f"submit.mjs failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}\n{dev.log_tail()}"
         report = json.loads(r.stdout.strip().splitlines()[-1])
         assert report["success"] is True, report
         assert report["statuses"][0] == "signing" and report["statuses"][-1] == "finalized", report
-        assert report["events"][0] == {"pallet": "balances", "name": "Transfer",
-                                       "fields": {"source": bob.address(), "dest": dave.address(), "amount": amount}}
+        transfer = report["events"][0]
+        assert (transfer["pallet"], transfer["name"], transfer["fields"]) == (
+            "balances", "Transfer", {"source": bob.address(), "dest": dave.address(), "amount": amount})
         block = client.request("chain_getBlock", [report["blockHash"]])
         assert report["extrinsic"] in block["block"]["extrinsics"]
+        assert transfer["extrinsicIndex"] == block["block"]["extrinsics"].index(report["extrinsic"])
         assert free(dave.public_key) == dave_before + amount
+        assert int(report["destFreeAfter"]) - int(report["destFreeBefore"]) == amount   # read by the library
         assert bob_before - free(bob.public_key) > amount     # the amount and the fee
+        # the heads the library followed carry the hashes the node gives their numbers
+        assert report["finalizedHeads"], report
+        for number, block_hash in report["finalizedHeads"]:
+            assert client.request("chain_getBlockHash", [number]) == block_hash
+        # roles and status named from identity's metadata constants, as the Python wallet reads them
+        state = ChainState(client._async, client.metadata())  # noqa: SLF001 - read-only key building
+        licence = state.decode_value("identity", "participants",
+                                     client.get_storage(state.key("identity", "participants", bob.public_key)))
+        consts = state.pallet("identity")["constants"]
+        roles = sorted(k[5:] for k, bit in consts.items() if k.startswith("role_") and licence["roles"] & bit)
+        status = next(k[7:] for k, v in consts.items() if k.startswith("status_") and v == licence["status"])
+        assert roles and sorted(report["senderRoles"]["roles"]) == roles, report
+        assert report["senderRoles"]["status"] == status == "active"
 
         # a call the runtime refuses comes back with the pallet's sentence, as the page shows it
-        r = subprocess.run([node, *_websocket_flags(node), "test/live/submit.mjs", dev.ws_url, "//Bob",
+        r = subprocess.run([node, *_websocket_flags(node), "scripts/submit-transfer.mjs", dev.ws_url, "//Bob",
                             dave.address(), str(2**63)],
                            cwd=APP, capture_output=True, text=True, timeout=90, check=False)
         assert r.returncode == 0, f"submit.mjs failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"

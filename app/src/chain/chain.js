@@ -291,7 +291,7 @@ export class Chain {
   /**
    * Build `pallet.call(args)` from the metadata, sign it with `keypair` in the browser and submit it
    * with author_submitAndWatchExtrinsic. `onStatus` hears `signing | ready | inBlock | finalized |
-   * invalid | dropped`. Resolves when finalized to `{ hash, blockHash, success, error, events }`,
+   * invalid | dropped`. Resolves when finalized to `{ hash, extrinsic, blockHash, success, error, events }`,
    * where `error` is the pallet's sentence when the call failed in its block (the fee is still paid).
    * Rejects when the node refuses the transaction (with the node's reason) or the connection drops.
    */
@@ -316,7 +316,7 @@ export class Chain {
     });
     const xtHex = toHex(xt);
     const blockHash = await this.#watch(xtHex, onStatus);
-    return { hash: toHex(extrinsicHash(xt)), blockHash, ...await this.outcome(blockHash, xtHex) };
+    return { hash: toHex(extrinsicHash(xt)), extrinsic: xtHex, blockHash, ...await this.outcome(blockHash, xtHex) };
   }
 
   #watch(xtHex, onStatus) {
