@@ -32,12 +32,12 @@ export function tradesCsv(trades) {
 }
 
 /** Every trade of intervals `from..to`, all pages read at the block of the first: `{ items, at }`. */
-export async function fetchTrades(chain, from, to) {
+export async function fetchTrades(chain, from, to, pageSize = PAGE) {
   const items = [];
   let cursor = null;
   let at = null;
   do {
-    const params = { fromInterval: from, toInterval: to, limit: PAGE };
+    const params = { fromInterval: from, toInterval: to, limit: pageSize };
     if (cursor) params.cursor = cursor;
     const page = await chain.call('energy_intervalTrades', params);
     items.push(...page.items);
