@@ -313,6 +313,16 @@ def test_transfer_built_in_the_browser_library_finalizes_on_a_dev_node(tmp_path:
         assert refused["success"] is False and refused["error"], refused
         assert free(dave.public_key) == dave_before + amount
 
+        # an account that cannot pay the fee: the node refuses the transaction, with its reason
+        r = subprocess.run([node, *_websocket_flags(node), "scripts/submit-transfer.mjs", dev.ws_url, "//Unfunded",
+                            dave.address(), "1"],
+                           cwd=APP, capture_output=True, text=True, timeout=90, check=False)
+        assert r.returncode == 0, f"submit.mjs failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+        invalid = json.loads(r.stdout.strip().splitlines()[-1])
+        assert invalid["code"] == 1010 and invalid["rejected"].startswith("Invalid Transaction: "), invalid
+        assert invalid["statuses"] == ["signing", "invalid"], invalid
+        assert free(dave.public_key) == dave_before + amount
+
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))

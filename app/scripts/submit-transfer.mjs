@@ -20,8 +20,15 @@ try {
   const stop = chain.subscribeFinalizedHeads((h) => finalized.push(h));
   const before = await chain.storage('system', 'account', dest);
   const statuses = [];
-  const result = await chain.submit(keypair, 'balances', 'transfer', { dest, amount: BigInt(amount) },
-    { onStatus: (s) => statuses.push(s) });
+  let result;
+  try {
+    result = await chain.submit(keypair, 'balances', 'transfer', { dest, amount: BigInt(amount) },
+      { onStatus: (s) => statuses.push(s) });
+  } catch (e) {
+    // the node refused it (an invalid transaction): what the page would show
+    console.log(JSON.stringify({ rejected: e.message, code: e.code ?? null, statuses }));
+    process.exit(0);
+  }
   const after = await chain.storage('system', 'account', dest);
   const blockEvents = await chain.events(result.blockHash);
   stop();

@@ -5,8 +5,9 @@
 /** An error object the node answered with; `message` is the node's reason, fit for the page. */
 export class RpcError extends Error {
   constructor(code, message, data) {
-    const reason = typeof data === 'string' && data ? data : message;
-    super(reason || `error ${code}`);
+    // the node's message is the sentence ("Invalid Transaction: the account cannot pay the fee");
+    // `data` names the kind of refusal, for code that wants to tell them apart
+    super(message || (typeof data === 'string' && data) || `error ${code}`);
     this.name = 'RpcError';
     this.code = code;
     this.rpcMessage = message;
