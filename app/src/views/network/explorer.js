@@ -14,6 +14,8 @@ import { authorOf, decodeExtrinsic, heightOf } from './decode.js';
 export const RECENT = 10;
 /** Blocks an extrinsic-hash or address search reads back from the best block. */
 export const SCAN_BLOCKS = 200;
+/** Blocks read at once while scanning. */
+const SCAN_CHUNK = 20;
 
 /** The chain's SS58 encoder for 32-byte accounts. */
 export function addressOf(chain) {
@@ -72,16 +74,17 @@ export async function search(chain, query) {
   }
   const hits = [];
   const first = Math.max(0, best - SCAN_BLOCKS + 1);
-  for (const { hash } of await hashesOf(chain, first, best)) {
-    const block = await readBlock(chain, hash);
-    const exts = block.extrinsics.filter((x) => (isHash ? x.hash === q.toLowerCase() : x.signer === q));
-    let events = [];
-    if (!isHash) {
-      const r = await readEvents(chain, hash);
-      events = (r.events || []).filter((e) => JSON.stringify(e.fields).includes(`"${q}"`));
-    }
-    if (exts.length || events.length) hits.push({ block, extrinsics: exts, events });
-    if (isHash && exts.length) break;
+  const hashes = await hashesOf(chain, first, best);
+  for (let i = 0; i < hashes.length; i += SCAN_CHUNK) {
+    const found = await Promise.all(hashes.slice(i, i + SCAN_CHUNK).map(async ({ hash }) => {
+      const block = await readBlock(chain, hash);
+      const exts = block.extrinsics.filter((x) => (isHash ? x.hash === q.toLowerCase() : x.signer === q));
+      const r = isHash ? {} : await readEvents(chain, hash);
+      const events = (r.events || []).filter((e) => JSON.stringify(e.fields).includes(`"${q}"`));
+      return exts.length || events.length ? { block, extrinsics: exts, events } : null;
+    }));
+    hits.push(...found.filter(Boolean));
+    if (isHash && hits.length) break;
   }
   return { hits, scanned: [first, best], isHash };
 }

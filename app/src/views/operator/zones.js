@@ -118,9 +118,10 @@ export function Zones({ chain, account, isDso, op }) {
   const zones = useQuery(() => chain.call('energy_zones', []), [chain]);
   const grid = useQuery(async () => {
     const list = zones.data || await chain.call('energy_zones', []);
-    const rows = await Promise.all(list.map((z) => Promise.all(
-      starts.map((t) => chain.call('energy_zoneUsage', [z.zone, t])))));
-    return Object.fromEntries(list.map((z, i) => [z.zone, rows[i]]));
+    const answers = await chain.batch(list.flatMap((z) => starts.map((t) => ['energy_zoneUsage', [z.zone, t]])));
+    const failed = answers.find((a) => a instanceof Error);
+    if (failed) throw failed;
+    return Object.fromEntries(list.map((z, i) => [z.zone, answers.slice(i * starts.length, (i + 1) * starts.length)]));
   }, [chain, now], { every: 3 });
   const list = zones.data || [];
   return html`<section class="dso-zones">
