@@ -212,9 +212,10 @@ def _node() -> str:
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
-    """app/node_modules, installed from the lock file when missing (bounded in time)."""
+    """app/node_modules, installed from the lock file when missing or older than it (bounded in time)."""
     target = APP / "node_modules"
-    if not (target / ".package-lock.json").exists():
+    installed = target / ".package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < (APP / "package-lock.json").stat().st_mtime:
         npm = shutil.which("npm")
         assert npm, "npm is needed to install the web app's packages"
         r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=APP, capture_output=True, text=True,
