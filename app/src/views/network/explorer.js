@@ -167,8 +167,8 @@ export function Explorer({ chain, best }) {
       ${found.busy && html`<p>Searching…</p>`}
       ${found.error && html`<p role="alert">${found.error}</p>`}
       ${found.block && html`<${BlockDetail} chain=${chain} block=${found.block} />`}
-      ${found.hits && html`<p>${found.hits.length ? `Found in ${found.hits.length} block(s)` : 'Nothing found'}
-        among blocks ${found.scanned[0]}..${found.scanned[1]}.</p>
+      ${found.hits && html`<p>${found.hits.length ? `Found in ${found.hits.length} block(s)` : 'Nothing found'}${
+        ` among blocks ${found.scanned[0]}..${found.scanned[1]}.`}</p>
         ${found.hits.map((h) => html`<div class="hit"><h5><a href="#/network" onClick=${(e) => { e.preventDefault(); setOpen(h.block); }}>
           Block ${h.block.number}</a></h5><${ExtrinsicList} extrinsics=${h.extrinsics} /><${EventList} events=${h.events} /></div>`)}`}
     </div>`}
