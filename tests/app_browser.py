@@ -32,6 +32,7 @@ from selenium.common.exceptions import (NoSuchElementException, StaleElementRefe
                                         TimeoutException, WebDriverException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -48,7 +49,7 @@ PHONE = (390, 844)
 WAIT_S = 15.0
 
 #: what decides whether app/dist is current: the sources a build reads
-_APP_SOURCES = ("index.html", "package.json", "package-lock.json", "vite.config.js", "src")
+_APP_SOURCES = ("index.html", "package.json", "package-lock.json", "vite.config.js", "src", "public")
 
 
 class BrowserMissing(RuntimeError):
@@ -91,27 +92,30 @@ def _run(cmd: list[str], timeout: float) -> None:
     r = subprocess.run(cmd, cwd=str(APP), capture_output=True, text=True, timeout=timeout, check=False)
     if r.returncode != 0:
         tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
-        raise RuntimeError(f"`{' '.join(cmd)}` in app/ exited {r.returncode}:\n{tail}")
+        raise RuntimeError(f"`{' '.join(cmd)}` exited {r.returncode}:\n{tail}")
 
 
 def ensure_app_built(timeout: float = 300.0) -> Path:
-    """Build app/dist when it is missing or older than its sources (`npm ci` first when
-    node_modules is missing or older than the lock file), bounded by `timeout` seconds in all;
-    returns the dist folder. The same steps as `make app`, run here so a test or the bench
-    started on its own finds a current build."""
+    """Build app/dist when it is missing or older than its sources, bounded by `timeout` seconds;
+    returns the dist folder. `make app` does it (npm ci when the lock file changed, then npm run
+    build); without make, the same two npm steps run here. So a test or the bench started on its
+    own finds a current build."""
     if app_is_built():
         return DIST
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is not installed: the web app is built with npm (Node.js 20)")
     deadline = time.monotonic() + timeout
-    lock = APP / "package-lock.json"
-    modules = APP / "node_modules"
-    if not modules.is_dir() or (lock.exists() and lock.stat().st_mtime > modules.stat().st_mtime):
-        _run([npm, "ci", "--no-audit", "--no-fund"], timeout=max(1.0, deadline - time.monotonic()))
-    _run([npm, "run", "build"], timeout=max(1.0, deadline - time.monotonic()))
+    make = shutil.which("make")
+    if make is not None:
+        _run([make, "-s", "-C", str(REPO), "app"], timeout=timeout)
+    else:
+        lock, modules = APP / "package-lock.json", APP / "node_modules"
+        if not modules.is_dir() or (lock.exists() and lock.stat().st_mtime > modules.stat().st_mtime):
+            _run([npm, "ci", "--no-audit", "--no-fund"], timeout=max(1.0, deadline - time.monotonic()))
+        _run([npm, "run", "build"], timeout=max(1.0, deadline - time.monotonic()))
     if not (DIST / "index.html").exists():
-        raise RuntimeError("npm run build finished but app/dist/index.html is missing")
+        raise RuntimeError("the web app's build finished but app/dist/index.html is missing")
     return DIST
 
 
@@ -250,10 +254,13 @@ class Browser:
         """Replace a text input's value by typing, as a user would (so the page's input events fire)."""
         e = self.el(testid, within=within)
         self.js("arguments[0].scrollIntoView({block: 'center'})", e)
-        e.clear()
-        if e.get_attribute("value"):        # clear() leaves a controlled input's value in some frameworks
+        if e.get_attribute("value"):
+            # select and delete, as keys: clear() fires no input event, so a page that keeps the
+            # field's text in its own state would not see the field emptied
             self.js("arguments[0].select()", e)
-        e.send_keys(value)
+            e.send_keys(Keys.BACKSPACE)
+        if value:
+            e.send_keys(value)
         return e
 
     def click(self, testid: str, within: WebElement | None = None, timeout: float = WAIT_S) -> WebElement:
@@ -269,9 +276,13 @@ class Browser:
         """Choose an option of a <select> by value, by visible text (containing), or by index."""
         s = Select(self.el(testid))
         if value is not None:
-            self.until(f"option {value!r} in [data-testid={testid}]",
-                       lambda: any(o.get_attribute("value") == value for o in Select(self.el(testid)).options))
-            Select(self.el(testid)).select_by_value(value)
+            # by the option's value property: a page may set it as a property only (no attribute),
+            # which Select.select_by_value's CSS lookup would not find
+            o = self.until(f"option {value!r} in [data-testid={testid}]",
+                           lambda: next((o for o in Select(self.el(testid)).options
+                                         if o.get_attribute("value") == value), None))
+            if not o.is_selected():
+                o.click()
         elif text is not None:
             o = self.until(f"option with text {text!r} in [data-testid={testid}]",
                            lambda: next((o for o in Select(self.el(testid)).options if text in o.text), None))
@@ -373,3 +384,39 @@ class Browser:
 
 def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in label).strip("-") or "x"
+
+
+# -------------------------------------------------------------------------------------------------
+# the account panel (shared by the tests and the benchmark)
+# -------------------------------------------------------------------------------------------------
+
+def open_account_forms(b: Browser) -> None:
+    """Unfold the account panel's unlock and import forms (folded while an account is unlocked) by
+    clicking its summary, as a user would."""
+    if not b.visible("import-name"):
+        field = b.until("the account panel", lambda: next(iter(b.find("import-name")), None))
+        b.js("return arguments[0].closest('details').querySelector('summary')", field).click()
+    b.el("import-name")
+
+
+def unlock_account(b: Browser, name: str, password: str, *, js_click: bool = False) -> None:
+    """Choose a stored account and submit its password (`js_click`: click from the page's script,
+    recording `window.__unlockClick` on the page's clock)."""
+    open_account_forms(b)
+    b.select("unlock-account", value=name)
+    b.fill("unlock-password", password)
+    if js_click:
+        b.js("window.__unlockClick = performance.now(); arguments[0].click();", b.el("unlock-submit"))
+    else:
+        b.click("unlock-submit")
+
+
+def import_uri_account(b: Browser, name: str, uri: str, password: str, address: str) -> None:
+    """Import a secret URI (`//Bob`) under `name` with `password`; the import unlocks it, and the
+    page then shows `address` as the current account."""
+    open_account_forms(b)
+    b.fill("import-name", name)
+    b.fill("import-uri", uri)
+    b.fill("import-password", password)
+    b.click("import-submit")
+    b.wait_text("current-account", address, timeout=30)

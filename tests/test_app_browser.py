@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from app_browser import Browser, ensure_app_built
+from app_browser import Browser, ensure_app_built, import_uri_account, open_account_forms, unlock_account
 from node_process import DevNode
 
 from primitives.keys import Keypair, dev_keypair
@@ -105,25 +105,13 @@ def shows_account(kp: Keypair) -> Callable[[str], bool]:
 
 
 def unlock(b: Browser, name: str, password: str) -> None:
-    b.select("unlock-account", text=name)
-    b.fill("unlock-password", password)
-    b.click("unlock-submit")
+    unlock_account(b, name, password)
 
 
 def import_dev_account(b: Browser, node: DevNode, name: str) -> None:
-    """Open the app and import `//Name` with the password; the account ends up unlocked."""
+    """Open the app and import `//Name` with the password; the import unlocks it."""
     b.open(app_url(node))
-    b.fill("import-name", name.lower())
-    b.fill("import-uri", f"//{name}")
-    b.fill("import-password", PASSWORD)
-    b.click("import-submit")
-    kp = dev_keypair(name)
-    # the import may unlock the account at once, or list it to be unlocked
-    b.until(f"{name}'s account imported", lambda: any(kp.address()[:8] in e.text for e in b.visible("current-account"))
-            or any(name.lower() in t for _, t in b.options("unlock-account")), timeout=30)
-    if not any(kp.address()[:8] in e.text for e in b.visible("current-account")):
-        unlock(b, name.lower(), PASSWORD)
-    b.wait_text("current-account", shows_account(kp), timeout=30)
+    import_uri_account(b, name.lower(), f"//{name}", PASSWORD, dev_keypair(name).address())
 
 
 @pytest.fixture(scope="module")
@@ -295,22 +283,25 @@ def test_a_wrong_password_is_refused(node, client, bob):
 
 
 def test_a_malformed_mnemonic_is_refused(node, bob):
+    open_account_forms(bob)
     accounts = bob.options("unlock-account")
     for phrase in (BAD_CHECKSUM, "abandon abandon notaword abandon abandon abandon abandon abandon abandon "
                    "abandon abandon about", "abandon about"):
         bob.fill("import-name", "typo")
-        bob.fill("import-uri", "")
         bob.fill("import-mnemonic", phrase)
         bob.fill("import-password", PASSWORD)
         bob.click("import-submit")
         bob.wait_text("account-error", "mnemonic", timeout=10)
     assert bob.options("unlock-account") == accounts, "a malformed mnemonic was stored as an account"
     bob.wait_text("current-account", shows_account(BOB))
+    bob.screenshot("bad-mnemonic")
     bob.fill("import-mnemonic", "")
+    bob.fill("import-name", "")
+    bob.fill("import-password", "")
 
 
-@pytest.mark.parametrize("price,quantity", [("10.5", "1"), ("0", "1"), ("0.1", "3")],
-                         ids=["price-above-max", "price-zero", "quantity-above-meter-rating"])
+@pytest.mark.parametrize("price,quantity", [("10.5", "1"), ("0", "1"), ("0.1", "1001"), ("0.1", "0")],
+                         ids=["price-above-max", "price-zero", "quantity-above-max", "quantity-zero"])
 def test_an_order_out_of_bounds_is_refused_before_signing(node, client, bob, price, quantity):
     before = nonce(client, BOB)
     tx_before = [e.text for e in bob.visible("tx-status")]
@@ -321,6 +312,27 @@ def test_an_order_out_of_bounds_is_refused_before_signing(node, client, bob, pri
     bob.el("order-error")
     assert_nothing_sent(node, client, BOB, before)
     assert [e.text for e in bob.visible("tx-status")] == tx_before, "the page started signing"
+
+
+def test_an_order_beyond_the_meter_rating_is_refused_with_a_sentence(node, client, bob):
+    """3 kWh from Bob's 10 kW meter in a 15-minute interval (at most 2.5 kWh): refused in the page
+    before signing, or, if the page leaves that rule to the chain, the failed call's sentence from
+    the market pallet in `tx-status` (the fee paid, the order not placed)."""
+    before = nonce(client, BOB)
+    orders = len(node.rpc("energy_orders", {"account": BOB.address()}))
+    fill_order(bob, "ask", "0.10", "3")
+    bob.click("order-submit")
+    outcome = bob.until("a refusal in the page or the pallet's sentence", lambda: (
+        bob.visible("order-error") and "page") or (
+        any(e.text.startswith("failed:") for e in bob.visible("tx-status")) and "chain"), timeout=30)
+    if outcome == "page":
+        assert_nothing_sent(node, client, BOB, before)
+    else:
+        sentence = next(e.text for e in bob.visible("tx-status") if e.text.startswith("failed:"))
+        assert "exceeds what the meter's rated power can move in one interval" in sentence, sentence
+        assert nonce(client, BOB) == before + 1
+    assert len(node.rpc("energy_orders", {"account": BOB.address()})) == orders
+    bob.screenshot(f"meter-rating-refused-by-{outcome}")
 
 
 def test_an_unaffordable_escrow_is_refused_before_signing(node, client, bob):
@@ -343,16 +355,19 @@ def test_an_unaffordable_escrow_is_refused_before_signing(node, client, bob):
 
 
 
-def test_bob_sees_no_operator_controls(node, bob):
-    """Bob is a prosumer: the operator view renders none of the DSO's or registrar's controls."""
-    bob.click("nav-operator")
-    bob.until("the operator view", lambda: "#/operator" in bob.driver.current_url)
-    deadline = time.monotonic() + 3                      # long enough for the view to read his roles
-    while time.monotonic() < deadline:
-        shown = [t for t in ("dso-pause", "dso-resume", "dso-pause-reason", "registrar-row")
-                 if bob.visible(t)]
-        assert not shown, f"Bob, who holds no operator role, is offered {shown}"
-        time.sleep(0.2)
+def test_bob_is_offered_no_operator_view_or_controls(node, bob, dave):
+    """Bob is a prosumer: no operator tab, and the operator view opened by its address renders none
+    of the DSO's or registrar's controls (Dave, the DSO, has both)."""
+    bob.click("nav-household")
+    dave.el("nav-operator")
+    assert not bob.visible("nav-operator"), "Bob, who holds no operator role, is offered the operator view"
+    bob.js("window.location.hash = '#/operator'")
+    bob.until("the operator view", lambda: bob.driver.current_url.endswith("#/operator"))
+    bob.wait_text("operator-roles", "prosumer")          # the view has read his licence
+    bob.until("the zones' rows", lambda: len(bob.visible("dso-zone-row")) >= 2)
+    shown = [t for t in ("dso-pause", "dso-resume", "dso-pause-reason", "registrar-license", "registrar-suspend",
+                         "registrar-revoke", "registrar-reinstate") if bob.visible(t)]
+    assert not shown, f"Bob, who holds no operator role, is offered {shown}"
     bob.screenshot("operator-as-bob")
     bob.click("nav-household")
 
@@ -361,7 +376,6 @@ def test_the_order_form_is_usable_at_phone_width(node, bob):
     bob.set_viewport(390, 844, mobile=True)
     try:
         bob.click("nav-household")
-        assert bob.js("return window.innerWidth") == 390, "the page does not lay out at the phone's width"
         fill_order(bob, "ask", "0.10", "1")
         for testid in ("order-side", "order-zone", "order-interval", "order-price", "order-quantity", "order-submit"):
             e = bob.el(testid)
@@ -376,6 +390,31 @@ def test_the_order_form_is_usable_at_phone_width(node, bob):
         bob.screenshot("household-phone")
     finally:
         bob.clear_viewport()
+
+
+def test_the_household_view_fits_a_phone_without_zooming_out(node, bob):
+    """At 390 px (with his orders and trades listed) nothing in the household view is wider than the
+    phone: wide tables scroll inside their own box, so the phone need not shrink the whole page."""
+    bob.set_viewport(390, 844, mobile=True)
+    try:
+        bob.click("nav-household")
+        bob.el("trade-row")
+        try:
+            bob.until("the page laid out at the phone's width", lambda: bob.js("return window.innerWidth") == 390,
+                      timeout=5)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; wider than 390 px: {overflowing(bob, 390)}") from None
+    finally:
+        bob.clear_viewport()
+
+
+def overflowing(b: Browser, width: int) -> list[str]:
+    """The innermost elements reaching past `width` CSS px (what makes a phone zoom out)."""
+    return b.js("""return [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > arguments[0] + 1)
+        .filter(e => ![...e.children].some(c => c.getBoundingClientRect().right > arguments[0] + 1))
+        .map(e => `${e.tagName.toLowerCase()}.${e.className}${e.dataset.testid ? '[' + e.dataset.testid + ']' : ''}`
+                  + ` right ${Math.round(e.getBoundingClientRect().right)}`).slice(0, 12)""", width)
 
 
 def test_network_view_shows_the_heights_and_every_view_is_photographed(node, bob, shots):
