@@ -29,6 +29,7 @@ BENCHES = [
     ("consensus simulation", ["bench.consensus_sim", "--seeds", "2000"]),
     ("p2p gossip and requests", ["bench.p2p_bench"]),
     ("BFT network", ["bench.bft_bench"]),
+    ("web app in a browser", ["bench.app_bench"]),
 ]
 
 
