@@ -414,7 +414,9 @@ def overflowing(b: Browser, width: int) -> list[str]:
         .filter(e => e.getBoundingClientRect().right > arguments[0] + 1)
         .filter(e => ![...e.children].some(c => c.getBoundingClientRect().right > arguments[0] + 1))
         .map(e => `${e.tagName.toLowerCase()}.${e.className}${e.dataset.testid ? '[' + e.dataset.testid + ']' : ''}`
-                  + ` right ${Math.round(e.getBoundingClientRect().right)}`).slice(0, 12)""", width)
+                  + ` right ${Math.round(e.getBoundingClientRect().right)}`
+                  + ` (in "${(e.closest('.card, section')?.querySelector('h2, h3')?.textContent || '').trim()}")`)
+        .slice(0, 12)""", width)
 
 
 def test_network_view_shows_the_heights_and_every_view_is_photographed(node, bob, shots):
