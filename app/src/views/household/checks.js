@@ -2,8 +2,8 @@
  * The order form's checks before anything is signed, each a sentence for the page (null when the
  * order may go): terms within the market's limits (metadata constants `min_price_per_kwh`,
  * `max_price_per_kwh`, `min_quantity_wh`, `max_quantity_wh`), a coming interval whose gate is open
- * by chain time, a zone that is not paused, a meter of the account able to serve the side, and an
- * escrow the free GEUR covers. The chain checks all of these again; these spare the fee.
+ * by chain time, a zone that is not paused, a meter of the account able to serve the side and rated
+ * for the quantity, and an escrow the free GEUR covers. The chain checks all of these again; these spare the fee.
  */
 import { parseEnergy, parsePrice } from '../../chain/index.js';
 import { energy, money as fmtMoney, price, utc } from '../../ui/format.js';
@@ -38,6 +38,12 @@ export function parseTerms(chain, priceText, quantityText, side) {
   return { price: p, wh, escrow: side === 'bid' ? escrowFor(wh, p) : 0n };
 }
 
+/** Energy a meter's rated power can move in one interval, rounded down, as the market's
+ * `wh_in_interval` computes it (pallets/market/capacity.py). */
+export function meterIntervalWh(ratedPowerW, intervalS) {
+  return (BigInt(ratedPowerW) * BigInt(intervalS)) / 3600n;
+}
+
 /** The meter an order of `side` in `zone` goes on: the account's active one there that can serve it. */
 export function orderMeter(meters, zone, side) {
   return meters.find((m) => Number(m.zone) === Number(zone) && meterServes(m, side)) || null;
@@ -56,8 +62,14 @@ export function orderProblem(chain, { side, zone, interval, terms, zones, meters
     return `The gate for the interval starting at ${utc(interval)} has closed: choose a coming interval.`;
   }
   if (terms.error) return terms.error;
-  if (!orderMeter(meters, zone, side)) {
+  const meter = orderMeter(meters, zone, side);
+  if (!meter) {
     return `You have no active meter in zone ${z.zone} that can ${side === 'bid' ? 'import (needed to buy)' : 'export (needed to sell)'}.`;
+  }
+  const most = meterIntervalWh(meter.ratedPowerW, Number(chain.constant('grid', 'interval_s')));
+  if (BigInt(terms.wh) > most) {
+    return `Your meter in zone ${z.zone} is rated ${meter.ratedPowerW} W: it can move at most ${energy(most)} in one `
+      + `interval, less than ${energy(terms.wh)}.`;
   }
   if (side === 'bid' && terms.escrow > BigInt(free ?? 0)) {
     const coin = chain.properties.stablecoin;
