@@ -163,7 +163,9 @@ class Browser:
                      "--disable-dev-shm-usage", "--no-default-browser-check", "--password-store=basic",
                      f"--user-data-dir={self.profile}", f"--window-size={size[0]},{size[1]}"):
             options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        # "performance" records the DevTools network events: what the page sent (WebSocket frames,
+        # request bodies), so a test can show no secret ever left it
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
         service = Service(executable_path=str(chromedriver), log_output=str(self.out_dir / f"{name}-chromedriver.log"))
         self.driver = webdriver.Chrome(options=options, service=service)
         self.driver.set_page_load_timeout(30)
@@ -341,6 +343,21 @@ class Browser:
         path = self.out_dir / f"{self.name}-{self.shots:02d}-{_safe(label)}.png"
         self.driver.save_screenshot(str(path))
         return path
+
+    def sent_over_network(self) -> list[str]:
+        """Everything the page sent since the last call: each WebSocket frame's payload, and each
+        request's URL and body (from chromium's DevTools network events; reading drains them)."""
+        import json  # noqa: PLC0415
+        out: list[str] = []
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            params = message.get("params", {})
+            if message.get("method") == "Network.webSocketFrameSent":
+                out.append(params.get("response", {}).get("payloadData", ""))
+            elif message.get("method") == "Network.requestWillBeSent":
+                request = params.get("request", {})
+                out.append(request.get("url", "") + "\n" + request.get("postData", ""))
+        return out
 
     def read_console(self) -> list[dict]:
         """The browser's console entries so far (levels, messages); chromium hands each out once,

@@ -282,6 +282,42 @@ def test_a_wrong_password_is_refused(node, client, bob):
     assert nonce(client, BOB) == before
 
 
+def test_no_key_mnemonic_or_password_leaves_the_browser(node, client, shots):
+    """A fresh profile imports a new mnemonic and //Ferdie, and Ferdie signs and places an ask:
+    nothing the page sent (every WebSocket frame and request, from chromium's own network log)
+    holds the phrase or any three of its words in a row, a seed (hex, either case), the URI or the
+    password; the extrinsic it sent does carry Ferdie's public key, so the log is the real traffic."""
+    fresh, phrase = Keypair.generate()
+    ferdie = dev_keypair("Ferdie")
+    secret_password = "correct horse battery staple 42"
+    b = new_browser("secrets", shots)
+    try:
+        b.open(app_url(node))
+        open_account_forms(b)
+        b.fill("import-name", "fresh")
+        b.fill("import-mnemonic", phrase)
+        b.fill("import-password", secret_password)
+        b.click("import-submit")
+        b.wait_text("current-account", fresh.address(), timeout=30)
+        import_uri_account(b, "ferdie", "//Ferdie", secret_password, ferdie.address())
+        before = nonce(client, ferdie)
+        fill_order(b, "ask", "0.12", "0.5")
+        choose_zone(b, 2)                                  # Ferdie's meter is in zone 2
+        b.fill("order-price", "0.12")
+        b.fill("order-quantity", "0.5")
+        states = b.act_and_follow("order-submit")
+        assert states[-1]["text"] == "finalized", states
+        assert nonce(client, ferdie) == before + 1
+        sent = "\n".join(b.sent_over_network()).lower()
+    finally:
+        close_browser(b)
+    assert ferdie.public_key.hex() in sent, "the network log does not hold the page's extrinsic"
+    words = phrase.split()
+    leaks = [w for w in (phrase, *(" ".join(words[i:i + 3]) for i in range(len(words) - 2)),
+                         fresh.seed.hex(), ferdie.seed.hex(), "//ferdie", secret_password) if w.lower() in sent]
+    assert leaks == [], f"sent to the node: {leaks}"
+
+
 def test_a_malformed_mnemonic_is_refused(node, bob):
     open_account_forms(bob)
     accounts = bob.options("unlock-account")
