@@ -1,7 +1,8 @@
 /**
- * My meter's energy today: import and export per interval as a bar chart (`energy_meterIntervals`,
- * over the chain's UTC day up to the last closed interval), and self-sufficiency: the share of the
- * energy drawn from the grid that the household's own export matched over the day (export / import,
+ * My meter's energy over the last 24 hours: import and export per interval as a bar chart
+ * (`energy_meterIntervals`, over the rolling day of prices.js up to the last closed interval), and
+ * self-sufficiency: the share of the energy drawn from the grid that the household's own export
+ * matched over that day (export / import,
  * at most 100%), a net measure since a household meter sees only what crosses it. Re-read per
  * finalized block.
  */
@@ -10,10 +11,11 @@ import { html } from '../../ui/html.js';
 import { useQuery } from '../../ui/live.js';
 import { bars, Chart } from '../../ui/chart.js';
 import { energy, short } from '../../ui/format.js';
+import { rollingDayStart } from './prices.js';
 
 async function readMeter(chain, meter, nowS) {
   const step = Number(chain.constant('grid', 'interval_s'));
-  const day = nowS - (nowS % 86400);
+  const day = rollingDayStart(nowS, step);
   const last = nowS - (nowS % step) - step;
   if (last < day) return { columns: [[], [], []], importWh: 0, exportWh: 0, missed: 0 };
   const rows = (await chain.call('energy_meterIntervals', [meter, day, last])) || [];
@@ -48,10 +50,10 @@ export function MeterChart({ chain, head, meters }) {
       </select>`}
     ${!meter && html`<p class="muted">This account has no certified meter: a DSO certifies one for it.</p>`}
     ${q.error && html`<p class="error">${q.error}</p>`}
-    <${Chart} testid="meter-chart" title="My meter today: import and export per interval (kWh, UTC)"
-      series=${series} data=${d ? d.columns : [[], [], []]} yLabel="kWh" empty="No readings today yet."
-      xRange=${[head.nowS - (head.nowS % 86400), head.nowS - (head.nowS % 86400) + 86400]} />
-    <p data-testid="self-sufficiency">Self-sufficiency today: ${d
+    <${Chart} testid="meter-chart" title="My meter over the last 24 hours: import and export per interval (kWh, UTC)"
+      series=${series} data=${d ? d.columns : [[], [], []]} yLabel="kWh" empty="No readings in the last 24 hours."
+      xRange=${[rollingDayStart(head.nowS, step), rollingDayStart(head.nowS, step) + 86400]} />
+    <p data-testid="self-sufficiency">Self-sufficiency over the last 24 hours: ${d
       ? (ratio == null
         ? (d.exportWh > 0 ? `100% (exported ${energy(d.exportWh)}, imported nothing)` : 'no energy metered yet')
         : `${(ratio * 100).toFixed(1)}%: your export (${energy(d.exportWh)}) against your import (${energy(d.importWh)})`)

@@ -1,5 +1,6 @@
 /**
- * Today's interval prices per zone (UTC day of the chain's clock): the volume-weighted energy price
+ * Interval prices per zone over the last 24 hours of the chain's clock (a rolling day, so the page
+ * still shows a day of trading just after midnight, or after the demo's simulated day): the volume-weighted energy price
  * of the trades delivered in each interval, by the seller's zone (`energy_intervalTrades`, every
  * page), beside the zone's local grid fee of each interval's time-of-use band (`grid.tariffs`,
  * `grid.tou_bands`) and the retail reference (data.js). A uPlot chart, re-read every 5th finalized
@@ -12,10 +13,15 @@ import { allPages, localFees, RETAIL_REFERENCE_PER_KWH } from './data.js';
 
 const COLOURS = ['#1f77b4', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
 
-/** Today's interval starts, per-zone average prices and the fee line, as uPlot columns. */
+/** The first interval start of the rolling day that ends with the current interval. */
+export function rollingDayStart(nowS, step) {
+  return nowS - (nowS % step) + step - 86400;
+}
+
+/** The rolling day's interval starts, per-zone average prices and the fee line, as uPlot columns. */
 async function readPrices(chain, zones, zone, nowS) {
   const step = Number(chain.constant('grid', 'interval_s'));
-  const day = nowS - (nowS % 86400);
+  const day = rollingDayStart(nowS, step);
   const starts = Array.from({ length: 86400 / step }, (_v, i) => day + i * step);
   const trades = await allPages(chain, 'energy_intervalTrades', { fromInterval: day, toInterval: day + 86400 - step });
   const unit = 10 ** chain.properties.stablecoin.decimals;
@@ -37,7 +43,7 @@ async function readPrices(chain, zones, zone, nowS) {
 }
 
 export function PriceChart({ chain, head, zones, zone }) {
-  const day = head.nowS - (head.nowS % 86400);
+  const day = rollingDayStart(head.nowS, Number(chain.constant('grid', 'interval_s')));
   const q = useQuery(() => readPrices(chain, zones, zone, head.nowS), [chain, zones.length, zone, day], { every: 5 });
   const symbol = chain.properties.stablecoin.symbol;
   const series = [
@@ -47,10 +53,10 @@ export function PriceChart({ chain, head, zones, zone }) {
   ];
   const data = q.data ? q.data.columns : [[], ...series.map(() => [])];
   return html`<div class="card wide">
-    ${q.error && html`<p class="error">Cannot read today's prices: ${q.error}</p>`}
-    <${Chart} testid="price-chart" title=${`Today's prices (${symbol}/kWh, UTC): energy price per zone, grid fee, retail reference`}
+    ${q.error && html`<p class="error">Cannot read the prices: ${q.error}</p>`}
+    <${Chart} testid="price-chart" title=${`Prices over the last 24 hours (${symbol}/kWh, UTC): energy price per zone, grid fee, retail reference`}
       series=${series} data=${data} yLabel=${`${symbol}/kWh`} xRange=${[day, day + 86400]} />
-    <p class="muted">${q.data ? `${q.data.count} trades delivered today. ` : 'Reading… '}The retail reference (${RETAIL_REFERENCE_PER_KWH / 10 ** chain.properties.stablecoin.decimals} ${symbol}/kWh) is
+    <p class="muted">${q.data ? `${q.data.count} trades delivered in the last 24 hours. ` : 'Reading… '}The retail reference (${RETAIL_REFERENCE_PER_KWH / 10 ** chain.properties.stablecoin.decimals} ${symbol}/kWh) is
       for comparison only: the chain knows no retail prices.</p>
   </div>`;
 }
