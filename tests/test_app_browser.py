@@ -447,7 +447,10 @@ def overflowing(b: Browser, width: int) -> list[str]:
         .slice(0, 12)""", width)
 
 
-def test_network_view_shows_the_heights_and_every_view_is_photographed(node, bob, shots):
+def test_network_view_shows_the_heights_and_every_view_is_photographed(node, bob, dave, shots):
+    dave.click("nav-operator")
+    dave.el("dso-zone-row")
+    dave.screenshot("operator")
     bob.click("nav-network")
     best = node.best_number()
     bob.wait_text("best-height", lambda t: (first_amount(t) or 0) >= best, timeout=20)
@@ -455,6 +458,7 @@ def test_network_view_shows_the_heights_and_every_view_is_photographed(node, bob
     bob.screenshot("network")
     bob.click("nav-household")
     bob.el("balance-geur")
+    bob.screenshot("household")
     pngs = sorted(p.name for p in shots.glob("*.png"))
     for view in ("household", "operator", "network"):
         assert any(view in name for name in pngs), f"no screenshot of the {view} view in {shots}: {pngs}"
