@@ -24,9 +24,14 @@ What it does, in order:
    waits until they finalise blocks.
 3. Runs the simulator as outside clients over JSON-RPC: every household's meter (the meter SDK's
    gateway, spooled on disk) and its standing-order strategy, with an hourly line and a progress
-   line, then waits for the day's settlement and prints the summary.
+   line, then waits for the day's settlement and prints the summary. Beside them, from the start
+   until the demo stops, the dev households' meters (//Bob//meter, //Charlie//meter,
+   //Ferdie//meter, certified at genesis) report every interval through a gateway of their own
+   (meters/dev_households.py), so that what a newcomer trades as //Bob in the web app settles
+   against metered delivery; they are not in the day's summary, which is the neighbourhood's.
 4. Stops every process it started, or with `keep` leaves the network, and the web app its first
-   node serves at /app/ (rpc/app_files.py), up until Ctrl-C.
+   node serves at /app/ (rpc/app_files.py), up until Ctrl-C, the dev households' meters reporting
+   at the chain's (then normal) speed.
 
 Ctrl-C (or SIGTERM) at any point stops every validator it started, and nothing else.
 """
@@ -44,7 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genesis.chain_spec import DEV_TARIFFS, Household, couple_feeders, neighbourhood_spec
+from meters.dev_households import DEV_HOUSEHOLDS, dev_gateway
 from meters.household import ATTRIBUTION
+from meters.spool import SpoolError
+from meters.submitter import ChainMismatch
 from meters.strategy import BID, standing_plan
 from meters.simulator import (
     HOUR_S,
@@ -210,6 +218,53 @@ async def _simulate(urls: list[str], clock: ChainClock, households: list, day_st
     return format_summary(summary, DEV_TARIFFS["local"])
 
 
+async def _dev_meters(urls: list[str], clock: ChainClock, spool: Path, stop: asyncio.Event,
+                      progress: Progress) -> None:
+    """The dev households' meters until `stop`; a fatal gateway error (a spool or chain mismatch)
+    is said in one line and ends only them, not the demo."""
+    try:
+        await dev_gateway(urls, spool, clock.now_s).run(stop)
+    except (ChainMismatch, SpoolError) as e:
+        progress.line(f"the dev households' meters stopped: {e}")
+
+
+async def _run_network(urls: list[str], clock: ChainClock, sims: list, day_start: int, hours: int, base: Path,
+                       progress: Progress, echo: Callable[[str], None], keep: bool, rpc_port: int,
+                       procs: list) -> int:
+    """The simulated day and its summary, then with `keep` the network's life until Ctrl-C (or until
+    every node has exited: status 1); the dev households' meters report throughout."""
+    stop_dev = asyncio.Event()
+    dev = asyncio.create_task(_dev_meters(urls, clock, base / "dev-meters.spool", stop_dev, progress))
+    try:
+        summary = await _simulate(urls, clock, sims, day_start, hours, base / "meters.spool", progress)
+        echo("")
+        echo("summary")
+        for line in summary:
+            echo("  " + line)
+        echo(f"  ({ATTRIBUTION})")
+        if not keep:
+            return 0
+        echo("")
+        echo(f"the network stays up: RPC {urls[0]} (and {', '.join(urls[1:])}); chain time now runs at normal "
+             f"speed, and the dev households' meters keep reporting each interval, so their trades settle "
+             f"against metered delivery")
+        echo(app_line(rpc_port))
+        echo("Try the web app: import //Bob, see today's prices and his energy, and sell some of his surplus;")
+        echo("  import //Charlie in a second window and buy it, then watch the trade settle; import //Dave,")
+        echo("  the DSO, and pause a zone. Bob's meter follows real PV data: at night he has no surplus, and")
+        echo("  energy sold but not delivered settles as a shortfall, with a penalty.")
+        echo("Or from a terminal: gridchain wallet import bob --uri //Bob; gridchain wallet balance bob")
+        echo("Ctrl-C stops every node.")
+        while True:
+            await asyncio.sleep(0.5)
+            if all(p.poll() is not None for p in procs):
+                echo("every node has exited")
+                return 1
+    finally:
+        stop_dev.set()
+        await dev
+
+
 def _check_ports(ports: list[int]) -> None:
     """Refuse to start when a port the network needs is taken (an earlier demo or testnet, most
     likely), instead of leaving validators to fail one by one."""
@@ -282,24 +337,12 @@ def run(households: int = 20, validators: int = 4, speed: int = 360, hours: int 
         echo(f"network up: {validators} validators finalising; simulating {hours} h from "
              f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(day_start))} chain time (UTC)")
         echo(app_line(nodes[0].rpc_port))
-        summary = asyncio.run(_simulate(urls, clock, sims, day_start, hours, base / "meters.spool", progress))
-        echo("")
-        echo("summary")
-        for line in summary:
-            echo("  " + line)
-        echo(f"  ({ATTRIBUTION})")
-        if keep:
-            echo("")
-            echo(f"the network stays up: RPC {urls[0]} (and {', '.join(urls[1:])}); chain time now runs at "
-                 f"normal speed. Try: gridchain wallet import bob --uri //Bob; gridchain wallet balance bob")
-            echo(app_line(nodes[0].rpc_port))
-            echo("Ctrl-C stops every node.")
-            while True:
-                time.sleep(0.5)
-                dead = [n for n, p in zip(nodes, procs) if p.poll() is not None]
-                if len(dead) == len(procs):
-                    echo("every node has exited")
-                    return 1
+        echo(f"  the dev households' meters ({', '.join(f'//{h.name}//meter' for h in DEV_HOUSEHOLDS)}) report "
+             "each interval too, for trades made as them in the web app or the wallet")
+        status = asyncio.run(_run_network(urls, clock, sims, day_start, hours, base, progress, echo, keep,
+                                          nodes[0].rpc_port, procs))
+        if status:
+            return status
     except KeyboardInterrupt:
         progress.line("")
         echo("interrupted: stopping the network ...")
