@@ -46,9 +46,11 @@ browser:
 	    || { echo "make test: could not install chromium and chromium-driver with apt-get; install them as root, then run make test again" >&2; exit 1; }; \
 	fi
 
-# the demo, and the network and web app left up after its day until Ctrl-C
+# the demo, and the network and web app left up after its day until Ctrl-C; the day runs from 06:00
+# so that, when it ends, the chain's clock is at about 08:00 at normal speed: the households' PV is
+# rising, and a newcomer in the browser has surplus to sell
 run: $(STAMP) app
-	$(BIN)/gridchain demo --keep
+	$(BIN)/gridchain demo --keep --start-hour 6
 
 test: $(STAMP) app browser
 	$(BIN)/python -m pytest
