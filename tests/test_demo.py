@@ -2,17 +2,23 @@
 real validator processes on an accelerated clock, its two feeders clearing as one coupled region
 whose link is congested around noon, meters of every kind (gridchain's ed25519 ones and OCMF,
 SML/EDL40 and DLMS field meters) deliver every reading, the day settles, the summary is printed,
-money is conserved, and every process the demo started is gone afterwards, also on Ctrl-C."""
+money is conserved; with --keep the network stays up and the dev households' meters keep reporting
+after the day; and every process the demo started is gone afterwards, on SIGTERM and on Ctrl-C."""
 from __future__ import annotations
 
+import calendar
+import queue
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import psutil
 import pytest
 
+from meters.dev_households import DEV_HOUSEHOLDS
+from rpc.client import Client
 from tests.node_process import REPO, gridchain_cmd, stop_supervisor
 from tests.test_testnet_command import _free_run
 
@@ -32,15 +38,58 @@ def _gone(pids: list[int]) -> bool:
     return all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
 
 
+def _lines(proc: subprocess.Popen) -> queue.Queue:
+    """The process's output lines, read on a thread so that waiting for one is bounded."""
+    q: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            q.put(line)
+        q.put(None)
+    threading.Thread(target=pump, daemon=True).start()
+    return q
+
+
+def _read_until(q: queue.Queue, marker: str, timeout_s: float, seen: list[str]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {marker!r} within {timeout_s:.0f} s:\n" + "".join(seen)
+        try:
+            line = q.get(timeout=left)
+        except queue.Empty:
+            continue
+        assert line is not None, f"the demo ended before {marker!r}:\n" + "".join(seen)
+        seen.append(line)
+        if line.startswith(marker):
+            return
+
+
+def _intervals(rpc: Client, name: str, lo: int, hi: int) -> list[dict]:
+    meter = next(h.meter for h in DEV_HOUSEHOLDS if h.name == name)
+    return rpc.request("energy_meterIntervals", ["0x" + meter.public_key.hex(), lo, hi])
+
+
 def test_a_short_sunny_demo_couples_the_feeders_trades_settles_and_keeps_every_reading(tmp_path):
     # the demo's 20 households: 14 with PV on feeder-north, 6 without on feeder-south (households 3,
     # 6, 9, 12, 15, 18), so north's noon surplus must cross the link to reach south's demand
-    demo = _start_demo(tmp_path, "--households", "20", "--hours", "2", "--start-hour", "11", "--speed", "720")
+    # with --keep, as `make run` runs it: after the summary the network stays up and the dev
+    # households' meters (//Bob//meter, //Charlie//meter, //Ferdie//meter) keep reporting, so a
+    # trade a newcomer makes as //Bob in the web app settles against metered delivery
+    demo = _start_demo(tmp_path, "--keep", "--households", "20", "--hours", "2", "--start-hour", "11",
+                       "--speed", "720")
     pids: list[int] = []
+    lines: list[str] = []
     try:
-        out, _ = demo.communicate(timeout=300)
-        pids = [int(p) for p in re.findall(r"node\d pid (\d+)", out)]
-        assert demo.returncode == 0, out
+        q = _lines(demo)
+        _read_until(q, "network up", 90, lines)
+        pids = [int(p) for p in re.findall(r"node\d pid (\d+)", "".join(lines))]
+        rpc_url = re.search(r"node0 pid \d+ +RPC (\S+)", "".join(lines)).group(1)
+        day = re.search(r"simulating 2 h from (\d{4}-\d\d-\d\d \d\d:\d\d) chain time", "".join(lines)).group(1)
+        day_start = calendar.timegm(time.strptime(day, "%Y-%m-%d %H:%M"))
+        day_end = day_start + 2 * 3600
+        _read_until(q, "Ctrl-C stops every node.", 300, lines)
+        out = "".join(lines)
         assert len(pids) == 4, out
         assert "CC BY 4.0" in out                                   # the data's attribution is shown
         assert re.search(r"^web app: http://127\.0\.0\.1:\d+/app/", out, re.MULTILINE), out   # node0's app
@@ -82,7 +131,28 @@ def test_a_short_sunny_demo_couples_the_feeders_trades_settles_and_keeps_every_r
         assert kinds and list(map(int, kinds.groups())) == [11, 4, 3, 2], out
         hourly = re.findall(r"^\d\d:\d\d-\d\d:\d\d  trades .*  meters (.*)$", out, re.MULTILINE)
         assert len(hourly) == 2 and all("OCMF 4" in h and "SML/EDL40 3" in h and "DLMS 2" in h for h in hourly), out
-        assert "all nodes stopped" in out
+        # the web app flow the guidance suggests, and the dev meters reporting during the day and after it
+        assert "import //Bob" in out and "//Charlie" in out and "//Dave" in out, out
+        assert "dev households' meters keep reporting" in out, out
+        with Client(rpc_url, timeout=10) as rpc:
+            assert any(r["status"] == "read" for r in _intervals(rpc, "Bob", day_start, day_end - 900))
+            deadline = time.monotonic() + 60
+            while True:
+                after = {name: [r for r in _intervals(rpc, name, day_end, day_end + 8 * 900) if r["status"] == "read"]
+                         for name in ("Bob", "Charlie", "Ferdie")}
+                if all(after.values()) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert all(after.values()), after
+            assert all(r["plausible"] for rows in after.values() for r in rows), after
+            assert all(r["exportWh"] == 0 for r in after["Charlie"]), after        # import-only, no PV
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(60)
+        rest: list[str] = []
+        while (line := q.get(timeout=10)) is not None:
+            rest.append(line)
+        assert demo.returncode == 130, out + "".join(rest)
+        assert "all nodes stopped" in "".join(rest) and "Traceback" not in "".join(rest), out + "".join(rest)
         assert _gone(pids)
     finally:
         stop_supervisor(demo, pids)
