@@ -3,7 +3,8 @@
  * offered), price in GEUR/kWh and quantity in kWh. The escrow a bid locks (quantity x limit) is
  * shown before signing; checks.js refuses bad terms, a closed gate, a paused zone, a missing meter
  * or an escrow above the free GEUR with a sentence in `order-error`, sending nothing. The order
- * goes to `market.place_bid` / `place_ask` on the account's meter in the zone (data.js).
+ * goes to `market.place_bid` / `place_ask` on the account's meter in the zone (data.js). A zone that
+ * trades at gate closure (`energy_zones` mode: call auction, or coupled) says so: its orders rest.
  */
 import { useState } from 'preact/hooks';
 import { html } from '../../ui/html.js';
@@ -56,6 +57,11 @@ export function OrderForm({ chain, address, head, zones, meters, zone, onZone, r
     </select>
     ${paused && html`<p class="error" role="alert" data-testid="order-zone-paused">Zone ${z.zone} (${z.name}) is paused
       by its DSO: no orders can be placed in it now.</p>`}
+    ${z && z.mode && z.mode !== 'continuous' && html`<p class="muted" data-testid="order-zone-mode">${z.mode === 'coupled'
+      ? `Zone ${z.zone} clears with its coupled region at each gate closure`
+      : `Zone ${z.zone} trades in a call auction at each gate closure`}: an order rests until the gate of its
+      interval closes (${Number(chain.constant('market', 'gate_closure_s')) / 60} minutes before it starts), then
+      trades at one clearing price or not at all.</p>`}
     <label for="order-interval">Delivery interval (UTC)</label>
     <select id="order-interval" data-testid="order-interval" value=${chosen ?? ''}
         onChange=${(e) => setChosen(Number(e.currentTarget.value))}>
